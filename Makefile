@@ -1,0 +1,39 @@
+# Front end for the Meson build.  The two commands a user needs:
+#   make demo    build and boot a real Linux guest under kvmi-vm
+#   make check   build and run every test suite
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+MESON_TEST_ARGS ?= --print-errorlogs
+
+.PHONY: all deps build demo check check-asan check-unit clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	./demo/run-demo.sh
+
+check: build
+	meson test -C $(BUILD) $(MESON_TEST_ARGS)
+
+# Unit and host-KVM suites under AddressSanitizer + UBSan (the box suite runs
+# static binaries and is left to the plain pass).
+$(BUILD_ASAN)/build.ninja:
+	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dstatic_binaries=false -Dkvmbox=disabled
+
+check-asan: deps $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+		meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --no-suite kvmbox
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

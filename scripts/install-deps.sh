@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages kvmi needs to build and test, only those that
+# are missing.  Runs apt-get as root (directly or through sudo).
+set -eu
+
+PKGS="meson ninja-build gcc libc6-dev pkg-config python3 libssl-dev
+      qemu-system-x86 busybox-static cpio gzip xz-utils zstd"
+[ "${1:-}" = "--bench" ] && PKGS="$PKGS gnuplot-nox"
+
+missing=""
+for p in $PKGS; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case "$st" in
+	*"ok installed"*) ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
