@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Linux bzImage loader, 64-bit boot protocol (Documentation/arch/x86/boot.rst):
+ * the protected-mode kernel is loaded at an aligned address, boot_params
+ * ("zero page") gets the setup header, command line, initrd and e820 map, and
+ * the BSP enters at load address + 0x200 in long mode with RSI = boot_params.
+ */
+#include "boot.h"
+
+#include <asm/bootparam.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../guest_abi.h"
+#include "../util.h"
+#include "../vm.h"
+
+#define BOOT_PARAMS_GPA  0x7000ull
+#define CMDLINE_GPA      0x20000ull
+#define CMDLINE_MAX      0x10000ull /* up to the EBDA-free area we reserve for it */
+#define KERNEL_MIN_GPA   0x100000ull
+#define EBDA_START       0x9fc00ull
+#define BIOS_START       0xf0000ull
+
+#define SETUP_HDR_OFFSET 0x1f1
+#define HDRS_MAGIC       0x53726448 /* "HdrS" */
+#define XLF_KERNEL_64_   (1 << 0)
+#define E820_TYPE_RAM_      1
+#define E820_TYPE_RESERVED_ 2
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int bzimage_parse(const uint8_t *data, size_t size, struct bzimage_info *info,
+		  char *err, size_t errlen)
+{
+	struct setup_header hdr;
+
+	if (size < 0x1000)
+		return fail(err, errlen, -EINVAL, "file too small for a bzImage (%zu bytes)", size);
+	memcpy(&hdr, data + SETUP_HDR_OFFSET, sizeof(hdr));
+	if (hdr.header != HDRS_MAGIC || hdr.boot_flag != 0xaa55)
+		return fail(err, errlen, -EINVAL, "not a Linux bzImage (no \"HdrS\" boot header)");
+	if (hdr.version < 0x020c)
+		return fail(err, errlen, -ENOTSUP,
+			    "boot protocol %u.%02u is too old: the 64-bit entry needs 2.12",
+			    hdr.version >> 8, hdr.version & 0xff);
+	if (!(hdr.xloadflags & XLF_KERNEL_64_))
+		return fail(err, errlen, -ENOTSUP, "kernel has no 64-bit entry point (XLF_KERNEL_64 clear)");
+	if (!(hdr.loadflags & LOADED_HIGH))
+		return fail(err, errlen, -ENOTSUP, "zImage (loaded low) kernels are not supported");
+
+	memset(info, 0, sizeof(*info));
+	info->version = hdr.version;
+	info->setup_sects = hdr.setup_sects ? hdr.setup_sects : 4;
+	info->setup_size = (info->setup_sects + 1u) * 512u;
+	if (info->setup_size >= size)
+		return fail(err, errlen, -EINVAL, "truncated bzImage: no protected-mode kernel after %u setup bytes",
+			    info->setup_size);
+	info->kernel_offset = info->setup_size;
+	info->kernel_size = size - info->setup_size;
+	info->initrd_addr_max = hdr.initrd_addr_max ? hdr.initrd_addr_max : 0x37ffffff;
+	info->cmdline_size = hdr.cmdline_size ? hdr.cmdline_size : 255;
+	info->init_size = hdr.init_size;
+	info->pref_address = hdr.pref_address;
+	info->header_end = 0x202u + data[0x201];
+	if (info->header_end > 0x1000 || info->header_end < 0x202 + 0x30)
+		return fail(err, errlen, -EINVAL, "bzImage setup header has a bad length");
+	return 0;
+}
+
+static void e820_add(struct boot_params *bp, uint64_t addr, uint64_t size, uint32_t type)
+{
+	struct boot_e820_entry *e;
+
+	if (!size || bp->e820_entries >= ARRAY_SIZE(bp->e820_table))
+		return;
+	e = &bp->e820_table[bp->e820_entries++];
+	e->addr = addr;
+	e->size = size;
+	e->type = type;
+}
+
+int boot_load_linux(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline)
+{
+	uint64_t low_end = guest_low_ram_end(&vm->mem), load, kernel_end, initrd_gpa = 0;
+	struct bzimage_info info;
+	struct boot_params *bp;
+	uint8_t *kdata = NULL, *idata = NULL;
+	size_t ksize, isize = 0, clen;
+	char err[256];
+	int ret;
+
+	ret = read_file(kernel, &kdata, &ksize);
+	if (ret) {
+		pr_err("cannot read kernel %s: %s", kernel, strerror(-ret));
+		return ret;
+	}
+	ret = bzimage_parse(kdata, ksize, &info, err, sizeof(err));
+	if (ret) {
+		pr_err("invalid kernel %s: %s", kernel, err);
+		goto out;
+	}
+	cmdline = cmdline ? cmdline : "";
+	clen = strlen(cmdline);
+	if (clen > info.cmdline_size || clen >= CMDLINE_MAX) {
+		pr_err("kernel command line is %zu bytes; this kernel takes at most %u", clen,
+		       info.cmdline_size);
+		ret = -E2BIG;
+		goto out;
+	}
+
+	{
+		struct setup_header hdr;
+
+		memcpy(&hdr, kdata + SETUP_HDR_OFFSET, sizeof(hdr));
+		load = KERNEL_MIN_GPA;
+		if (hdr.relocatable_kernel && hdr.kernel_alignment &&
+		    !(hdr.kernel_alignment & (hdr.kernel_alignment - 1)))
+			load = ALIGN_UP(KERNEL_MIN_GPA, (uint64_t)hdr.kernel_alignment);
+		else if (!hdr.relocatable_kernel && info.pref_address >= KERNEL_MIN_GPA)
+			load = info.pref_address;
+	}
+	/* The decompressor needs init_size bytes at the load address, or at
+	 * its preferred address when it relocates itself there. */
+	kernel_end = load + MAX(info.kernel_size, (uint64_t)info.init_size);
+	if (info.pref_address > load)
+		kernel_end = MAX(kernel_end, info.pref_address + info.init_size);
+	if (kernel_end > low_end) {
+		pr_err("too little memory: this kernel needs at least %llu MiB of guest RAM (have %llu MiB)",
+		       (unsigned long long)((kernel_end + (1 << 20) - 1) >> 20),
+		       (unsigned long long)(low_end >> 20));
+		ret = -ENOMEM;
+		goto out;
+	}
+
+	if (initrd) {
+		uint64_t top;
+
+		ret = read_file(initrd, &idata, &isize);
+		if (ret) {
+			pr_err("cannot read initrd %s: %s", initrd, strerror(-ret));
+			goto out;
+		}
+		top = MIN(low_end, (uint64_t)info.initrd_addr_max + 1);
+		if (isize > top || ALIGN_DOWN(top - isize, GUEST_PAGE_SIZE) < kernel_end) {
+			pr_err("too little memory: kernel and a %zu-byte initrd do not fit in %llu MiB",
+			       isize, (unsigned long long)(low_end >> 20));
+			ret = -ENOMEM;
+			goto out;
+		}
+		initrd_gpa = ALIGN_DOWN(top - isize, GUEST_PAGE_SIZE);
+		memcpy(gpa_to_hva(&vm->mem, initrd_gpa, isize), idata, isize);
+	}
+
+	memcpy(gpa_to_hva(&vm->mem, load, info.kernel_size), kdata + info.kernel_offset, info.kernel_size);
+	memcpy(gpa_to_hva(&vm->mem, CMDLINE_GPA, clen + 1), cmdline, clen + 1);
+
+	bp = gpa_to_hva(&vm->mem, BOOT_PARAMS_GPA, sizeof(*bp));
+	memset(bp, 0, sizeof(*bp));
+	memcpy((uint8_t *)bp + SETUP_HDR_OFFSET, kdata + SETUP_HDR_OFFSET,
+	       info.header_end - SETUP_HDR_OFFSET);
+	bp->hdr.type_of_loader = 0xff;
+	bp->hdr.vid_mode = 0xffff;
+	bp->hdr.loadflags |= CAN_USE_HEAP | LOADED_HIGH;
+	bp->hdr.loadflags &= (uint8_t)~KEEP_SEGMENTS;
+	bp->hdr.heap_end_ptr = 0xfe00;
+	bp->hdr.code32_start = (uint32_t)load;
+	bp->hdr.cmd_line_ptr = (uint32_t)CMDLINE_GPA;
+	bp->hdr.ramdisk_image = (uint32_t)initrd_gpa;
+	bp->hdr.ramdisk_size = (uint32_t)isize;
+
+	e820_add(bp, 0, EBDA_START, E820_TYPE_RAM_);
+	e820_add(bp, EBDA_START, 0xa0000 - EBDA_START, E820_TYPE_RESERVED_);
+	e820_add(bp, BIOS_START, 0x100000 - BIOS_START, E820_TYPE_RESERVED_);
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		const struct mem_region *r = &vm->mem.regions[i];
+		uint64_t start = MAX(r->gpa, 0x100000ull);
+
+		if (r->gpa + r->size > start)
+			e820_add(bp, start, r->gpa + r->size - start, E820_TYPE_RAM_);
+	}
+
+	ret = boot_setup_longmode(vm);
+	if (ret) {
+		pr_err("cannot write the boot page tables: %s", strerror(-ret));
+		goto out;
+	}
+	vm->boot = VM_BOOT_LINUX;
+	vm->entry = (struct vm_entry){ .rip = load + 0x200, .rsi = BOOT_PARAMS_GPA, .all_vcpus = false };
+	pr_debug("linux: protocol %u.%02u, kernel %llu KiB at %#llx, initrd %zu KiB at %#llx",
+		 info.version >> 8, info.version & 0xff, (unsigned long long)(info.kernel_size >> 10),
+		 (unsigned long long)load, isize >> 10, (unsigned long long)initrd_gpa);
+out:
+	free(kdata);
+	free(idata);
+	return ret;
+}

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/* kvmi-vm: command line front end of the VMM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "boot/boot.h"
+#include "guest_abi.h"
+#include "util.h"
+#include "vm.h"
+
+#ifndef KVMI_VERSION
+#define KVMI_VERSION "unknown"
+#endif
+
+struct options {
+	struct vm_config cfg;
+	const char *guest, *kernel, *initrd, *append;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kvmi-vm --guest FILE [options]\n"
+		"       kvmi-vm --kernel BZIMAGE [--initrd FILE] [--append CMDLINE] [options]\n"
+		"\n"
+		"Runs an x86-64 guest on /dev/kvm.\n"
+		"\n"
+		"  -g, --guest FILE      test payload: ELF64 executable or flat binary (see guest_abi.h)\n"
+		"  -k, --kernel FILE     Linux bzImage (64-bit boot protocol)\n"
+		"  -i, --initrd FILE     initial ramdisk for --kernel\n"
+		"  -a, --append STRING   kernel command line for --kernel\n"
+		"  -m, --memory SIZE     guest RAM, e.g. 256M, 1G (default 256M)\n"
+		"  -c, --vcpus N         number of vCPUs (default 1, at most %d)\n"
+		"  -t, --timeout SECS    stop the guest after SECS seconds (exit status %d)\n"
+		"      --kvm-device PATH KVM device (default /dev/kvm)\n"
+		"      --no-serial-input do not feed stdin to the guest's serial port\n"
+		"  -v, --verbose         log more (repeat for debug)\n"
+		"  -h, --help            this text\n"
+		"      --version         print the version\n"
+		"\n"
+		"Serial console (COM1) goes to stdout; VMM messages go to stderr.\n"
+		"Exit status: 0 guest finished or powered off cleanly (or its power-off value),\n"
+		"1 bad usage or input file, 2 host/KVM problem, 3 guest assertion or unexpected\n"
+		"exception, 4 guest crash (triple fault, emulation failure), 5 timeout.\n",
+		VM_MAX_VCPUS, KVMI_VM_EXIT_TIMEOUT);
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_KVM_DEVICE = 256, OPT_VERSION, OPT_NO_SERIAL_INPUT };
+	static const struct option longopts[] = {
+		{ "guest", required_argument, NULL, 'g' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "append", required_argument, NULL, 'a' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
+		{ "no-serial-input", no_argument, NULL, OPT_NO_SERIAL_INPUT },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 },
+	};
+	uint64_t v;
+	int c;
+
+	vm_config_defaults(&o->cfg);
+	o->cfg.serial_in_fd = 0;
+	o->cfg.handle_signals = true;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":g:k:i:a:m:c:t:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'g': o->guest = optarg; break;
+		case 'k': o->kernel = optarg; break;
+		case 'i': o->initrd = optarg; break;
+		case 'a': o->append = optarg; break;
+		case 'm':
+			if (parse_size(optarg, &v)) {
+				pr_err("--memory: '%s' is not a size (e.g. 256M, 1G)", optarg);
+				return -EINVAL;
+			}
+			o->cfg.ram_size = v;
+			break;
+		case 'c':
+			if (parse_uint(optarg, VM_MAX_VCPUS, &v) || v == 0) {
+				pr_err("--vcpus: '%s' is not a number between 1 and %d", optarg, VM_MAX_VCPUS);
+				return -EINVAL;
+			}
+			o->cfg.nr_vcpus = (unsigned)v;
+			break;
+		case 't':
+			if (parse_uint(optarg, 86400 * 365, &v)) {
+				pr_err("--timeout: '%s' is not a number of seconds", optarg);
+				return -EINVAL;
+			}
+			o->cfg.timeout_s = (unsigned)v;
+			break;
+		case OPT_KVM_DEVICE: o->cfg.kvm_device = optarg; break;
+		case OPT_NO_SERIAL_INPUT: o->cfg.serial_in_fd = -1; break;
+		case 'v': vmm_log_level++; break;
+		case 'h': usage(stdout); exit(0);
+		case OPT_VERSION: printf("kvmi-vm %s\n", KVMI_VERSION); exit(0);
+		case ':':
+			pr_err("option '%s' needs an argument (try --help)", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			pr_err("unknown option '%s' (try --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		pr_err("unexpected argument '%s' (try --help)", argv[optind]);
+		return -EINVAL;
+	}
+	if (!!o->guest + !!o->kernel != 1) {
+		pr_err(o->guest ? "give either --guest or --kernel, not both"
+				: "nothing to run: give --guest FILE or --kernel BZIMAGE (try --help)");
+		return -EINVAL;
+	}
+	if (o->guest && (o->initrd || o->append)) {
+		pr_err("--initrd and --append go with --kernel, not --guest");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct vm *vm;
+	sigset_t stop_sigs;
+	int err, status;
+
+	memset(&o, 0, sizeof(o));
+	if (parse_args(argc, argv, &o))
+		return KVMI_VM_EXIT_USAGE;
+
+	/* SIGINT/SIGTERM are collected by vm_run() on this thread. */
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGINT);
+	sigaddset(&stop_sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
+
+	err = vm_create(&o.cfg, &vm);
+	if (err)
+		return err == -EINVAL ? KVMI_VM_EXIT_USAGE : KVMI_VM_EXIT_HOST;
+
+	if (o.guest)
+		err = boot_load_payload(vm, o.guest);
+	else
+		err = boot_load_linux(vm, o.kernel, o.initrd, o.append);
+	if (err) {
+		vm_destroy(vm);
+		return KVMI_VM_EXIT_USAGE;
+	}
+
+	status = vm_run(vm);
+	vm_destroy(vm);
+	return status;
+}

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/* Guest RAM (one memfd) and the memslot map. */
+#include "memory.h"
+#include "util.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int memslot_apply(struct guest_memory *mem, const struct memslot *s, bool remove)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = s->id,
+		.flags = s->flags,
+		.guest_phys_addr = s->gpa,
+		.memory_size = remove ? 0 : s->size,
+		.userspace_addr = (uint64_t)(uintptr_t)s->hva,
+	};
+
+	if (mem->vm_fd < 0) /* unit tests run the map without KVM */
+		return 0;
+	if (ioctl(mem->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return -errno;
+	return 0;
+}
+
+int memslot_map_add(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t *hva,
+		    uint32_t flags, uint32_t *slot_id)
+{
+	struct memslot *s = NULL;
+	unsigned i;
+	int err;
+
+	if (!size || (gpa | size) & (GUEST_PAGE_SIZE - 1))
+		return -EINVAL;
+	for (i = 0; i < mem->nr_slots_max; i++) {
+		if (!mem->slots[i].used) {
+			s = &mem->slots[i];
+			break;
+		}
+	}
+	if (!s)
+		return -ENOSPC;
+	*s = (struct memslot){ .id = i, .flags = flags, .gpa = gpa, .size = size, .hva = hva };
+	err = memslot_apply(mem, s, false);
+	if (err)
+		return err;
+	s->used = true;
+	mem->nr_slots_used++;
+	if (slot_id)
+		*slot_id = s->id;
+	return 0;
+}
+
+int memslot_map_remove(struct guest_memory *mem, uint32_t slot_id)
+{
+	struct memslot *s;
+	int err;
+
+	if (slot_id >= mem->nr_slots_max || !mem->slots[slot_id].used)
+		return -ENOENT;
+	s = &mem->slots[slot_id];
+	err = memslot_apply(mem, s, true);
+	if (err)
+		return err;
+	s->used = false;
+	mem->nr_slots_used--;
+	return 0;
+}
+
+const struct memslot *memslot_map_find(const struct guest_memory *mem, uint64_t gpa)
+{
+	for (unsigned i = 0; i < mem->nr_slots_max; i++) {
+		const struct memslot *s = &mem->slots[i];
+
+		if (s->used && gpa >= s->gpa && gpa - s->gpa < s->size)
+			return s;
+	}
+	return NULL;
+}
+
+int guest_memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size, unsigned max_slots)
+{
+	uint64_t low, high;
+	int err;
+
+	memset(mem, 0, sizeof(*mem));
+	mem->vm_fd = vm_fd;
+	mem->memfd = -1;
+	if (ram_size < GUEST_MIN_RAM || ram_size > GUEST_MAX_RAM || ram_size & (GUEST_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (!max_slots)
+		return -EINVAL;
+
+	mem->slots = calloc(max_slots, sizeof(*mem->slots));
+	if (!mem->slots)
+		return -ENOMEM;
+	mem->nr_slots_max = max_slots;
+
+	mem->memfd = memfd_create("kvmi-guest-ram", MFD_CLOEXEC);
+	if (mem->memfd < 0) {
+		err = -errno;
+		goto err_free;
+	}
+	if (ftruncate(mem->memfd, (off_t)ram_size) < 0) {
+		err = -errno;
+		goto err_close;
+	}
+	mem->base = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			 mem->memfd, 0);
+	if (mem->base == MAP_FAILED) {
+		mem->base = NULL;
+		err = -errno;
+		goto err_close;
+	}
+	mem->size = ram_size;
+
+	low = MIN(ram_size, GUEST_LOW_RAM_END);
+	high = ram_size - low;
+	mem->regions[mem->nr_regions++] = (struct mem_region){ 0, low, mem->base, 0 };
+	if (high)
+		mem->regions[mem->nr_regions++] =
+			(struct mem_region){ GUEST_HIGH_RAM, high, mem->base + low, low };
+
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		const struct mem_region *r = &mem->regions[i];
+
+		err = memslot_map_add(mem, r->gpa, r->size, r->hva, 0, NULL);
+		if (err)
+			goto err_unmap;
+	}
+	return 0;
+
+err_unmap:
+	munmap(mem->base, ram_size);
+	mem->base = NULL;
+err_close:
+	close(mem->memfd);
+	mem->memfd = -1;
+err_free:
+	free(mem->slots);
+	mem->slots = NULL;
+	return err;
+}
+
+void guest_memory_destroy(struct guest_memory *mem)
+{
+	if (mem->base)
+		munmap(mem->base, mem->size);
+	if (mem->memfd >= 0)
+		close(mem->memfd);
+	free(mem->slots);
+	memset(mem, 0, sizeof(*mem));
+	mem->memfd = -1;
+	mem->vm_fd = -1;
+}
+
+void *gpa_to_hva(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
+{
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		const struct mem_region *r = &mem->regions[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
+			return r->hva + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int guest_read(const struct guest_memory *mem, uint64_t gpa, void *buf, uint64_t len)
+{
+	void *p = gpa_to_hva(mem, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(buf, p, len);
+	return 0;
+}
+
+int guest_write(const struct guest_memory *mem, uint64_t gpa, const void *buf, uint64_t len)
+{
+	void *p = gpa_to_hva(mem, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, buf, len);
+	return 0;
+}
+
+uint64_t guest_low_ram_end(const struct guest_memory *mem)
+{
+	return mem->regions[0].size;
+}

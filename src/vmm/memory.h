@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest RAM and the memslot map.
+ *
+ * All guest RAM lives in one memfd, mapped once into the VMM.  It is cut into
+ * regions by the guest-physical layout (below the 32-bit PCI hole, above
+ * 4 GiB).  Every KVM memslot the VM has goes through the memslot map, so that
+ * page tracking can later split regions into read-only or absent pieces in
+ * one place.
+ */
+#ifndef KVMI_VM_MEMORY_H
+#define KVMI_VM_MEMORY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define GUEST_PAGE_SIZE    4096ull
+#define GUEST_LOW_RAM_END  0xc0000000ull  /* start of the 32-bit hole */
+#define GUEST_HIGH_RAM     0x100000000ull /* RAM above the hole restarts at 4 GiB */
+#define GUEST_MIN_RAM      (2ull << 20)
+#define GUEST_MAX_RAM      (1ull << 40)
+#define GUEST_MAX_REGIONS  2
+
+struct mem_region {
+	uint64_t gpa, size;
+	uint8_t *hva;
+	uint64_t fd_offset; /* offset of this region in the memfd */
+};
+
+struct memslot {
+	uint32_t id;
+	uint32_t flags;     /* KVM_MEM_* */
+	uint64_t gpa, size;
+	uint8_t *hva;
+	bool used;
+};
+
+struct guest_memory {
+	int vm_fd;
+	int memfd;
+	uint8_t *base;       /* mapping of the whole memfd */
+	uint64_t size;       /* total RAM */
+	struct mem_region regions[GUEST_MAX_REGIONS];
+	unsigned nr_regions;
+
+	struct memslot *slots;  /* indexed by KVM slot id */
+	unsigned nr_slots_max;  /* KVM_CAP_NR_MEMSLOTS */
+	unsigned nr_slots_used;
+};
+
+/* Creates the memfd, maps it and registers one memslot per region. */
+int guest_memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size, unsigned max_slots);
+void guest_memory_destroy(struct guest_memory *mem);
+
+/* Host pointer for [gpa, gpa+len) if the whole range is RAM of one region, else NULL. */
+void *gpa_to_hva(const struct guest_memory *mem, uint64_t gpa, uint64_t len);
+/* 0 or -EFAULT when the range is not RAM. */
+int guest_read(const struct guest_memory *mem, uint64_t gpa, void *buf, uint64_t len);
+int guest_write(const struct guest_memory *mem, uint64_t gpa, const void *buf, uint64_t len);
+/* Highest RAM address + 1 below 4 GiB (for e820 and the payload loader). */
+uint64_t guest_low_ram_end(const struct guest_memory *mem);
+
+/* Memslot map: the only code that issues KVM_SET_USER_MEMORY_REGION. */
+int memslot_map_add(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t *hva,
+		    uint32_t flags, uint32_t *slot_id);
+int memslot_map_remove(struct guest_memory *mem, uint32_t slot_id);
+const struct memslot *memslot_map_find(const struct guest_memory *mem, uint64_t gpa);
+
+#endif

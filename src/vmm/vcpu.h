@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A vCPU: one thread, one explicit state machine owned by that thread.
+ *
+ *   CREATED --start--> RUNNING <--pause/resume--> PAUSED
+ *                         \--- done / VM stop ---> EXITED
+ *
+ * Other threads never touch a vCPU's registers; they set a request flag and
+ * kick it (signal + immediate_exit), and the vCPU acts on its own thread.
+ */
+#ifndef KVMI_VM_VCPU_H
+#define KVMI_VM_VCPU_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm;
+struct kvm_run;
+
+enum vcpu_state {
+	VCPU_CREATED,
+	VCPU_RUNNING,
+	VCPU_PAUSED,
+	VCPU_EXITED,
+};
+
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool thread_started;
+
+	_Atomic int state;          /* enum vcpu_state; written by the vCPU thread only */
+	atomic_bool pause_request;  /* set by anyone, acted on by the vCPU thread */
+	bool done;                  /* guest said GUEST_DONE (vCPU thread only) */
+	uint64_t nr_exits;
+};
+
+int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned id);
+void vcpu_destroy(struct vcpu *vcpu);
+int vcpu_start(struct vcpu *vcpu);
+void vcpu_join(struct vcpu *vcpu);
+
+/* Makes a running vCPU leave KVM_RUN soon; safe from any thread. */
+void vcpu_kick(struct vcpu *vcpu);
+void vcpu_pause(struct vcpu *vcpu);    /* asynchronous; the state shows when it took */
+void vcpu_resume(struct vcpu *vcpu);
+enum vcpu_state vcpu_state(const struct vcpu *vcpu);
+
+/* Logs the registers of a stopped vCPU (vCPU thread only). */
+void vcpu_dump_state(struct vcpu *vcpu, const char *why);
+
+/* Installs the (empty) kick signal handler; once per process. */
+int vcpu_signals_init(void);
+
+#endif
