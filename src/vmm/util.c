@@ -73,7 +73,9 @@ int parse_size(const char *s, uint64_t *out)
 	case 'g': case 'G': shift = 30; end++; break;
 	default: return -EINVAL;
 	}
-	if (*end == 'i' || *end == 'B')
+	if (shift && *end == 'i')
+		end++;
+	if (*end == 'B')
 		end++;
 	if (*end)
 		return -EINVAL;
