@@ -93,6 +93,8 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned id)
 	vcpu->id = id;
 	atomic_init(&vcpu->state, VCPU_CREATED);
 	atomic_init(&vcpu->pause_request, false);
+	vcpu->jobs_tail = &vcpu->jobs;
+	pthread_cond_init(&vcpu->wake, NULL);
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (vcpu->fd < 0) {
 		err = -errno;
@@ -135,6 +137,88 @@ void vcpu_destroy(struct vcpu *vcpu)
 		close(vcpu->fd);
 	vcpu->run = NULL;
 	vcpu->fd = -1;
+	if (vcpu->vm)
+		pthread_cond_destroy(&vcpu->wake);
+	vcpu->vm = NULL;
+}
+
+void vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job)
+{
+	struct vm *vm = vcpu->vm;
+
+	job->next = NULL;
+	pthread_mutex_lock(&vm->lock);
+	*vcpu->jobs_tail = job;
+	vcpu->jobs_tail = &job->next;
+	pthread_cond_broadcast(&vcpu->wake);
+	pthread_mutex_unlock(&vm->lock);
+	vcpu_kick(vcpu);
+}
+
+static struct vcpu_job *take_jobs_locked(struct vcpu *vcpu)
+{
+	struct vcpu_job *list = vcpu->jobs;
+
+	vcpu->jobs = NULL;
+	vcpu->jobs_tail = &vcpu->jobs;
+	return list;
+}
+
+unsigned vcpu_run_jobs(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	unsigned n = 0;
+
+	for (;;) {
+		struct vcpu_job *list;
+
+		pthread_mutex_lock(&vm->lock);
+		list = take_jobs_locked(vcpu);
+		pthread_mutex_unlock(&vm->lock);
+		if (!list)
+			return n;
+		while (list) {
+			struct vcpu_job *j = list;
+
+			list = j->next;
+			j->fn(vcpu, j->ctx); /* may free j */
+			n++;
+		}
+	}
+}
+
+void vcpu_wake(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	pthread_cond_broadcast(&vcpu->wake);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vcpu_wait_event(struct vcpu *vcpu, bool (*done)(void *ctx), void *ctx)
+{
+	struct vm *vm = vcpu->vm;
+
+	for (;;) {
+		bool have_jobs;
+
+		pthread_mutex_lock(&vm->lock);
+		while (!vm->stopping && !vcpu->jobs && !done(ctx))
+			pthread_cond_wait(&vcpu->wake, &vm->lock);
+		if (vm->stopping) {
+			pthread_mutex_unlock(&vm->lock);
+			return false;
+		}
+		if (done(ctx)) {
+			pthread_mutex_unlock(&vm->lock);
+			return true;
+		}
+		have_jobs = vcpu->jobs != NULL;
+		pthread_mutex_unlock(&vm->lock);
+		if (have_jobs)
+			vcpu_run_jobs(vcpu);
+	}
 }
 
 enum vcpu_state vcpu_state(const struct vcpu *vcpu)
@@ -165,7 +249,7 @@ void vcpu_resume(struct vcpu *vcpu)
 
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vcpu->pause_request, false);
-	pthread_cond_broadcast(&vm->cond);
+	pthread_cond_broadcast(&vcpu->wake);
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -320,10 +404,18 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
 	bool run;
 
 	pthread_mutex_lock(&vm->lock);
-	while (!vm->stopping && (atomic_load(&vcpu->pause_request) || vcpu->done)) {
+	for (;;) {
+		if (vcpu->jobs) {
+			pthread_mutex_unlock(&vm->lock);
+			vcpu_run_jobs(vcpu);
+			pthread_mutex_lock(&vm->lock);
+			continue;
+		}
+		if (vm->stopping || !(atomic_load(&vcpu->pause_request) || vcpu->done))
+			break;
 		atomic_store(&vcpu->state, vcpu->done ? VCPU_EXITED : VCPU_PAUSED);
 		pthread_cond_broadcast(&vm->cond);
-		pthread_cond_wait(&vm->cond, &vm->lock);
+		pthread_cond_wait(&vcpu->wake, &vm->lock);
 	}
 	run = !vm->stopping;
 	if (run)

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct vm;
+struct vcpu;
 struct kvm_run;
 
 enum vcpu_state {
@@ -28,6 +29,18 @@ enum vcpu_state {
 };
 
 #define VCPU_KICK_SIGNAL SIGUSR1
+
+/*
+ * Work another thread wants done on this vCPU's thread (e.g. an
+ * introspection command that reads registers).  Jobs run in FIFO order at
+ * the top of the run loop, while paused, and while the vCPU waits for an
+ * event reply; the poster is woken through the job's own means.
+ */
+struct vcpu_job {
+	struct vcpu_job *next;
+	void (*fn)(struct vcpu *vcpu, void *ctx);
+	void *ctx;
+};
 
 struct vcpu {
 	struct vm *vm;
@@ -40,6 +53,11 @@ struct vcpu {
 	_Atomic int state;          /* enum vcpu_state; written by the vCPU thread only */
 	atomic_bool pause_request;  /* set by anyone, acted on by the vCPU thread */
 	bool done;                  /* guest said GUEST_DONE (vCPU thread only) */
+
+	/* Job queue and the condition the vCPU sleeps on while it waits for
+	 * jobs or an event reply (under vm->lock). */
+	struct vcpu_job *jobs, **jobs_tail;
+	pthread_cond_t wake;
 	uint64_t nr_exits;
 };
 
@@ -53,6 +71,20 @@ void vcpu_kick(struct vcpu *vcpu);
 void vcpu_pause(struct vcpu *vcpu);    /* asynchronous; the state shows when it took */
 void vcpu_resume(struct vcpu *vcpu);
 enum vcpu_state vcpu_state(const struct vcpu *vcpu);
+
+/* Queues fn(vcpu, ctx) for the vCPU thread and kicks it; any thread.  The
+ * job struct is owned by the caller until fn runs (fn may free it). */
+void vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job);
+/* vCPU thread: runs every queued job; returns how many ran. */
+unsigned vcpu_run_jobs(struct vcpu *vcpu);
+/* Wakes a vCPU sleeping in vcpu_wait_event() or while paused. */
+void vcpu_wake(struct vcpu *vcpu);
+/*
+ * vCPU thread: sleeps until done(ctx) is true (checked under vm->lock), the
+ * VM stops, or a job arrives; queued jobs are run while waiting.  Returns
+ * false if the VM is stopping.
+ */
+bool vcpu_wait_event(struct vcpu *vcpu, bool (*done)(void *ctx), void *ctx);
 
 /* Logs the registers of a stopped vCPU (vCPU thread only). */
 void vcpu_dump_state(struct vcpu *vcpu, const char *why);

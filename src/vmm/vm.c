@@ -249,6 +249,8 @@ void vm_request_stop(struct vm *vm, int status)
 		vm->exit_status = status;
 	}
 	pthread_cond_broadcast(&vm->cond);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		pthread_cond_broadcast(&vm->vcpus[i].wake);
 	pthread_mutex_unlock(&vm->lock);
 	if (!first)
 		return;
