@@ -83,6 +83,41 @@ const struct memslot *memslot_map_find(const struct guest_memory *mem, uint64_t 
 	return NULL;
 }
 
+#define HUGE_2M (2ull << 20)
+
+/*
+ * Maps the memfd at a 2 MiB-aligned address and asks for transparent huge
+ * pages: where the host allows them for shared memory
+ * (/sys/kernel/mm/transparent_hugepage/shmem_enabled = advise or always),
+ * KVM then maps guest RAM with 2 MiB pages, which saves one nested-paging
+ * fault per 4 KiB page (a large part of a Linux boot's time in the box).
+ */
+static int map_ram(struct guest_memory *mem, uint64_t ram_size)
+{
+	uint8_t *resv, *aligned, *p;
+
+	resv = mmap(NULL, ram_size + HUGE_2M, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (resv == MAP_FAILED)
+		return -errno;
+	aligned = (uint8_t *)ALIGN_UP((uintptr_t)resv, HUGE_2M);
+	p = mmap(aligned, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED,
+		 mem->memfd, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+
+		munmap(resv, ram_size + HUGE_2M);
+		return err;
+	}
+	/* Give back the unused head and tail of the reservation. */
+	if (aligned > resv)
+		munmap(resv, (size_t)(aligned - resv));
+	if (resv + ram_size + HUGE_2M > aligned + ram_size)
+		munmap(aligned + ram_size, (size_t)(resv + ram_size + HUGE_2M - (aligned + ram_size)));
+	(void)madvise(p, ram_size, MADV_HUGEPAGE); /* advice only; fine if refused */
+	mem->base = p;
+	return 0;
+}
+
 int guest_memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size, unsigned max_slots)
 {
 	uint64_t low, high;
@@ -110,13 +145,9 @@ int guest_memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size, un
 		err = -errno;
 		goto err_close;
 	}
-	mem->base = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-			 mem->memfd, 0);
-	if (mem->base == MAP_FAILED) {
-		mem->base = NULL;
-		err = -errno;
+	err = map_ram(mem, ram_size);
+	if (err)
 		goto err_close;
-	}
 	mem->size = ram_size;
 
 	low = MIN(ram_size, GUEST_LOW_RAM_END);

@@ -54,6 +54,9 @@ static int set_cpuid(struct vcpu *vcpu)
 		case 1: /* initial APIC id, logical processor count */
 			e->ebx = (e->ebx & 0x0000ffffu) | (vcpu->id << 24) |
 				 ((vcpu->vm->nr_vcpus & 0xff) << 16);
+			/* "running under a hypervisor": guests then look for the
+			 * KVM leaves (kvmclock, paravirt features). */
+			e->ecx |= 1u << 31;
 			break;
 		case 0xb:
 		case 0x1f: /* x2APIC id */

@@ -67,6 +67,7 @@ struct vm {
 	struct bus pio, mmio;
 	struct serial *serial;
 	struct cmos *cmos;
+	struct i8042 *i8042;
 
 	struct vcpu *vcpus;
 	unsigned nr_vcpus;

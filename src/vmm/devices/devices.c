@@ -47,4 +47,5 @@ void devices_destroy(struct vm *vm)
 	serial_destroy(vm->serial);
 	vm->serial = NULL;
 	cmos_destroy(vm);
+	i8042_destroy(vm);
 }

@@ -23,6 +23,10 @@ void serial_stop_input(struct serial *s);
 void serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 
 int platform_init(struct vm *vm);
+int i8042_init(struct vm *vm);
+void i8042_destroy(struct vm *vm);
+/* Ends the VM on a guest reset request (there is no firmware to re-run). */
+void platform_reset(struct vm *vm, const char *how);
 int cmos_init(struct vm *vm);
 void cmos_destroy(struct vm *vm);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Platform ports: power-off and reset (0xcf9, the i8042 reset pulse), the
+ * Platform ports: power-off and reset (0xcf9; the i8042 is in i8042.c), the
  * POST port, and the ucall port through which test payloads report
  * GUEST_SYNC / GUEST_ASSERT / GUEST_DONE (see guest_abi.h).
  */
@@ -33,7 +33,7 @@ static void poweroff_write(void *opaque, struct vcpu *vcpu, uint64_t off, const 
 	vm_request_stop(vm, (int)status);
 }
 
-static void reset(struct vm *vm, const char *how)
+void platform_reset(struct vm *vm, const char *how)
 {
 	/* There is no firmware to re-run: like a VMM started with -no-reboot,
 	 * a reset ends the VM cleanly. */
@@ -46,25 +46,7 @@ static void cf9_write(void *opaque, struct vcpu *vcpu, uint64_t off, const void 
 	(void)vcpu;
 	(void)off;
 	if (value_of(data, len) & 0x4)
-		reset(opaque, "port 0xcf9");
-}
-
-static void i8042_read(void *opaque, struct vcpu *vcpu, uint64_t off, void *data, unsigned len)
-{
-	(void)opaque;
-	(void)vcpu;
-	(void)off;
-	/* Status 0: output buffer empty, input buffer empty, so the reset
-	 * sequence never waits; no data. */
-	memset(data, 0, len);
-}
-
-static void i8042_cmd_write(void *opaque, struct vcpu *vcpu, uint64_t off, const void *data, unsigned len)
-{
-	(void)vcpu;
-	(void)off;
-	if ((value_of(data, len) & 0xff) == 0xfe)
-		reset(opaque, "port 0x64");
+		platform_reset(opaque, "port 0xcf9");
 }
 
 static void ignore_write(void *opaque, struct vcpu *vcpu, uint64_t off, const void *data, unsigned len)
@@ -130,8 +112,6 @@ static void ucall_write(void *opaque, struct vcpu *vcpu, uint64_t off, const voi
 
 static const struct bus_dev_ops poweroff_ops = { .write = poweroff_write };
 static const struct bus_dev_ops cf9_ops = { .write = cf9_write };
-static const struct bus_dev_ops i8042_data_ops = { .read = i8042_read, .write = ignore_write };
-static const struct bus_dev_ops i8042_cmd_ops = { .read = i8042_read, .write = i8042_cmd_write };
 static const struct bus_dev_ops post_ops = { .write = ignore_write };
 static const struct bus_dev_ops ucall_ops = { .write = ucall_write };
 
@@ -144,17 +124,12 @@ int platform_init(struct vm *vm)
 	} ports[] = {
 		{ KVMI_PORT_POWEROFF, 1, &poweroff_ops, "poweroff" },
 		{ KVMI_PORT_RESET_CF9, 1, &cf9_ops, "reset-cf9" },
-		{ 0x60, 1, &i8042_data_ops, "i8042-data" },
-		{ KVMI_PORT_I8042_CMD, 1, &i8042_cmd_ops, "i8042-cmd" },
 		{ 0x80, 1, &post_ops, "post" },
 		{ KVMI_PORT_UCALL, 4, &ucall_ops, "ucall" },
 	};
-	int err;
+	int err = i8042_init(vm);
 
-	for (unsigned i = 0; i < ARRAY_SIZE(ports); i++) {
+	for (unsigned i = 0; !err && i < ARRAY_SIZE(ports); i++)
 		err = bus_register(&vm->pio, ports[i].port, ports[i].len, ports[i].ops, vm, ports[i].name);
-		if (err)
-			return err;
-	}
-	return 0;
+	return err;
 }
