@@ -12,8 +12,8 @@
 #include "util.h"
 #include "vm.h"
 
-#ifndef KVMI_VERSION
-#define KVMI_VERSION "unknown"
+#ifndef KVMI_PACKAGE_VERSION
+#define KVMI_PACKAGE_VERSION "unknown"
 #endif
 
 struct options {
@@ -105,7 +105,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_NO_SERIAL_INPUT: o->cfg.serial_in_fd = -1; break;
 		case 'v': vmm_log_level++; break;
 		case 'h': usage(stdout); exit(0);
-		case OPT_VERSION: printf("kvmi-vm %s\n", KVMI_VERSION); exit(0);
+		case OPT_VERSION: printf("kvmi-vm %s\n", KVMI_PACKAGE_VERSION); exit(0);
 		case ':':
 			pr_err("option '%s' needs an argument (try --help)", argv[optind - 1]);
 			return -EINVAL;

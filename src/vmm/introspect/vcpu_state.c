@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: MIT */
+/* vCPU registers, CPUID, XSAVE, XCR, MTRR, translation and exception
+ * injection for KVMI commands and events, on the vCPU thread. */
+#include "vcpu_state.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "../util.h"
+#include "../vcpu.h"
+#include "../vm.h"
+
+_Static_assert(sizeof(struct kvm_regs) == sizeof(struct kvmi_x86_regs), "kvm_regs layout");
+_Static_assert(sizeof(struct kvm_sregs) == sizeof(struct kvmi_x86_sregs), "kvm_sregs layout");
+_Static_assert(sizeof(struct kvm_msr_entry) == sizeof(struct kvmi_x86_msr_entry), "kvm_msr_entry layout");
+_Static_assert(sizeof(struct kvm_xsave) == KVMI_XSAVE_SIZE, "kvm_xsave layout");
+
+#define MSR_IA32_SYSENTER_CS  0x174
+#define MSR_IA32_SYSENTER_ESP 0x175
+#define MSR_IA32_SYSENTER_EIP 0x176
+#define MSR_IA32_CR_PAT       0x277
+#define MSR_MTRRcap           0xfe
+#define MSR_MTRRdefType       0x2ff
+#define MSR_MTRRphysBase0     0x200
+#define MSR_MTRRfix64K_00000  0x250
+#define MSR_MTRRfix16K_80000  0x258
+#define MSR_MTRRfix16K_A0000  0x259
+#define MSR_MTRRfix4K_C0000   0x268
+#define MSR_EFER              0xc0000080
+#define MSR_STAR              0xc0000081
+#define MSR_LSTAR             0xc0000082
+#define MSR_CSTAR             0xc0000083
+#define MSR_KERNEL_GS_BASE    0xc0000102
+
+#define MTRR_TYPE_UC 0
+#define MTRR_TYPE_WT 4
+#define MTRR_TYPE_WB 6
+
+/* Reads n MSRs; 0, or -KVM_EINVAL if any of them cannot be read. */
+static int read_msrs(struct vcpu *vcpu, const uint32_t *idx, unsigned n, uint64_t *val)
+{
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(m->entries[0]));
+	int ret;
+
+	if (!m)
+		return -KVM_ENOMEM;
+	m->nmsrs = n;
+	for (unsigned i = 0; i < n; i++)
+		m->entries[i].index = idx[i];
+	ret = ioctl(vcpu->fd, KVM_GET_MSRS, m);
+	if (ret == (int)n) {
+		for (unsigned i = 0; i < n; i++)
+			val[i] = m->entries[i].data;
+		ret = 0;
+	} else {
+		ret = -KVM_EINVAL;
+	}
+	free(m);
+	return ret;
+}
+
+unsigned kvmi_cpu_mode(const struct kvmi_x86_sregs *s)
+{
+	if (!(s->cr0 & 1))
+		return 2;               /* real mode */
+	if ((s->efer & (1u << 10)) && s->cs.l)
+		return 8;               /* 64-bit */
+	return s->cs.db ? 4 : 2;        /* protected / compatibility, by CS size */
+}
+
+int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch)
+{
+	static const uint32_t idx[] = {
+		MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_EFER,
+		MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_IA32_CR_PAT, MSR_KERNEL_GS_BASE,
+	};
+	uint64_t v[ARRAY_SIZE(idx)];
+	int ret;
+
+	memset(arch, 0, sizeof(*arch));
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &arch->regs) < 0 ||
+	    ioctl(vcpu->fd, KVM_GET_SREGS, &arch->sregs) < 0)
+		return -KVM_EINVAL;
+	/* CSTAR does not exist on Intel's view of some hosts: read the MSRs one
+	 * by one so one missing MSR leaves a zero, not a failed event. */
+	for (unsigned i = 0; i < ARRAY_SIZE(idx); i++) {
+		ret = read_msrs(vcpu, &idx[i], 1, &v[i]);
+		if (ret)
+			v[i] = 0;
+	}
+	arch->msrs.sysenter_cs = v[0];
+	arch->msrs.sysenter_esp = v[1];
+	arch->msrs.sysenter_eip = v[2];
+	arch->msrs.efer = v[3];
+	arch->msrs.star = v[4];
+	arch->msrs.lstar = v[5];
+	arch->msrs.cstar = v[6];
+	arch->msrs.pat = v[7];
+	arch->msrs.shadow_gs = v[8];
+	arch->mode = (uint8_t)kvmi_cpu_mode(&arch->sregs);
+	arch->view = 0;
+	return 0;
+}
+
+int kvmi_vcpu_get_registers(struct vcpu *vcpu, const uint32_t *msrs, unsigned nmsrs,
+			    struct kvmi_get_registers_reply *reply)
+{
+	struct kvmi_x86_msr_entry *e = (struct kvmi_x86_msr_entry *)(reply + 1);
+	uint64_t *vals;
+	int ret;
+
+	memset(reply, 0, sizeof(*reply));
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &reply->regs) < 0 ||
+	    ioctl(vcpu->fd, KVM_GET_SREGS, &reply->sregs) < 0)
+		return -KVM_EINVAL;
+	reply->mode = kvmi_cpu_mode(&reply->sregs);
+	reply->msrs.nmsrs = nmsrs;
+	if (!nmsrs)
+		return 0;
+	vals = calloc(nmsrs, sizeof(*vals));
+	if (!vals)
+		return -KVM_ENOMEM;
+	ret = read_msrs(vcpu, msrs, nmsrs, vals);
+	for (unsigned i = 0; !ret && i < nmsrs; i++)
+		e[i] = (struct kvmi_x86_msr_entry){ .index = msrs[i], .data = vals[i] };
+	free(vals);
+	return ret;
+}
+
+int kvmi_vcpu_set_regs(struct vcpu *vcpu, const struct kvmi_x86_regs *regs)
+{
+	return ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -KVM_EINVAL : 0;
+}
+
+int kvmi_vcpu_get_cpuid(struct vcpu *vcpu, uint32_t function, uint32_t index,
+			struct kvmi_get_cpuid_reply *reply)
+{
+	unsigned nent = vcpu->vm->cpuid->nent + 8;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
+	int ret = -KVM_ENOENT;
+
+	if (!c)
+		return -KVM_ENOMEM;
+	c->nent = nent;
+	if (ioctl(vcpu->fd, KVM_GET_CPUID2, c) < 0) {
+		free(c);
+		return -KVM_EINVAL;
+	}
+	for (unsigned i = 0; i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if (e->function != function)
+			continue;
+		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e->index != index)
+			continue;
+		*reply = (struct kvmi_get_cpuid_reply){ e->eax, e->ebx, e->ecx, e->edx };
+		ret = 0;
+		break;
+	}
+	free(c);
+	return ret;
+}
+
+int kvmi_vcpu_get_xsave(struct vcpu *vcpu, void *region)
+{
+	return ioctl(vcpu->fd, KVM_GET_XSAVE, region) < 0 ? -KVM_EINVAL : 0;
+}
+
+int kvmi_vcpu_set_xsave(struct vcpu *vcpu, const void *region, size_t size)
+{
+	struct kvm_xsave x;
+
+	if (size > sizeof(x))
+		return -KVM_EINVAL;
+	/* A short region updates its prefix; the rest keeps the current state. */
+	if (ioctl(vcpu->fd, KVM_GET_XSAVE, &x) < 0)
+		return -KVM_EINVAL;
+	memcpy(&x, region, size);
+	return ioctl(vcpu->fd, KVM_SET_XSAVE, &x) < 0 ? -KVM_EINVAL : 0;
+}
+
+int kvmi_vcpu_get_xcr(struct vcpu *vcpu, uint8_t xcr, uint64_t *value)
+{
+	struct kvm_xcrs x;
+
+	if (xcr != 0)
+		return -KVM_EINVAL;
+	if (ioctl(vcpu->fd, KVM_GET_XCRS, &x) < 0)
+		return -KVM_EOPNOTSUPP;
+	for (unsigned i = 0; i < x.nr_xcrs; i++) {
+		if (x.xcrs[i].xcr == 0) {
+			*value = x.xcrs[i].value;
+			return 0;
+		}
+	}
+	return -KVM_EOPNOTSUPP;
+}
+
+int kvmi_vcpu_get_tsc_speed(struct vcpu *vcpu, uint64_t *hz)
+{
+	int khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+
+	*hz = khz > 0 ? (uint64_t)khz * 1000 : 0;
+	return 0;
+}
+
+int kvmi_vcpu_translate_gva(struct vcpu *vcpu, uint64_t gva, uint64_t *gpa)
+{
+	struct kvm_translation t = { .linear_address = gva };
+
+	if (ioctl(vcpu->fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
+		*gpa = KVMI_UNMAPPED_GVA;
+	else
+		*gpa = t.physical_address;
+	return 0;
+}
+
+static uint8_t fixed_mtrr_type(struct vcpu *vcpu, uint64_t gpa, bool *ok)
+{
+	uint32_t msr;
+	unsigned shift;
+	uint64_t v = 0;
+
+	if (gpa < 0x80000) {
+		msr = MSR_MTRRfix64K_00000;
+		shift = (unsigned)(gpa >> 16);
+	} else if (gpa < 0xc0000) {
+		msr = MSR_MTRRfix16K_80000 + (uint32_t)((gpa - 0x80000) >> 17);
+		shift = (unsigned)(((gpa - 0x80000) >> 14) & 7);
+	} else {
+		msr = MSR_MTRRfix4K_C0000 + (uint32_t)((gpa - 0xc0000) >> 15);
+		shift = (unsigned)(((gpa - 0xc0000) >> 12) & 7);
+	}
+	*ok = read_msrs(vcpu, &msr, 1, &v) == 0;
+	return (uint8_t)(v >> (shift * 8));
+}
+
+/* The guest's own MTRRs (the SDM's rules for combining overlapping ranges). */
+int kvmi_vcpu_get_mtrr_type(struct vcpu *vcpu, uint64_t gpa, uint8_t *type)
+{
+	uint32_t idx[2] = { MSR_MTRRcap, MSR_MTRRdefType };
+	uint64_t v[2], cap, def;
+	int found = -1;
+	bool ok;
+
+	if (read_msrs(vcpu, idx, 2, v))
+		return -KVM_EINVAL;
+	cap = v[0];
+	def = v[1];
+	if (!(def & (1u << 11))) {           /* MTRRs disabled: everything UC */
+		*type = MTRR_TYPE_UC;
+		return 0;
+	}
+	if (gpa < 0x100000 && (def & (1u << 10)) && (cap & (1u << 8))) {
+		*type = fixed_mtrr_type(vcpu, gpa, &ok);
+		if (ok)
+			return 0;
+	}
+	for (unsigned i = 0; i < (cap & 0xff); i++) {
+		uint32_t r[2] = { MSR_MTRRphysBase0 + 2 * i, MSR_MTRRphysBase0 + 2 * i + 1 };
+		uint64_t bm[2], mask;
+		uint8_t t;
+
+		if (read_msrs(vcpu, r, 2, bm))
+			return -KVM_EINVAL;
+		if (!(bm[1] & (1u << 11)))
+			continue;
+		mask = bm[1] & ~0xfffull;
+		if ((gpa & mask) != (bm[0] & mask))
+			continue;
+		t = (uint8_t)(bm[0] & 0xff);
+		if (found < 0 || t == MTRR_TYPE_UC)
+			found = t;
+		else if ((found == MTRR_TYPE_WB && t == MTRR_TYPE_WT) ||
+			 (found == MTRR_TYPE_WT && t == MTRR_TYPE_WB))
+			found = MTRR_TYPE_WT;
+		if (found == MTRR_TYPE_UC)
+			break;
+	}
+	*type = found >= 0 ? (uint8_t)found : (uint8_t)(def & 0xff);
+	return 0;
+}
+
+static bool vector_has_error_code(uint8_t v)
+{
+	return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21;
+}
+
+int kvmi_vcpu_inject_exception(struct vcpu *vcpu, uint8_t vector, uint32_t error_code,
+			       uint64_t address)
+{
+	struct kvm_vcpu_events ev;
+
+	if (vector >= 32)
+		return -KVM_EINVAL;
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -KVM_EINVAL;
+	if (ev.exception.injected || ev.exception.pending)
+		return -KVM_EBUSY;
+	ev.exception.injected = 0;
+	ev.exception.pending = 1;
+	ev.exception.nr = vector;
+	ev.exception.has_error_code = vector_has_error_code(vector);
+	ev.exception.error_code = error_code;
+	ev.exception_has_payload = vector == 14;
+	ev.exception_payload = vector == 14 ? address : 0;
+	ev.flags = KVM_VCPUEVENT_VALID_PAYLOAD;
+	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
+		/* Hosts without KVM_CAP_EXCEPTION_PAYLOAD: inject as "injected"
+		 * and set CR2 by hand for #PF. */
+		ev.flags = 0;
+		ev.exception.pending = 0;
+		ev.exception.injected = 1;
+		if (vector == 14) {
+			struct kvm_sregs s;
+
+			if (ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0)
+				return -KVM_EINVAL;
+			s.cr2 = address;
+			if (ioctl(vcpu->fd, KVM_SET_SREGS, &s) < 0)
+				return -KVM_EINVAL;
+		}
+		if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+			return -KVM_EINVAL;
+	}
+	return 0;
+}
+
+uint64_t kvmi_vm_max_gfn(const struct vm *vm)
+{
+	const struct mem_region *r = &vm->mem.regions[vm->mem.nr_regions - 1];
+
+	return (r->gpa + r->size) >> 12;
+}
