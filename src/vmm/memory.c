@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest RAM (one memfd) and the memslot map. */
 #include "memory.h"
+#include "pagetrack.h"
 #include "util.h"
 
 #include <errno.h>
@@ -152,15 +153,17 @@ int guest_memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size, un
 
 	low = MIN(ram_size, GUEST_LOW_RAM_END);
 	high = ram_size - low;
-	mem->regions[mem->nr_regions++] = (struct mem_region){ 0, low, mem->base, 0 };
+	mem->regions[mem->nr_regions++] = (struct mem_region){ .gpa = 0, .size = low, .hva = mem->base };
 	if (high)
 		mem->regions[mem->nr_regions++] =
-			(struct mem_region){ GUEST_HIGH_RAM, high, mem->base + low, low };
+			(struct mem_region){
+			.gpa = GUEST_HIGH_RAM, .size = high, .hva = mem->base + low, .fd_offset = low };
 
-	for (unsigned i = 0; i < mem->nr_regions; i++) {
-		const struct mem_region *r = &mem->regions[i];
+	{
+		struct pagetrack none;
 
-		err = memslot_map_add(mem, r->gpa, r->size, r->hva, 0, NULL);
+		pagetrack_init(&none);
+		err = guest_memory_apply_tracking(mem, &none, NULL, NULL);
 		if (err)
 			goto err_unmap;
 	}
@@ -178,8 +181,116 @@ err_free:
 	return err;
 }
 
+static bool same_segment(const struct pt_segment *a, const struct pt_segment *b)
+{
+	return a->gpa == b->gpa && a->size == b->size && a->kind == b->kind;
+}
+
+/* Is segment s part of layout v (both sorted by gpa)? */
+static bool layout_has(const struct pt_segment *v, size_t n, const struct pt_segment *s)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid].gpa < s->gpa)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && same_segment(&v[lo], s);
+}
+
+static int apply_region(struct guest_memory *mem, struct mem_region *r, const struct pagetrack *pt,
+			unsigned *removed, unsigned *added)
+{
+	struct pt_segment *nl;
+	uint32_t *ids;
+	size_t n;
+	int err;
+
+	err = pagetrack_layout(pt, r->gpa, r->size, &nl, &n);
+	if (err)
+		return err;
+	ids = malloc((n ? n : 1) * sizeof(*ids));
+	if (!ids) {
+		free(nl);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < r->nr_layout; i++) {
+		if (r->slot_ids[i] == UINT32_MAX || layout_has(nl, n, &r->layout[i]))
+			continue;
+		err = memslot_map_remove(mem, r->slot_ids[i]);
+		if (err)
+			goto fail;
+		r->slot_ids[i] = UINT32_MAX;
+		(*removed)++;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pt_segment *s = &nl[i];
+		size_t j;
+
+		ids[i] = UINT32_MAX;
+		if (s->kind == PT_HOLE)
+			continue;
+		/* Kept from the old layout? */
+		for (j = 0; j < r->nr_layout; j++)
+			if (same_segment(&r->layout[j], s))
+				break;
+		if (j < r->nr_layout && r->slot_ids[j] != UINT32_MAX) {
+			ids[i] = r->slot_ids[j];
+			continue;
+		}
+		err = memslot_map_add(mem, s->gpa, s->size, r->hva + (s->gpa - r->gpa),
+				      s->kind == PT_MAP_RO ? KVM_MEM_READONLY : 0, &ids[i]);
+		if (err)
+			goto fail;
+		(*added)++;
+	}
+	free(r->layout);
+	free(r->slot_ids);
+	r->layout = nl;
+	r->slot_ids = ids;
+	r->nr_layout = n;
+	return 0;
+
+fail:
+	/* Leave the map consistent with what KVM has: drop what we added. */
+	for (size_t i = 0; i < n; i++) {
+		bool old = false;
+
+		for (size_t j = 0; j < r->nr_layout; j++)
+			old |= r->slot_ids[j] == ids[i] && ids[i] != UINT32_MAX;
+		if (ids[i] != UINT32_MAX && !old)
+			memslot_map_remove(mem, ids[i]);
+	}
+	free(nl);
+	free(ids);
+	return err;
+}
+
+int guest_memory_apply_tracking(struct guest_memory *mem, const struct pagetrack *pt,
+				unsigned *removed, unsigned *added)
+{
+	unsigned rm = 0, ad = 0;
+	int err = 0;
+
+	for (unsigned i = 0; !err && i < mem->nr_regions; i++)
+		err = apply_region(mem, &mem->regions[i], pt, &rm, &ad);
+	if (removed)
+		*removed = rm;
+	if (added)
+		*added = ad;
+	return err;
+}
+
 void guest_memory_destroy(struct guest_memory *mem)
 {
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		free(mem->regions[i].layout);
+		free(mem->regions[i].slot_ids);
+	}
 	if (mem->base)
 		munmap(mem->base, mem->size);
 	if (mem->memfd >= 0)

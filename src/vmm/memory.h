@@ -12,6 +12,7 @@
 #define KVMI_VM_MEMORY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define GUEST_PAGE_SIZE    4096ull
@@ -21,10 +22,18 @@
 #define GUEST_MAX_RAM      (1ull << 40)
 #define GUEST_MAX_REGIONS  2
 
+struct pagetrack;
+struct pt_segment;
+
 struct mem_region {
 	uint64_t gpa, size;
 	uint8_t *hva;
 	uint64_t fd_offset; /* offset of this region in the memfd */
+
+	/* Current slot layout of the region (page tracking splits it). */
+	struct pt_segment *layout;
+	uint32_t *slot_ids;  /* per layout segment; UINT32_MAX for holes */
+	size_t nr_layout;
 };
 
 struct memslot {
@@ -59,6 +68,16 @@ int guest_read(const struct guest_memory *mem, uint64_t gpa, void *buf, uint64_t
 int guest_write(const struct guest_memory *mem, uint64_t gpa, const void *buf, uint64_t len);
 /* Highest RAM address + 1 below 4 GiB (for e820 and the payload loader). */
 uint64_t guest_low_ram_end(const struct guest_memory *mem);
+
+/*
+ * Re-derives every region's slot layout from the tracker and changes only
+ * the slots that differ (removals first, then additions: KVM forbids
+ * overlapping slots).  Also used when a region is (re)created, so that
+ * restrictions are in force before any vCPU runs on it.  Returns 0 or
+ * -errno; counts of removed/added slots go to *removed / *added if given.
+ */
+int guest_memory_apply_tracking(struct guest_memory *mem, const struct pagetrack *pt,
+				unsigned *removed, unsigned *added);
 
 /* Memslot map: the only code that issues KVM_SET_USER_MEMORY_REGION. */
 int memslot_map_add(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t *hva,
