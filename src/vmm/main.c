@@ -147,6 +147,16 @@ int main(int argc, char **argv)
 	sigaddset(&stop_sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
 
+	/* Bad input files are the user's problem whatever the host: check
+	 * them before touching /dev/kvm. */
+	if (o.cfg.ram_size >= GUEST_MIN_RAM && o.cfg.ram_size <= GUEST_MAX_RAM &&
+	    !(o.cfg.ram_size % GUEST_PAGE_SIZE)) {
+		err = o.guest ? boot_check_payload(o.guest, o.cfg.ram_size)
+			      : boot_check_linux(o.kernel, o.initrd, o.append, o.cfg.ram_size);
+		if (err)
+			return KVMI_VM_EXIT_USAGE;
+	}
+
 	err = vm_create(&o.cfg, &vm);
 	if (err)
 		return err == -EINVAL ? KVMI_VM_EXIT_USAGE : KVMI_VM_EXIT_HOST;

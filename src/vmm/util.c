@@ -30,8 +30,7 @@ void vmm_log(enum log_level level, const char *fmt, ...)
 		return;
 	/* One write per line so that lines of different vCPUs never interleave. */
 	pthread_mutex_lock(&lock);
-	fprintf(stderr, "kvmi-vm: %s%s%s\n",
-		level == LOG_ERROR ? "error: " : level == LOG_WARN ? "warning: " : "",
+	fprintf(stderr, "kvmi-vm: %s%s%s\n", level == LOG_WARN ? "warning: " : "",
 		buf, (size_t)n >= sizeof(buf) ? "..." : "");
 	fflush(stderr);
 	pthread_mutex_unlock(&lock);

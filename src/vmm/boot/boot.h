@@ -59,6 +59,10 @@ int bzimage_parse(const uint8_t *data, size_t size, struct bzimage_info *info,
 /* Writes the GDT and the identity-mapping page tables into guest RAM. */
 int boot_setup_longmode(struct vm *vm);
 int boot_load_payload(struct vm *vm, const char *path);
+/* The same checks as the loaders, without a VM: bad input files are
+ * reported before /dev/kvm is even opened.  0 or -errno (message logged). */
+int boot_check_payload(const char *path, uint64_t ram_size);
+int boot_check_linux(const char *kernel, const char *initrd, const char *cmdline, uint64_t ram_size);
 int boot_load_linux(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline);
 
 /* On the vCPU's own thread: registers for its first entry. */

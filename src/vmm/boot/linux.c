@@ -9,6 +9,7 @@
 
 #include <asm/bootparam.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,93 +94,136 @@ static void e820_add(struct boot_params *bp, uint64_t addr, uint64_t size, uint3
 	e->type = type;
 }
 
-int boot_load_linux(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline)
-{
-	uint64_t low_end = guest_low_ram_end(&vm->mem), load, kernel_end, initrd_gpa = 0;
+struct linux_plan {
 	struct bzimage_info info;
-	struct boot_params *bp;
-	uint8_t *kdata = NULL, *idata = NULL;
-	size_t ksize, isize = 0, clen;
-	char err[256];
+	uint64_t load, kernel_end, initrd_gpa;
+	size_t clen;
+};
+
+/* Where everything goes in RAM [0, low_end), with every size check. */
+static int linux_plan(const uint8_t *kdata, size_t ksize, size_t isize, bool have_initrd,
+		      const char *cmdline, uint64_t low_end, struct linux_plan *p,
+		      char *err, size_t errlen)
+{
+	struct setup_header hdr;
 	int ret;
 
-	ret = read_file(kernel, &kdata, &ksize);
+	memset(p, 0, sizeof(*p));
+	ret = bzimage_parse(kdata, ksize, &p->info, err, errlen);
+	if (ret)
+		return ret;
+	p->clen = strlen(cmdline);
+	if (p->clen > p->info.cmdline_size || p->clen >= CMDLINE_MAX)
+		return fail(err, errlen, -E2BIG, "kernel command line is %zu bytes; this kernel takes at most %u",
+			    p->clen, p->info.cmdline_size);
+
+	memcpy(&hdr, kdata + SETUP_HDR_OFFSET, sizeof(hdr));
+	p->load = KERNEL_MIN_GPA;
+	if (hdr.relocatable_kernel && hdr.kernel_alignment &&
+	    !(hdr.kernel_alignment & (hdr.kernel_alignment - 1)))
+		p->load = ALIGN_UP(KERNEL_MIN_GPA, (uint64_t)hdr.kernel_alignment);
+	else if (!hdr.relocatable_kernel && p->info.pref_address >= KERNEL_MIN_GPA)
+		p->load = p->info.pref_address;
+	/* The decompressor needs init_size bytes at the load address, or at
+	 * its preferred address when it relocates itself there. */
+	p->kernel_end = p->load + MAX(p->info.kernel_size, (uint64_t)p->info.init_size);
+	if (p->info.pref_address > p->load)
+		p->kernel_end = MAX(p->kernel_end, p->info.pref_address + p->info.init_size);
+	if (p->kernel_end > low_end)
+		return fail(err, errlen, -ENOMEM,
+			    "too little memory: this kernel needs at least %llu MiB of guest RAM (have %llu MiB)",
+			    (unsigned long long)((p->kernel_end + (1 << 20) - 1) >> 20),
+			    (unsigned long long)(low_end >> 20));
+	if (have_initrd) {
+		uint64_t top = MIN(low_end, (uint64_t)p->info.initrd_addr_max + 1);
+
+		if (isize > top || ALIGN_DOWN(top - isize, GUEST_PAGE_SIZE) < p->kernel_end)
+			return fail(err, errlen, -ENOMEM,
+				    "too little memory: kernel and a %zu-byte initrd do not fit in %llu MiB",
+				    isize, (unsigned long long)(low_end >> 20));
+		p->initrd_gpa = ALIGN_DOWN(top - isize, GUEST_PAGE_SIZE);
+	}
+	return 0;
+}
+
+static int read_inputs(const char *kernel, const char *initrd, uint8_t **kdata, size_t *ksize,
+		       uint8_t **idata, size_t *isize)
+{
+	int ret = read_file(kernel, kdata, ksize);
+
 	if (ret) {
 		pr_err("cannot read kernel %s: %s", kernel, strerror(-ret));
 		return ret;
 	}
-	ret = bzimage_parse(kdata, ksize, &info, err, sizeof(err));
+	if (initrd) {
+		ret = read_file(initrd, idata, isize);
+		if (ret) {
+			pr_err("cannot read initrd %s: %s", initrd, strerror(-ret));
+			free(*kdata);
+			*kdata = NULL;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int boot_check_linux(const char *kernel, const char *initrd, const char *cmdline, uint64_t ram_size)
+{
+	uint8_t *kdata = NULL, *idata = NULL;
+	size_t ksize = 0, isize = 0;
+	struct linux_plan p;
+	char err[256];
+	int ret;
+
+	ret = read_inputs(kernel, initrd, &kdata, &ksize, &idata, &isize);
+	if (ret)
+		return ret;
+	ret = linux_plan(kdata, ksize, isize, initrd != NULL, cmdline ? cmdline : "",
+			 MIN(ram_size, GUEST_LOW_RAM_END), &p, err, sizeof(err));
+	if (ret)
+		pr_err("invalid kernel %s: %s", kernel, err);
+	free(kdata);
+	free(idata);
+	return ret;
+}
+
+int boot_load_linux(struct vm *vm, const char *kernel, const char *initrd, const char *cmdline)
+{
+	uint8_t *kdata = NULL, *idata = NULL;
+	size_t ksize = 0, isize = 0;
+	struct linux_plan p;
+	struct boot_params *bp;
+	char err[256];
+	int ret;
+
+	cmdline = cmdline ? cmdline : "";
+	ret = read_inputs(kernel, initrd, &kdata, &ksize, &idata, &isize);
+	if (ret)
+		return ret;
+	ret = linux_plan(kdata, ksize, isize, initrd != NULL, cmdline, guest_low_ram_end(&vm->mem),
+			 &p, err, sizeof(err));
 	if (ret) {
 		pr_err("invalid kernel %s: %s", kernel, err);
 		goto out;
 	}
-	cmdline = cmdline ? cmdline : "";
-	clen = strlen(cmdline);
-	if (clen > info.cmdline_size || clen >= CMDLINE_MAX) {
-		pr_err("kernel command line is %zu bytes; this kernel takes at most %u", clen,
-		       info.cmdline_size);
-		ret = -E2BIG;
-		goto out;
-	}
-
-	{
-		struct setup_header hdr;
-
-		memcpy(&hdr, kdata + SETUP_HDR_OFFSET, sizeof(hdr));
-		load = KERNEL_MIN_GPA;
-		if (hdr.relocatable_kernel && hdr.kernel_alignment &&
-		    !(hdr.kernel_alignment & (hdr.kernel_alignment - 1)))
-			load = ALIGN_UP(KERNEL_MIN_GPA, (uint64_t)hdr.kernel_alignment);
-		else if (!hdr.relocatable_kernel && info.pref_address >= KERNEL_MIN_GPA)
-			load = info.pref_address;
-	}
-	/* The decompressor needs init_size bytes at the load address, or at
-	 * its preferred address when it relocates itself there. */
-	kernel_end = load + MAX(info.kernel_size, (uint64_t)info.init_size);
-	if (info.pref_address > load)
-		kernel_end = MAX(kernel_end, info.pref_address + info.init_size);
-	if (kernel_end > low_end) {
-		pr_err("too little memory: this kernel needs at least %llu MiB of guest RAM (have %llu MiB)",
-		       (unsigned long long)((kernel_end + (1 << 20) - 1) >> 20),
-		       (unsigned long long)(low_end >> 20));
-		ret = -ENOMEM;
-		goto out;
-	}
-
-	if (initrd) {
-		uint64_t top;
-
-		ret = read_file(initrd, &idata, &isize);
-		if (ret) {
-			pr_err("cannot read initrd %s: %s", initrd, strerror(-ret));
-			goto out;
-		}
-		top = MIN(low_end, (uint64_t)info.initrd_addr_max + 1);
-		if (isize > top || ALIGN_DOWN(top - isize, GUEST_PAGE_SIZE) < kernel_end) {
-			pr_err("too little memory: kernel and a %zu-byte initrd do not fit in %llu MiB",
-			       isize, (unsigned long long)(low_end >> 20));
-			ret = -ENOMEM;
-			goto out;
-		}
-		initrd_gpa = ALIGN_DOWN(top - isize, GUEST_PAGE_SIZE);
-		memcpy(gpa_to_hva(&vm->mem, initrd_gpa, isize), idata, isize);
-	}
-
-	memcpy(gpa_to_hva(&vm->mem, load, info.kernel_size), kdata + info.kernel_offset, info.kernel_size);
-	memcpy(gpa_to_hva(&vm->mem, CMDLINE_GPA, clen + 1), cmdline, clen + 1);
+	if (initrd)
+		memcpy(gpa_to_hva(&vm->mem, p.initrd_gpa, isize), idata, isize);
+	memcpy(gpa_to_hva(&vm->mem, p.load, p.info.kernel_size), kdata + p.info.kernel_offset,
+	       p.info.kernel_size);
+	memcpy(gpa_to_hva(&vm->mem, CMDLINE_GPA, p.clen + 1), cmdline, p.clen + 1);
 
 	bp = gpa_to_hva(&vm->mem, BOOT_PARAMS_GPA, sizeof(*bp));
 	memset(bp, 0, sizeof(*bp));
 	memcpy((uint8_t *)bp + SETUP_HDR_OFFSET, kdata + SETUP_HDR_OFFSET,
-	       info.header_end - SETUP_HDR_OFFSET);
+	       p.info.header_end - SETUP_HDR_OFFSET);
 	bp->hdr.type_of_loader = 0xff;
 	bp->hdr.vid_mode = 0xffff;
 	bp->hdr.loadflags |= CAN_USE_HEAP | LOADED_HIGH;
 	bp->hdr.loadflags &= (uint8_t)~KEEP_SEGMENTS;
 	bp->hdr.heap_end_ptr = 0xfe00;
-	bp->hdr.code32_start = (uint32_t)load;
+	bp->hdr.code32_start = (uint32_t)p.load;
 	bp->hdr.cmd_line_ptr = (uint32_t)CMDLINE_GPA;
-	bp->hdr.ramdisk_image = (uint32_t)initrd_gpa;
+	bp->hdr.ramdisk_image = (uint32_t)p.initrd_gpa;
 	bp->hdr.ramdisk_size = (uint32_t)isize;
 
 	e820_add(bp, 0, EBDA_START, E820_TYPE_RAM_);
@@ -199,10 +243,10 @@ int boot_load_linux(struct vm *vm, const char *kernel, const char *initrd, const
 		goto out;
 	}
 	vm->boot = VM_BOOT_LINUX;
-	vm->entry = (struct vm_entry){ .rip = load + 0x200, .rsi = BOOT_PARAMS_GPA, .all_vcpus = false };
+	vm->entry = (struct vm_entry){ .rip = p.load + 0x200, .rsi = BOOT_PARAMS_GPA, .all_vcpus = false };
 	pr_debug("linux: protocol %u.%02u, kernel %llu KiB at %#llx, initrd %zu KiB at %#llx",
-		 info.version >> 8, info.version & 0xff, (unsigned long long)(info.kernel_size >> 10),
-		 (unsigned long long)load, isize >> 10, (unsigned long long)initrd_gpa);
+		 p.info.version >> 8, p.info.version & 0xff, (unsigned long long)(p.info.kernel_size >> 10),
+		 (unsigned long long)p.load, isize >> 10, (unsigned long long)p.initrd_gpa);
 out:
 	free(kdata);
 	free(idata);

@@ -104,6 +104,26 @@ int payload_parse(const uint8_t *data, size_t size, uint64_t ram_end,
 	return 0;
 }
 
+int boot_check_payload(const char *path, uint64_t ram_size)
+{
+	struct payload_image img;
+	char err[256];
+	uint8_t *data;
+	size_t size;
+	int ret;
+
+	ret = read_file(path, &data, &size);
+	if (ret) {
+		pr_err("cannot read guest payload %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	ret = payload_parse(data, size, MIN(ram_size, GUEST_LOW_RAM_END), &img, err, sizeof(err));
+	if (ret)
+		pr_err("invalid guest payload %s: %s", path, err);
+	free(data);
+	return ret;
+}
+
 int boot_load_payload(struct vm *vm, const char *path)
 {
 	struct payload_image img;

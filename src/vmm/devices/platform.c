@@ -73,7 +73,7 @@ static void default_ucall(struct vm *vm, struct vcpu *vcpu, struct kvmi_ucall *u
 		vm_request_stop(vm, KVMI_VM_EXIT_GUEST_FAIL);
 		break;
 	case KVMI_UCALL_UNEXPECTED_EXCEPTION:
-		pr_err("vcpu %u: unexpected exception %llu (error %#llx) at rip %#llx cs %#llx", vcpu->id,
+		pr_err("vcpu %u: unexpected exception %llu (error 0x%llx) at rip 0x%llx cs 0x%llx", vcpu->id,
 		       (unsigned long long)uc->args[0], (unsigned long long)uc->args[1],
 		       (unsigned long long)uc->args[2], (unsigned long long)uc->args[3]);
 		vm_request_stop(vm, KVMI_VM_EXIT_GUEST_FAIL);

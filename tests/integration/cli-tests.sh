@@ -1,0 +1,136 @@
+#!/bin/sh
+# cli-tests.sh — kvmi-vm's bad-input paths: every bad command line, bad file
+# and unusable KVM device must end with exit status 1 (usage / input) or 2
+# (host) as guest_abi.h defines, exactly one "kvmi-vm: ..." line on stderr
+# and nothing on stdout; never a crash or a hang.  Prints TAP.
+#
+# Usage: cli-tests.sh KVMI_VM_BINARY GUEST_DIR
+#   GUEST_DIR holds hello.elf and the malformed cli-*.elf of tests/guest.
+#
+# kvmi-vm opens /dev/kvm before it reads the guest file, so the checks of
+# file contents are skipped on a machine without a usable /dev/kvm.
+# POSIX sh; runs under busybox sh too.
+set -u
+
+if [ $# -ne 2 ]; then
+	echo "usage: cli-tests.sh KVMI_VM_BINARY GUEST_DIR" >&2
+	exit 2
+fi
+VM=$1
+GUEST_DIR=$2
+HELLO=$GUEST_DIR/hello.elf
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-cli-tests.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+
+HAVE_KVM=no
+if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+	HAVE_KVM=yes
+fi
+
+# ------------------------------------------------------------------ inputs
+: >"$TMP/empty"
+i=0
+while [ "$i" -lt 2000 ]; do
+	echo "this is not a kernel image, line $i"
+	i=$((i + 1))
+done >"$TMP/garbage"
+if [ -f "$HELLO" ]; then
+	# ELF header only: the program headers lie beyond the end.
+	head -c 100 "$HELLO" >"$TMP/trunc-phdrs.elf"
+	# Header and program headers, but the segments lie beyond the end.
+	head -c 2000 "$HELLO" >"$TMP/trunc-segments.elf"
+fi
+
+N=0
+FAILED=0
+
+# check NEEDS EXPECTED_RC DESCRIPTION -- kvmi-vm arguments...
+#   NEEDS: "any", or "kvm" (skipped without a usable /dev/kvm), or a file
+#   that must exist (skipped without it).
+check() {
+	needs=$1
+	want=$2
+	desc=$3
+	shift 4
+	N=$((N + 1))
+	case "$needs" in
+	any) ;;
+	kvm)
+		if [ "$HAVE_KVM" != yes ]; then
+			echo "ok $N - $desc # SKIP needs a usable /dev/kvm"
+			return
+		fi ;;
+	*)
+		if [ ! -f "$needs" ]; then
+			echo "ok $N - $desc # SKIP $needs is missing"
+			return
+		fi
+		if [ "$HAVE_KVM" != yes ]; then
+			echo "ok $N - $desc # SKIP needs a usable /dev/kvm"
+			return
+		fi ;;
+	esac
+
+	"$VM" "$@" </dev/null >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	: >"$TMP/why"
+	[ "$rc" = "$want" ] || echo "exit status $rc, expected $want" >>"$TMP/why"
+	lines=$(wc -l <"$TMP/err")
+	# wc pads its count with blanks on some systems
+	lines=$((lines + 0))
+	[ "$lines" -eq 1 ] || echo "$lines lines on stderr, expected exactly one" >>"$TMP/why"
+	if ! grep -q '^kvmi-vm: ' "$TMP/err"; then
+		echo "stderr has no line starting with 'kvmi-vm: '" >>"$TMP/why"
+	fi
+	[ -s "$TMP/out" ] && echo "stdout is not empty" >>"$TMP/why"
+
+	if [ ! -s "$TMP/why" ]; then
+		echo "ok $N - $desc"
+		return
+	fi
+	FAILED=$((FAILED + 1))
+	echo "not ok $N - $desc"
+	echo "# command: kvmi-vm $*"
+	sed 's/^/# /' "$TMP/why"
+	echo "# stderr:"
+	head -n 20 "$TMP/err" | cut -c 1-300 | sed 's/^/#   /'
+	echo "# stdout:"
+	head -n 10 "$TMP/out" | cut -c 1-300 | sed 's/^/#   /'
+}
+
+# Every run that could start a guest carries --timeout so none can hang.
+echo "1..$(grep -c '^check ' "$0")"
+# Command line (no KVM needed: parsed before /dev/kvm is opened).
+check any 1 "no arguments" --
+check any 1 "unknown option" -- --bogus-option
+check any 1 "option without its argument" -- --guest
+check any 1 "stray argument" -- --timeout 10 --guest "$HELLO" extra
+check any 1 "--guest and --kernel together" -- --timeout 10 --guest "$HELLO" --kernel "$TMP/garbage"
+check any 1 "--initrd with --guest" -- --timeout 10 --guest "$HELLO" --initrd "$TMP/empty"
+check any 1 "--vcpus 0" -- --timeout 10 --guest "$HELLO" --vcpus 0
+check any 1 "--vcpus 1000" -- --timeout 10 --guest "$HELLO" --vcpus 1000
+check any 1 "--vcpus -1" -- --timeout 10 --guest "$HELLO" --vcpus -1
+check any 1 "--vcpus not a number" -- --timeout 10 --guest "$HELLO" --vcpus abc
+check any 1 "--memory 1M (too small)" -- --timeout 10 --guest "$HELLO" --memory 1M
+check any 1 "--memory not a size" -- --timeout 10 --guest "$HELLO" --memory lots
+check any 1 "--timeout not a number" -- --timeout abc --guest "$HELLO"
+# Host problems.
+check any 2 "--kvm-device /nonexistent" -- --timeout 10 --guest "$HELLO" --kvm-device /nonexistent
+check any 2 "--kvm-device /dev/null (not a KVM device)" -- --timeout 10 --guest "$HELLO" --kvm-device /dev/null
+# Input files (read after /dev/kvm is opened).
+check kvm 1 "--guest missing file" -- --timeout 10 --guest "$TMP/no-such-file.elf"
+check kvm 1 "--guest a directory" -- --timeout 10 --guest "$TMP"
+check kvm 1 "--guest empty file" -- --timeout 10 --guest "$TMP/empty"
+check "$HELLO" 1 "--guest truncated ELF (program headers cut off)" -- --timeout 10 --guest "$TMP/trunc-phdrs.elf"
+check "$HELLO" 1 "--guest truncated ELF (segments cut off)" -- --timeout 10 --guest "$TMP/trunc-segments.elf"
+check "$GUEST_DIR/cli-below-1m.elf" 1 "--guest ELF linked below 1 MiB" -- --timeout 10 --guest "$GUEST_DIR/cli-below-1m.elf"
+check "$GUEST_DIR/cli-above-ram.elf" 1 "--guest ELF linked beyond guest RAM" -- --timeout 10 --guest "$GUEST_DIR/cli-above-ram.elf"
+check kvm 1 "--kernel missing file" -- --timeout 10 --kernel "$TMP/no-such-file"
+check kvm 1 "--kernel empty file" -- --timeout 10 --kernel "$TMP/empty"
+check kvm 1 "--kernel garbage (not a bzImage)" -- --timeout 10 --kernel "$TMP/garbage"
+check kvm 1 "--initrd missing file" -- --timeout 10 --kernel "$TMP/garbage" --initrd "$TMP/no-such-initrd"
+check "$HELLO" 1 "--kernel an ELF (not a bzImage)" -- --timeout 10 --kernel "$HELLO"
+
+[ "$FAILED" -eq 0 ]
