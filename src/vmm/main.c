@@ -9,6 +9,7 @@
 
 #include "boot/boot.h"
 #include "guest_abi.h"
+#include "introspect/introspect.h"
 #include "util.h"
 #include "vm.h"
 
@@ -18,7 +19,9 @@
 
 struct options {
 	struct vm_config cfg;
+	struct introspect_config intro;
 	const char *guest, *kernel, *initrd, *append;
+	bool have_uuid;
 };
 
 static void usage(FILE *f)
@@ -38,6 +41,17 @@ static void usage(FILE *f)
 		"  -t, --timeout SECS    stop the guest after SECS seconds (exit status %d)\n"
 		"      --kvm-device PATH KVM device (default /dev/kvm)\n"
 		"      --no-serial-input do not feed stdin to the guest's serial port\n"
+		"\n"
+		"Introspection (KVMI, the VMM connects to a listening tool):\n"
+		"      --introspector ADDR       unix:PATH or vsock:CID:PORT\n"
+		"      --name NAME               VM name sent in the handshake (default kvmi-vm)\n"
+		"      --uuid UUID               VM UUID sent in the handshake (default random)\n"
+		"      --introspector-key FILE   accept only a tool whose cookie is SHA-1(key)\n"
+		"      --allow-commands LIST     commands the tool may use (default all)\n"
+		"      --allow-events LIST       events the tool may enable (default all)\n"
+		"      --policy FILE             the same as a file (see docs/policy.md)\n"
+		"      --handshake-timeout SECS  give up on a stalled handshake (default 10)\n"
+		"      --unhook-timeout SECS     wait for the tool after UNHOOK at shutdown (default 5)\n"
 		"  -v, --verbose         log more (repeat for debug)\n"
 		"  -h, --help            this text\n"
 		"      --version         print the version\n"
@@ -51,7 +65,9 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_KVM_DEVICE = 256, OPT_VERSION, OPT_NO_SERIAL_INPUT };
+	enum { OPT_KVM_DEVICE = 256, OPT_VERSION, OPT_NO_SERIAL_INPUT, OPT_INTROSPECTOR, OPT_NAME,
+	       OPT_UUID, OPT_KEY, OPT_ALLOW_COMMANDS, OPT_ALLOW_EVENTS, OPT_POLICY,
+	       OPT_HANDSHAKE_TIMEOUT, OPT_UNHOOK_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "guest", required_argument, NULL, 'g' },
 		{ "kernel", required_argument, NULL, 'k' },
@@ -62,6 +78,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
 		{ "no-serial-input", no_argument, NULL, OPT_NO_SERIAL_INPUT },
+		{ "introspector", required_argument, NULL, OPT_INTROSPECTOR },
+		{ "name", required_argument, NULL, OPT_NAME },
+		{ "uuid", required_argument, NULL, OPT_UUID },
+		{ "introspector-key", required_argument, NULL, OPT_KEY },
+		{ "allow-commands", required_argument, NULL, OPT_ALLOW_COMMANDS },
+		{ "allow-events", required_argument, NULL, OPT_ALLOW_EVENTS },
+		{ "policy", required_argument, NULL, OPT_POLICY },
+		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+		{ "unhook-timeout", required_argument, NULL, OPT_UNHOOK_TIMEOUT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -103,6 +128,30 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_KVM_DEVICE: o->cfg.kvm_device = optarg; break;
 		case OPT_NO_SERIAL_INPUT: o->cfg.serial_in_fd = -1; break;
+		case OPT_INTROSPECTOR: o->intro.address = optarg; break;
+		case OPT_NAME: o->intro.name = optarg; break;
+		case OPT_UUID:
+			if (introspect_parse_uuid(optarg, o->intro.uuid)) {
+				pr_err("--uuid: '%s' is not a UUID", optarg);
+				return -EINVAL;
+			}
+			o->have_uuid = true;
+			break;
+		case OPT_KEY: o->intro.key_file = optarg; break;
+		case OPT_ALLOW_COMMANDS: o->intro.allow_commands = optarg; break;
+		case OPT_ALLOW_EVENTS: o->intro.allow_events = optarg; break;
+		case OPT_POLICY: o->intro.policy_file = optarg; break;
+		case OPT_HANDSHAKE_TIMEOUT:
+		case OPT_UNHOOK_TIMEOUT:
+			if (parse_uint(optarg, 3600, &v)) {
+				pr_err("%s: '%s' is not a number of seconds (at most 3600)", argv[optind - 2], optarg);
+				return -EINVAL;
+			}
+			if (c == OPT_HANDSHAKE_TIMEOUT)
+				o->intro.handshake_timeout_ms = (int)v * 1000;
+			else
+				o->intro.unhook_timeout_ms = (int)v * 1000;
+			break;
 		case 'v': vmm_log_level++; break;
 		case 'h': usage(stdout); exit(0);
 		case OPT_VERSION: printf("kvmi-vm %s\n", KVMI_PACKAGE_VERSION); exit(0);
@@ -127,7 +176,25 @@ static int parse_args(int argc, char **argv, struct options *o)
 		pr_err("--initrd and --append go with --kernel, not --guest");
 		return -EINVAL;
 	}
+	if (!o->intro.address && (o->intro.key_file || o->intro.allow_commands || o->intro.allow_events ||
+				  o->intro.policy_file || o->intro.name || o->have_uuid)) {
+		pr_err("introspection options need --introspector ADDR");
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* Version-4 UUID from the kernel's random pool. */
+static void random_uuid(uint8_t uuid[16])
+{
+	FILE *f = fopen("/dev/urandom", "rb");
+
+	if (!f || fread(uuid, 1, 16, f) != 16)
+		memset(uuid, 0, 16);
+	if (f)
+		fclose(f);
+	uuid[6] = (uuid[6] & 0x0f) | 0x40;
+	uuid[8] = (uuid[8] & 0x3f) | 0x80;
 }
 
 int main(int argc, char **argv)
@@ -160,6 +227,16 @@ int main(int argc, char **argv)
 	err = vm_create(&o.cfg, &vm);
 	if (err)
 		return err == -EINVAL ? KVMI_VM_EXIT_USAGE : KVMI_VM_EXIT_HOST;
+
+	if (o.intro.address) {
+		if (!o.have_uuid)
+			random_uuid(o.intro.uuid);
+		err = introspect_create(vm, &o.intro);
+		if (err) {
+			vm_destroy(vm);
+			return KVMI_VM_EXIT_USAGE;
+		}
+	}
 
 	if (o.guest)
 		err = boot_load_payload(vm, o.guest);

@@ -145,17 +145,33 @@ void vcpu_destroy(struct vcpu *vcpu)
 	vcpu->vm = NULL;
 }
 
-void vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job)
+bool vcpu_accepts_jobs(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	bool ok;
+
+	pthread_mutex_lock(&vm->lock);
+	ok = !vcpu->jobs_closed && atomic_load(&vcpu->state) != VCPU_CREATED;
+	pthread_mutex_unlock(&vm->lock);
+	return ok;
+}
+
+int vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job)
 {
 	struct vm *vm = vcpu->vm;
 
 	job->next = NULL;
 	pthread_mutex_lock(&vm->lock);
+	if (vcpu->jobs_closed) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EAGAIN;
+	}
 	*vcpu->jobs_tail = job;
 	vcpu->jobs_tail = &job->next;
 	pthread_cond_broadcast(&vcpu->wake);
 	pthread_mutex_unlock(&vm->lock);
 	vcpu_kick(vcpu);
+	return 0;
 }
 
 static struct vcpu_job *take_jobs_locked(struct vcpu *vcpu)
@@ -449,6 +465,11 @@ static void *vcpu_thread(void *arg)
 		vm->hooks.vcpu_start(vm->hooks.opaque, vcpu);
 
 	while (vcpu_wait_runnable(vcpu)) {
+		if (vm->hooks.vcpu_prerun) {
+			vm->hooks.vcpu_prerun(vm->hooks.opaque, vcpu);
+			if (vm_stopping(vm))
+				break;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
@@ -466,8 +487,11 @@ static void *vcpu_thread(void *arg)
 out:
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vcpu->state, VCPU_EXITED);
+	vcpu->jobs_closed = true;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
+	/* Whoever queued work waits for its answer: run what is left. */
+	vcpu_run_jobs(vcpu);
 	return NULL;
 }
 

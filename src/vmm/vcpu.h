@@ -57,6 +57,7 @@ struct vcpu {
 	/* Job queue and the condition the vCPU sleeps on while it waits for
 	 * jobs or an event reply (under vm->lock). */
 	struct vcpu_job *jobs, **jobs_tail;
+	bool jobs_closed;           /* the thread has ended: no more jobs */
 	pthread_cond_t wake;
 	uint64_t nr_exits;
 };
@@ -74,7 +75,9 @@ enum vcpu_state vcpu_state(const struct vcpu *vcpu);
 
 /* Queues fn(vcpu, ctx) for the vCPU thread and kicks it; any thread.  The
  * job struct is owned by the caller until fn runs (fn may free it). */
-void vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job);
+int vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job); /* 0 or -EAGAIN */
+/* Whether queued jobs will run: the thread is up and has not ended. */
+bool vcpu_accepts_jobs(struct vcpu *vcpu);
 /* vCPU thread: runs every queued job; returns how many ran. */
 unsigned vcpu_run_jobs(struct vcpu *vcpu);
 /* Wakes a vCPU sleeping in vcpu_wait_event() or while paused. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "devices/devices.h"
+#include "introspect/introspect.h"
 #include "util.h"
 #include "vcpu.h"
 
@@ -223,6 +224,7 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	introspect_destroy(vm);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
@@ -317,6 +319,10 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
+	if (introspect_start(vm)) {
+		pr_err("cannot start the introspection thread");
+		vm_request_stop(vm, KVMI_VM_EXIT_HOST);
+	}
 
 	pthread_mutex_lock(&vm->lock);
 	while (!vm->stopping) {
@@ -349,6 +355,9 @@ int vm_run(struct vm *vm)
 	}
 	pthread_mutex_unlock(&vm->lock);
 
+	/* UNHOOK (bounded wait for the tool) and disconnect; vCPUs waiting
+	 * for replies have been released by the stop. */
+	introspect_stop(vm);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
 	devices_stop(vm);

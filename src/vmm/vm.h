@@ -24,6 +24,7 @@
 struct vcpu;
 struct serial;
 struct kvm_cpuid2;
+struct kvmi_backend;
 
 struct vm_config {
 	const char *kvm_device;   /* default "/dev/kvm" */
@@ -47,6 +48,9 @@ struct vm_hooks {
 	void (*vcpu_start)(void *opaque, struct vcpu *vcpu);
 	/* Called on the vCPU thread when it was kicked out of KVM_RUN. */
 	void (*vcpu_kicked)(void *opaque, struct vcpu *vcpu);
+	/* Called on the vCPU thread before every KVM_RUN (pending pauses,
+	 * TRAP events). */
+	void (*vcpu_prerun)(void *opaque, struct vcpu *vcpu);
 };
 
 enum vm_boot_kind { VM_BOOT_NONE, VM_BOOT_PAYLOAD, VM_BOOT_LINUX };
@@ -76,6 +80,7 @@ struct vm {
 	struct vm_entry entry;
 
 	struct vm_hooks hooks;
+	struct kvmi_backend *intro;  /* introspection subsystem, NULL when off */
 
 	/* Lifecycle, under lock. */
 	pthread_mutex_t lock;

@@ -1,0 +1,183 @@
+#!/bin/sh
+# run-demo.sh — boots a real Linux guest under kvmi-vm and shows its console.
+#
+# `make demo` runs this after building.  The guest is the current Debian
+# kernel package (linux-image-amd64's dependency, fetched with apt-get
+# download and cached) with a busybox initramfs whose /init prints a banner
+# and a few facts about the guest, then resets it with `reboot -f`
+# (reboot=k: kvmi-vm takes the keyboard-controller reset as the end).
+#
+# Where it runs:
+#   hardware KVM (kvm_intel or kvm_amd loaded): build/kvmi-vm on /dev/kvm
+#   otherwise (a software hypervisor such as kvm_pvm): build/kvmi-vm-static
+#     inside the real-KVM box (tests/kvmbox/build-box.sh, docs/test-hosts.md)
+# The first line of output says which.
+#
+# Usage: demo/run-demo.sh [--box | --direct]   (default: chosen as above)
+# Environment:
+#   KVMI_BUILD           Meson build directory (default: build)
+#   KVMI_DEMO_MEMORY     guest RAM (default 256M)
+#   KVMI_DEMO_APPEND     guest kernel command line
+#   KVMI_DEMO_TIMEOUT    kvmi-vm --timeout for the guest (default 120)
+#   KVMI_DEMO_VM_ARGS    extra kvmi-vm arguments (e.g. for an introspector)
+#   KVMI_BOX_TIMEOUT     overall limit of the box run (default 600)
+#   KVMI_CACHE           download cache of build-box.sh
+#
+# Exit status: kvmi-vm's (0 when the guest rebooted cleanly), 1 on set-up
+# errors or when the box did not finish.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${KVMI_BUILD:-$ROOT/build}
+case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+OUT=$BUILD/demo
+BUILD_BOX=$ROOT/tests/kvmbox/build-box.sh
+
+MEMORY=${KVMI_DEMO_MEMORY:-256M}
+APPEND=${KVMI_DEMO_APPEND:-console=ttyS0 reboot=k panic=-1}
+GUEST_TIMEOUT=${KVMI_DEMO_TIMEOUT:-120}
+VM_ARGS=${KVMI_DEMO_VM_ARGS:-}
+BOX_TIMEOUT=${KVMI_BOX_TIMEOUT:-600}
+
+say() { printf 'demo: %s\n' "$*"; }
+die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
+
+# True when /dev/kvm is backed by hardware virtualization.
+hardware_kvm() {
+	[ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]
+}
+
+# Name of the module behind /dev/kvm when it is not hardware-backed.
+kvm_backend() {
+	for m in kvm_pvm kvm; do
+		[ -d "/sys/module/$m" ] && { echo "$m"; return; }
+	done
+	echo "no kvm module"
+}
+
+# ---------------------------------------------------------------- direct
+# Builds the kernel + guest initramfs only (no box) into $OUT.
+prepare_guest() {
+	say "preparing the guest (Debian kernel package + busybox initramfs)"
+	sh "$BUILD_BOX" --mode guest "$OUT" ||
+		die "could not prepare the guest (see the messages above)"
+}
+
+# Runs the guest on this host's /dev/kvm; the console goes to stdout.
+run_direct() {
+	[ -x "$BUILD/kvmi-vm" ] || die "$BUILD/kvmi-vm not built (run: make build)"
+	[ -c /dev/kvm ] || die "/dev/kvm missing"
+	prepare_guest
+	say "booting $(cut -d' ' -f1 "$OUT/box.info") under $BUILD/kvmi-vm"
+	echo "------------------------------ guest console ------------------------------"
+	t0=$(now_ms)
+	rc=0
+	# shellcheck disable=SC2086  # VM_ARGS is a list of words
+	"$BUILD/kvmi-vm" --kernel "$OUT/vmlinuz" --initrd "$OUT/guest-initrd.gz" \
+		--append "$APPEND" --memory "$MEMORY" --timeout "$GUEST_TIMEOUT" \
+		--no-serial-input $VM_ARGS </dev/null || rc=$?
+	echo "---------------------------------------------------------------------------"
+	say "kvmi-vm exit status $rc after $(secs "$t0" "$(now_ms)")s"
+	return "$rc"
+}
+
+# ---------------------------------------------------------------- box
+# Builds the box in demo mode: its payload is only the demo guest.
+prepare_box() {
+	[ -f "$BUILD/kvmi-vm-static" ] ||
+		die "$BUILD/kvmi-vm-static not built (needs -Dstatic_binaries=true)"
+	command -v qemu-system-x86_64 >/dev/null ||
+		die "qemu-system-x86_64 missing (Debian package qemu-system-x86)"
+	say "preparing the real-KVM box (Debian kernel package, busybox, kvmi-vm-static)"
+	KVMI_LINUX_APPEND=$APPEND KVMI_LINUX_MEMORY=$MEMORY \
+	KVMI_LINUX_TIMEOUT=$GUEST_TIMEOUT KVMI_VM_EXTRA_ARGS=$VM_ARGS \
+		sh "$BUILD_BOX" --mode demo --vm "$BUILD/kvmi-vm-static" "$OUT" ||
+		die "could not build the box (see the messages above)"
+}
+
+# Filters the box's serial console (stdin): box progress as "demo:" lines,
+# the guest console between KVMBOX-DEMO-BEGIN and -END as it is.  Writes
+# the guest's exit status to $OUT/guest.rc.
+show_box_console() {
+	in_guest=0
+	while IFS= read -r line; do
+		line=$(printf '%s' "$line" | tr -d '\r')
+		if [ "$in_guest" = 1 ]; then
+			case "$line" in
+			*KVMBOX-DEMO-END*)
+				in_guest=0
+				echo "---------------------------------------------------------------------------"
+				rest=${line#*KVMBOX-DEMO-END }
+				rc=${rest#rc=}; rc=${rc%% *}
+				echo "$rc" >"$OUT/guest.rc"
+				say "kvmi-vm exit status $rc after ${rest##*seconds=}s (wall time inside the box)"
+				;;
+			*) printf '%s\n' "$line" ;;
+			esac
+			continue
+		fi
+		case "$line" in
+		*KVMBOX-BOOT:\ *)
+			say "box booted in $(secs "$T0" "$(now_ms)")s: ${line#*KVMBOX-BOOT: }" ;;
+		*KVMBOX-DEMO-BEGIN*)
+			in_guest=1
+			say "booting $(cut -d' ' -f1 "$OUT/box.info") under kvmi-vm inside the box"
+			echo "------------------------------ guest console ------------------------------"
+			;;
+		*"KVMBOX-TAP: not ok"*)
+			say "box: ${line#*KVMBOX-TAP: }" ;;
+		*"KVMBOX-TAP: # insmod"*|*"KVMBOX-TAP: # |"*)
+			say "box: ${line#*KVMBOX-TAP: # }" ;;
+		*"Kernel panic"*)
+			say "box: $line" ;;
+		esac
+	done
+}
+
+# Boots the box; its console goes to $OUT/console.log, the filtered view
+# to stdout.
+run_in_box() {
+	prepare_box
+	say "booting the box (QEMU TCG, emulated AMD SVM CPU, kvm_amd)"
+	rm -f "$OUT/guest.rc" "$OUT/qemu.rc"
+	T0=$(now_ms)
+	{
+		timeout --foreground -k 10 "$BOX_TIMEOUT" qemu-system-x86_64 -accel tcg \
+			-cpu EPYC,+svm,+npt -smp 2 -m 2048 \
+			-nographic -no-reboot -nic none \
+			-kernel "$OUT/vmlinuz" -initrd "$OUT/initrd.gz" \
+			-append "console=ttyS0 panic=-1 quiet" \
+			</dev/null 2>"$OUT/qemu.stderr"
+		echo $? >"$OUT/qemu.rc"
+	} | tee "$OUT/console.log" | show_box_console
+	qrc=$(cat "$OUT/qemu.rc" 2>/dev/null || echo 255)
+	say "whole box run: $(secs "$T0" "$(now_ms)")s (QEMU exit status $qrc)"
+	if [ ! -f "$OUT/guest.rc" ]; then
+		say "the box did not finish the demo; last lines of $OUT/console.log:"
+		tail -n 30 "$OUT/console.log" | tr -d '\r' | sed 's/^/  | /'
+		return 1
+	fi
+	return "$(cat "$OUT/guest.rc")"
+}
+
+# ---------------------------------------------------------------- main
+where=auto
+case "${1:-}" in
+--box) where=box ;;
+--direct) where=direct ;;
+"") ;;
+*) die "usage: $0 [--box | --direct]" ;;
+esac
+if [ "$where" = auto ]; then
+	if hardware_kvm; then where=direct; else where=box; fi
+fi
+mkdir -p "$OUT"
+if [ "$where" = direct ]; then
+	say "hardware KVM on this host: running kvmi-vm directly on /dev/kvm"
+	run_direct
+else
+	say "/dev/kvm here is not hardware KVM ($(kvm_backend)): running kvmi-vm inside the real-KVM box (QEMU TCG + kvm_amd)"
+	run_in_box
+fi

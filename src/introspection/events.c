@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * events.c - VMM->tool events and the tool's replies.
+ *
+ * A vCPU thread raises an event with kvmi_vcpu_event(): the message is the
+ * common header (struct kvmi_event, 544 bytes, state from the backend)
+ * plus the event-specific part. The vCPU then waits; the introspection
+ * thread validates the EVENT_REPLY (seq, size, padding; a shorter
+ * specific part is zero-filled, a longer one closes the connection) and
+ * wakes it. A reply is acted upon only once every command the tool sent
+ * for that vCPU before it has run, so "SET_REGISTERS + EVENT_REPLY"
+ * batches behave. When the tool goes away every waiter continues as if it
+ * had answered CONTINUE.
+ *
+ * Lock order: a backend may call the wait predicate under its own lock, so
+ * the server never calls a backend op while holding srv->lock.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#define EVENT_DATA_MAX 64u
+
+static const uint16_t event_data_size[KVMI_NUM_EVENTS] = {
+	[KVMI_EVENT_CR]         = sizeof(struct kvmi_event_cr),
+	[KVMI_EVENT_MSR]        = sizeof(struct kvmi_event_msr),
+	[KVMI_EVENT_BREAKPOINT] = sizeof(struct kvmi_event_breakpoint),
+	[KVMI_EVENT_PF]         = sizeof(struct kvmi_event_pf),
+	[KVMI_EVENT_TRAP]       = sizeof(struct kvmi_event_trap),
+	[KVMI_EVENT_DESCRIPTOR] = sizeof(struct kvmi_event_descriptor),
+	[KVMI_EVENT_SINGLESTEP] = sizeof(struct kvmi_event_singlestep),
+	[KVMI_EVENT_CMD_ERROR]  = sizeof(struct kvmi_event_cmd_error),
+	[KVMI_EVENT_CPUID]      = sizeof(struct kvmi_event_cpuid),
+};
+
+static const uint16_t event_reply_size[KVMI_NUM_EVENTS] = {
+	[KVMI_EVENT_CR]  = sizeof(struct kvmi_event_cr_reply),
+	[KVMI_EVENT_MSR] = sizeof(struct kvmi_event_msr_reply),
+	[KVMI_EVENT_PF]  = sizeof(struct kvmi_event_pf_reply),
+};
+
+size_t kvmi_srv_event_data_size(unsigned event)
+{
+	return event < KVMI_NUM_EVENTS ? event_data_size[event] : 0;
+}
+
+size_t kvmi_srv_event_reply_size(unsigned event)
+{
+	return event < KVMI_NUM_EVENTS ? event_reply_size[event] : 0;
+}
+
+static bool needs_reply(unsigned event)
+{
+	return event != KVMI_EVENT_UNHOOK && event != KVMI_EVENT_CMD_ERROR;
+}
+
+size_t kvmi_srv_event_encode(void *buf, uint32_t seq, uint16_t vcpu, uint8_t event,
+			 const struct kvmi_event_arch *arch, const void *data, size_t len)
+{
+	struct kvmi_msg_hdr hdr = {
+		.id = KVMI_EVENT,
+		.size = (uint16_t)(sizeof(struct kvmi_event) + len),
+		.seq = seq,
+	};
+	struct kvmi_event ev;
+	uint8_t *p = buf;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.size = sizeof(ev);
+	ev.vcpu = vcpu;
+	ev.event = event;
+	if (arch) {
+		ev.arch = *arch;
+		ev.arch.padding1 = 0;
+		ev.arch.padding2 = 0;
+	}
+	memcpy(p, &hdr, sizeof(hdr));
+	memcpy(p + sizeof(hdr), &ev, sizeof(ev));
+	if (len)
+		memcpy(p + sizeof(hdr) + sizeof(ev), data, len);
+	return sizeof(hdr) + sizeof(ev) + len;
+}
+
+static void wake(struct kvmi_server *srv, unsigned vcpu)
+{
+	if (srv->ops->wait_reply) {
+		srv->ops->wake_vcpu(srv->b, vcpu);
+		return;
+	}
+	pthread_mutex_lock(&srv->lock);
+	pthread_cond_broadcast(&srv->vcpus[vcpu].cond);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+bool kvmi_vcpu_event_enabled(struct kvmi_server *srv, unsigned vcpu, unsigned event)
+{
+	if (event >= KVMI_NUM_EVENTS)
+		return false;
+	if (event == KVMI_EVENT_UNHOOK || event == KVMI_EVENT_CREATE_VCPU)
+		return atomic_load(&srv->vm_events) & (1ull << event);
+	if (vcpu >= srv->cfg.max_vcpus)
+		return false;
+	return atomic_load(&srv->vcpus[vcpu].events) & (1ull << event);
+}
+
+/* Sent without CONTROL_EVENTS: one per PAUSE_VCPU / INJECT_EXCEPTION. */
+static bool always_on(unsigned event)
+{
+	return event == KVMI_EVENT_PAUSE_VCPU || event == KVMI_EVENT_TRAP;
+}
+
+struct wait_ctx {
+	struct kvmi_server *srv;
+	struct kvmi_vcpu_state *v;
+};
+
+static bool reply_ready_locked(const struct kvmi_vcpu_state *v)
+{
+	return v->aborted || (v->replied && v->jobs == 0);
+}
+
+static bool reply_ready(void *opaque)
+{
+	struct wait_ctx *w = opaque;
+	bool done;
+
+	pthread_mutex_lock(&w->srv->lock);
+	done = reply_ready_locked(w->v);
+	pthread_mutex_unlock(&w->srv->lock);
+	return done;
+}
+
+void ks_job_done(struct kvmi_server *srv, unsigned vcpu, uint64_t session)
+{
+	struct kvmi_vcpu_state *v = &srv->vcpus[vcpu];
+	bool notify = false;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->connected && srv->session == session && v->jobs) {
+		v->jobs--;
+		notify = !v->jobs && v->waiting && v->replied;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (notify)
+		wake(srv, vcpu);
+}
+
+int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
+		    const void *data, size_t len, void *rpl, size_t rpl_len,
+		    struct kvmi_event_result *res)
+{
+	uint8_t msg[sizeof(struct kvmi_msg_hdr) + sizeof(struct kvmi_event) + EVENT_DATA_MAX];
+	struct kvmi_vcpu_state *v;
+	struct kvmi_event_arch arch;
+	struct kvmi_x86_regs regs;
+	struct wait_ctx w;
+	bool set_regs = false;
+	uint64_t session;
+	uint32_t seq;
+	size_t n;
+	int err;
+
+	res->action = KVMI_EVENT_ACTION_CONTINUE;
+	res->delivered = false;
+	res->regs_applied = false;
+	if (rpl_len)
+		memset(rpl, 0, rpl_len);
+	if (vcpu >= srv->cfg.max_vcpus || event >= KVMI_NUM_EVENTS || !needs_reply(event) ||
+	    len > EVENT_DATA_MAX)
+		return -EINVAL;
+	if (!always_on(event) && !kvmi_vcpu_event_enabled(srv, vcpu, event))
+		return 0;
+	if (!kvmi_policy_event_allowed(&srv->policy, event) || !srv->ops->get_event_arch)
+		return 0;
+	if (!kvmi_server_connected(srv))
+		return 0;
+
+	memset(&arch, 0, sizeof(arch));
+	err = srv->ops->get_event_arch(srv->b, vcpu, &arch);
+	if (err)
+		return err;
+
+	v = &srv->vcpus[vcpu];
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->connected) {
+		pthread_mutex_unlock(&srv->lock);
+		return 0;
+	}
+	if (v->waiting) {
+		pthread_mutex_unlock(&srv->lock);
+		return -EBUSY;
+	}
+	seq = ++srv->ev_seq;
+	session = srv->session;
+	v->waiting = true;
+	v->replied = false;
+	v->aborted = false;
+	v->regs_pending = false;
+	v->event = (uint8_t)event;
+	v->seq = seq;
+	v->rpl = rpl;
+	v->rpl_len = rpl_len;
+	pthread_mutex_unlock(&srv->lock);
+
+	n = kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
+	err = ks_send_msg(srv, session, (const void *)msg, msg + sizeof(struct kvmi_msg_hdr),
+			    n - sizeof(struct kvmi_msg_hdr), NULL, 0);
+	if (err)
+		goto out;
+
+	w.srv = srv;
+	w.v = v;
+	if (srv->ops->wait_reply) {
+		err = srv->ops->wait_reply(srv->b, vcpu, reply_ready, &w);
+		if (err)
+			ks_log(srv, KVMI_SRV_LOG_INFO, "vCPU %u stopped waiting for a reply", vcpu);
+	} else {
+		pthread_mutex_lock(&srv->lock);
+		while (!reply_ready_locked(v))
+			pthread_cond_wait(&v->cond, &srv->lock);
+		pthread_mutex_unlock(&srv->lock);
+	}
+
+out:
+	pthread_mutex_lock(&srv->lock);
+	if (v->replied && !v->aborted && v->jobs == 0) {
+		res->delivered = true;
+		res->action = v->action;
+		if (v->regs_pending) {
+			regs = v->regs;
+			set_regs = true;
+		}
+	}
+	v->waiting = false;
+	v->replied = false;
+	v->aborted = false;
+	v->regs_pending = false;
+	v->rpl = NULL;
+	v->rpl_len = 0;
+	pthread_mutex_unlock(&srv->lock);
+
+	if (res->delivered && res->action > KVMI_EVENT_ACTION_CRASH) {
+		ks_log(srv, KVMI_SRV_LOG_WARN, "unsupported action %u for event %s; continuing",
+			 res->action, kvmi_srv_event_name(event));
+		res->action = KVMI_EVENT_ACTION_CONTINUE;
+	}
+	if (set_regs && srv->ops->set_registers)
+		res->regs_applied = srv->ops->set_registers(srv->b, vcpu, &regs) == 0;
+	if (!res->delivered && rpl_len)
+		memset(rpl, 0, rpl_len);
+	return 0;
+}
+
+/*
+ * EVENT_REPLY: any violation (unknown vCPU, nobody waiting, wrong seq,
+ * padding, longer than expected) leaves the tool and the VMM out of step,
+ * so the connection is closed; the waiting vCPU then continues.
+ */
+int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hdr,
+			    const uint8_t *payload)
+{
+	const struct kvmi_vcpu_hdr *vh = (const void *)payload;
+	const struct kvmi_event_reply *er = (const void *)(payload + sizeof(*vh));
+	const uint8_t *spec = payload + sizeof(*vh) + sizeof(*er);
+	size_t spec_len, expected;
+	struct kvmi_vcpu_state *v;
+	const char *why = NULL;
+	bool notify;
+
+	if (hdr->size < sizeof(*vh) + sizeof(*er)) {
+		ks_log(srv, KVMI_SRV_LOG_WARN, "event reply too short (%u); closing", hdr->size);
+		return KVMI_CLOSE;
+	}
+	if (vh->padding1 || vh->padding2 || er->padding1 || er->padding2) {
+		ks_log(srv, KVMI_SRV_LOG_WARN, "event reply with non-zero padding; closing");
+		return KVMI_CLOSE;
+	}
+	if (vh->vcpu >= srv->cfg.max_vcpus) {
+		ks_log(srv, KVMI_SRV_LOG_WARN, "event reply for unknown vCPU %u; closing", vh->vcpu);
+		return KVMI_CLOSE;
+	}
+	spec_len = hdr->size - sizeof(*vh) - sizeof(*er);
+	v = &srv->vcpus[vh->vcpu];
+
+	pthread_mutex_lock(&srv->lock);
+	expected = kvmi_srv_event_reply_size(v->event);
+	if (!v->waiting || v->replied || v->aborted)
+		why = "no event pending";
+	else if (v->seq != hdr->seq)
+		why = "wrong seq";
+	else if (spec_len > expected)
+		why = "longer than expected";
+	if (!why && v->event == KVMI_EVENT_PF) {
+		struct kvmi_event_pf_reply pf = { 0 };
+
+		memcpy(&pf, spec, spec_len);
+		/* byte 12 (libkvmi: singlestep, K7: must be 0) is ignored */
+		if (pf.ctx_size > KVMI_PF_CTX_DATA_SIZE || pf.padding)
+			why = "bad PF reply";
+	}
+	if (why) {
+		pthread_mutex_unlock(&srv->lock);
+		ks_log(srv, KVMI_SRV_LOG_WARN, "event reply seq %u vCPU %u: %s; closing",
+			 hdr->seq, vh->vcpu, why);
+		return KVMI_CLOSE;
+	}
+	if (v->rpl_len) {
+		memset(v->rpl, 0, v->rpl_len);
+		memcpy(v->rpl, spec, spec_len < v->rpl_len ? spec_len : v->rpl_len);
+	}
+	/* er->event is not checked: the kernel only traces it. */
+	v->action = er->action;
+	v->replied = true;
+	notify = v->jobs == 0;
+	pthread_mutex_unlock(&srv->lock);
+	if (notify)
+		wake(srv, vh->vcpu);
+	return 0;
+}
+
+void ks_events_session_end(struct kvmi_server *srv)
+{
+	unsigned i, n = srv->cfg.max_vcpus;
+	bool waiting;
+
+	for (i = 0; i < n; i++) {
+		struct kvmi_vcpu_state *v = &srv->vcpus[i];
+
+		pthread_mutex_lock(&srv->lock);
+		waiting = v->waiting;
+		if (waiting)
+			v->aborted = true;
+		v->jobs = 0;
+		v->pauses = 0;
+		atomic_store(&v->events, 0);
+		pthread_mutex_unlock(&srv->lock);
+		if (waiting)
+			wake(srv, i);
+	}
+	atomic_store(&srv->vm_events, 0);
+}
+
+/* A VM event from the introspection thread (no vCPU state). */
+static int send_vm_event(struct kvmi_server *srv, unsigned event, const void *data, size_t len,
+			 uint64_t want_session, uint64_t *session_out)
+{
+	uint8_t msg[sizeof(struct kvmi_msg_hdr) + sizeof(struct kvmi_event) + EVENT_DATA_MAX];
+	uint64_t session;
+	uint32_t seq;
+	size_t n;
+
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->connected || (want_session && want_session != srv->session)) {
+		pthread_mutex_unlock(&srv->lock);
+		return -ENOTCONN;
+	}
+	seq = ++srv->ev_seq;
+	session = srv->session;
+	pthread_mutex_unlock(&srv->lock);
+	if (session_out)
+		*session_out = session;
+	n = kvmi_srv_event_encode(msg, seq, 0, (uint8_t)event, NULL, data, len);
+	return ks_send_msg(srv, session, (const void *)msg, msg + sizeof(struct kvmi_msg_hdr),
+			     n - sizeof(struct kvmi_msg_hdr), NULL, 0);
+}
+
+int ks_send_cmd_error(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx, int err)
+{
+	struct kvmi_event_cmd_error ce = {
+		.err = err,
+		.msg_seq = ctx->seq,
+		.msg_id = ctx->id,
+	};
+
+	return send_vm_event(srv, KVMI_EVENT_CMD_ERROR, &ce, sizeof(ce), ctx->session, NULL);
+}
+
+int kvmi_server_unhook(struct kvmi_server *srv, int timeout_ms)
+{
+	struct timespec ts;
+	uint64_t session;
+	int err;
+
+	if (!kvmi_vcpu_event_enabled(srv, 0, KVMI_EVENT_UNHOOK) ||
+	    !kvmi_policy_event_allowed(&srv->policy, KVMI_EVENT_UNHOOK))
+		return -ENOENT;
+	err = send_vm_event(srv, KVMI_EVENT_UNHOOK, NULL, 0, 0, &session);
+	if (err)
+		return err == -ENOTCONN ? -ENOENT : err;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	err = 0;
+	pthread_mutex_lock(&srv->lock);
+	while (srv->connected && srv->session == session && !err)
+		err = pthread_cond_timedwait(&srv->cond, &srv->lock, &ts);
+	err = srv->connected && srv->session == session ? -ETIMEDOUT : 0;
+	pthread_mutex_unlock(&srv->lock);
+	return err;
+}

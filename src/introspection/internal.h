@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - state and helpers shared by the files of the protocol
+ * server. Not used outside src/introspection.
+ */
+#ifndef KVMI_INTROSPECTION_INTERNAL_H
+#define KVMI_INTROSPECTION_INTERNAL_H
+
+#include "introspection.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Handler result: close the connection (after any reply already sent). */
+#define KVMI_CLOSE (-100000)
+
+#define KVMI_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define KVMI_DEFAULT_SEND_TIMEOUT_MS      15000
+
+/* How a reply must be treated; captured when the command is decoded, so a
+ * command that runs later on a vCPU thread still obeys the
+ * CONTROL_CMD_RESPONSE state it was received under. */
+struct kvmi_reply_ctx {
+	uint16_t id;
+	uint32_t seq;
+	uint64_t session;       /* replies for an older session are dropped */
+	bool enabled;           /* CONTROL_CMD_RESPONSE: replies on */
+	bool error_event;       /* replies off + flags bit0: failures -> CMD_ERROR */
+};
+
+/* A decoded command. For vCPU commands, req points after kvmi_vcpu_hdr. */
+struct kvmi_cmd {
+	struct kvmi_server *srv;
+	const struct kvmi_cmd_desc *desc;
+	unsigned vcpu;
+	const void *req;
+	size_t req_size;
+	struct kvmi_reply_ctx rctx;
+	bool close_after;       /* handler: close once the reply is out */
+};
+
+enum kvmi_scope {
+	KVMI_SCOPE_VM,          /* runs on the introspection thread */
+	KVMI_SCOPE_VCPU,        /* validated there, runs on the vCPU thread */
+	KVMI_SCOPE_VCPU_RECV,   /* vCPU header, but runs on the introspection thread */
+};
+
+#define KVMI_CMD_ALWAYS_ALLOWED 0x01u   /* policy cannot deny it */
+#define KVMI_CMD_REPLY_DATA     0x02u   /* a successful reply carries data */
+#define KVMI_CMD_VAR_SIZE       0x04u   /* size checked by validate() */
+
+struct kvmi_cmd_desc {
+	uint8_t scope;
+	uint8_t flags;
+	uint16_t size;          /* exact request size after any vCPU header */
+	/* offsetof(struct kvmi_backend_ops, op) + 1, or 0 if none is needed */
+	uint16_t op;
+	/* [intro] size (VAR_SIZE), padding and field checks. Returns 0,
+	 * -KVM_E* (reply) or KVMI_CLOSE; may set cmd->close_after. */
+	int (*validate)(struct kvmi_cmd *cmd);
+	/* Does the work and replies itself (return 0), or returns the error
+	 * to reply with. */
+	int (*handle)(struct kvmi_cmd *cmd);
+};
+
+#define KVMI_OP(field) ((uint16_t)(offsetof(struct kvmi_backend_ops, field) + 1))
+
+/* dispatch.c */
+const struct kvmi_cmd_desc *ks_cmd_lookup(unsigned id);
+bool ks_backend_has_op(const struct kvmi_backend_ops *ops, uint16_t op);
+/* 0, -KVM_ENOSYS, -KVM_EOPNOTSUPP: can this VMM run command id at all
+ * (policy aside)? */
+int ks_cmd_supported(struct kvmi_server *srv, unsigned id);
+int ks_event_supported(struct kvmi_server *srv, unsigned id);
+bool ks_is_vm_event(unsigned id);
+bool ks_is_vcpu_event(unsigned id);
+
+struct kvmi_vcpu_state {
+	/* event in flight (under srv->lock) */
+	bool waiting;
+	bool replied;
+	bool aborted;
+	uint8_t event;
+	uint8_t action;
+	uint32_t seq;
+	void *rpl;
+	size_t rpl_len;
+	bool regs_pending;
+	struct kvmi_x86_regs regs;
+	/* jobs queued and not yet run in this session: an event reply is
+	 * only acted upon after the commands the tool sent before it */
+	unsigned jobs;
+	unsigned pauses;                /* PAUSE_VCPU requests not yet sent */
+	atomic_uint_least64_t events;   /* CONTROL_EVENTS bits */
+	/* used when ops->wait_reply is NULL */
+	pthread_cond_t cond;
+};
+
+struct kvmi_server {
+	struct kvmi_server_config cfg;
+	const struct kvmi_backend_ops *ops;
+	struct kvmi_backend *b;
+	struct kvmi_policy policy;
+
+	pthread_mutex_t lock;           /* everything below unless noted */
+	pthread_cond_t cond;            /* session end, unhook waiters */
+	bool connected;
+	bool stopping;
+	uint64_t session;               /* current session number, 0 = none */
+	uint64_t nr_sessions;
+	int rfd, wfd;
+	int hs_fd;                      /* socket in handshake, or -1 */
+	int stop_pipe[2];               /* wakes the run loop's sleeps */
+	uint32_t ev_seq;
+	bool replies_enabled;           /* introspection thread only */
+	bool error_events;              /* introspection thread only */
+	atomic_uint_least64_t vm_events;
+
+	pthread_mutex_t send_lock;      /* one whole message at a time */
+
+	struct kvmi_vcpu_state *vcpus;  /* cfg.max_vcpus */
+
+	uint8_t rbuf[KVMI_MSG_SIZE + 8];   /* introspection thread only */
+};
+
+/* server.c */
+void ks_log(struct kvmi_server *srv, enum kvmi_srv_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Whole message (header + parts) on the wire, if `session` is current. */
+int ks_send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg_hdr *hdr,
+		  const void *p1, size_t l1, const void *p2, size_t l2);
+/* Reply to a command: error code, then data when err == 0. Honours the
+ * CONTROL_CMD_RESPONSE state captured in ctx. Thread-safe. */
+int ks_reply(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx, int err,
+	       const void *data, size_t len);
+void ks_drop_connection(struct kvmi_server *srv, uint64_t session);
+
+/* events.c */
+int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hdr,
+			    const uint8_t *payload);
+void ks_events_session_end(struct kvmi_server *srv);
+int ks_send_cmd_error(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx, int err);
+void ks_job_done(struct kvmi_server *srv, unsigned vcpu, uint64_t session);
+
+/* names.c */
+const char *ks_command_alias(unsigned id);
+
+/* conn.c */
+int ks_read_full(int fd, void *buf, size_t len, int64_t deadline_ms);
+int ks_write_full(int fd, const void *buf, size_t len, int64_t deadline_ms);
+int64_t ks_now_ms(void);
+
+/* Padding helpers */
+static inline bool ks_zero(const void *p, size_t n)
+{
+	const uint8_t *b = (const uint8_t *)p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+#endif

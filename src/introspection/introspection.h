@@ -1,0 +1,352 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * introspection.h - the KVMI protocol server, as used by the VMM.
+ *
+ * This library speaks the KVMI wire protocol (include/kvmi/kvmi-wire.h) on
+ * one connected socket per VM and knows nothing about KVM: every guest
+ * operation goes through struct kvmi_backend_ops, which the VMM implements.
+ *
+ * Threads:
+ *   - the introspection thread runs kvmi_server_run() / kvmi_server_session()
+ *     / kvmi_server_serve(): it reads, validates and dispatches every message.
+ *     VM-scoped commands call the backend right there.
+ *   - vCPU-scoped commands are decoded and validated on the introspection
+ *     thread, then packed into a struct kvmi_vcpu_job and handed to
+ *     ops->queue_vcpu_job(); the VMM runs kvmi_vcpu_job_run(job) on that
+ *     vCPU's thread, which calls the backend op and sends the reply.
+ *   - a vCPU thread raises events with kvmi_vcpu_event(); it blocks in
+ *     ops->wait_reply() (which must keep running queued jobs) until the tool
+ *     replies or goes away.
+ *   - replies and events may be sent from any thread; every message is
+ *     written whole under one lock.
+ *
+ * Errors: 0 or a negative value. Values that reach the wire are -KVM_E*;
+ * local failures are -errno.
+ */
+#ifndef KVMI_INTROSPECTION_H
+#define KVMI_INTROSPECTION_H
+
+#include <kvmi/kvmi-wire.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvmi_server;
+struct kvmi_vcpu_job;
+/* Defined by the VMM; this library only passes the pointer back. */
+struct kvmi_backend;
+
+/* ------------------------------------------------------------------ */
+/* Backend                                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Guest operations. Every op returns 0 or -KVM_E* (the value is sent to the
+ * tool as is; anything else is mapped, see kvmi_srv_errno_to_wire()).
+ * A NULL op means "not implemented": the command answers -KVM_ENOSYS and
+ * CHECK_COMMAND says so. check_command() can further say -KVM_EOPNOTSUPP
+ * when this host lacks what the op needs.
+ *
+ * [intro] ops run on the introspection thread, [vcpu] ops run on the
+ * thread that calls kvmi_vcpu_job_run() (the VMM makes that the vCPU's own
+ * thread), [any] may run anywhere.
+ */
+struct kvmi_backend_ops {
+	/* --- capabilities and routing ---------------------------------- */
+	/* [intro] Online vCPUs; indices >= this answer -KVM_EINVAL. Required. */
+	unsigned (*vcpu_count)(struct kvmi_backend *b);
+	/* [intro] 0, or -KVM_EOPNOTSUPP if the host cannot do command `id`.
+	 * Only asked for ids whose op is present. NULL: all supported. */
+	int (*check_command)(struct kvmi_backend *b, unsigned id);
+	/* [intro] 0, or -KVM_EOPNOTSUPP if this host cannot deliver event `id`.
+	 * NULL: only PAUSE_VCPU (with pause_vcpu), TRAP (with
+	 * inject_exception) and UNHOOK are deliverable. */
+	int (*check_event)(struct kvmi_backend *b, unsigned id);
+	/* [intro] kvmi_features for GET_VERSION. NULL: all zero. */
+	void (*get_features)(struct kvmi_backend *b, struct kvmi_features *f);
+
+	/* [intro] Hand `job` to vCPU `vcpu`; it must later call
+	 * kvmi_vcpu_job_run(job) (or kvmi_vcpu_job_cancel(job)) exactly once.
+	 * Return -KVM_EAGAIN if the vCPU cannot run jobs yet; the job is then
+	 * still owned by the caller. NULL: jobs run inline (tests). */
+	int (*queue_vcpu_job)(struct kvmi_backend *b, unsigned vcpu, struct kvmi_vcpu_job *job);
+	/* [vcpu] Sleep until done(ctx) is true, running queued jobs meanwhile;
+	 * a wake_vcpu() call must make it re-check done(). Return 0, or <0 if
+	 * the VM is stopping (the event then acts as CONTINUE).
+	 * NULL: the server waits on its own condition variable (only valid when
+	 * queue_vcpu_job is NULL too). */
+	int (*wait_reply)(struct kvmi_backend *b, unsigned vcpu, bool (*done)(void *ctx), void *ctx);
+	/* [any] Make vCPU `vcpu` re-check its wait_reply() condition. */
+	void (*wake_vcpu)(struct kvmi_backend *b, unsigned vcpu);
+	/* [vcpu] Fill the common event state (mode, view, regs, sregs, msrs)
+	 * of the calling vCPU. Required for events. */
+	int (*get_event_arch)(struct kvmi_backend *b, unsigned vcpu, struct kvmi_event_arch *arch);
+
+	/* [intro] A tool finished the handshake / the connection is gone.
+	 * session_end must undo every tool-made change (page restrictions,
+	 * MSR/CR interception, breakpoints, single-step) and resume paused
+	 * vCPUs; waiting events are already released as CONTINUE. */
+	void (*session_start)(struct kvmi_backend *b);
+	void (*session_end)(struct kvmi_backend *b);
+
+	/* --- VM-scoped commands [intro] --------------------------------- */
+	/* PAUSE_VCPU: make the vCPU leave guest mode soon (kick). With wait,
+	 * return only once it is out of guest mode. The server counts the
+	 * requests; the vCPU sends the events through kvmi_vcpu_handle_pauses(). */
+	int (*pause_vcpu)(struct kvmi_backend *b, unsigned vcpu, bool wait);
+	/* CONTROL_VM_EVENTS, after validation and policy (CREATE_VCPU, UNHOOK,
+	 * CMD_ERROR). The server keeps the enable bits itself. May be NULL. */
+	int (*control_vm_events)(struct kvmi_backend *b, unsigned id, bool enable);
+	/* READ/WRITE_PHYSICAL: the range never crosses a 4 KiB page. Missing
+	 * memory: -KVM_ENOENT. */
+	int (*read_physical)(struct kvmi_backend *b, uint64_t gpa, void *buf, size_t size);
+	int (*write_physical)(struct kvmi_backend *b, uint64_t gpa, const void *buf, size_t size);
+	/* SET_PAGE_ACCESS: entries already validated (access bits in R|W|X,
+	 * padding zero); apply them as one batch. */
+	int (*set_page_access)(struct kvmi_backend *b, uint16_t view,
+			       const struct kvmi_page_access_entry *e, unsigned count);
+	int (*get_map_token)(struct kvmi_backend *b, struct kvmi_map_mem_token *token);
+	int (*get_max_gfn)(struct kvmi_backend *b, uint64_t *gfn);
+	int (*control_spp)(struct kvmi_backend *b, bool enable);
+	int (*set_page_write_bitmap)(struct kvmi_backend *b, uint16_t view,
+				     const struct kvmi_page_write_bitmap_entry *e, unsigned count);
+	int (*set_page_sve)(struct kvmi_backend *b, uint16_t view, uint64_t gpa, bool suppress);
+	int (*get_next_available_gfn)(struct kvmi_backend *b, uint64_t *gfn);
+	int (*query_physical)(struct kvmi_backend *b, uint64_t gfn, struct kvmi_query_physical_reply *r);
+	int (*create_ept_view)(struct kvmi_backend *b, uint16_t *view);
+	int (*destroy_ept_view)(struct kvmi_backend *b, uint16_t view);
+
+	/* --- vCPU-scoped commands [vcpu] -------------------------------- */
+	int (*get_tsc_speed)(struct kvmi_backend *b, unsigned vcpu, uint64_t *hz);
+	/* CONTROL_EVENTS after validation and policy; the server keeps the
+	 * per-vCPU enable bits (kvmi_vcpu_event_enabled()). May be NULL. */
+	int (*control_events)(struct kvmi_backend *b, unsigned vcpu, unsigned id, bool enable);
+	int (*control_cr)(struct kvmi_backend *b, unsigned vcpu, unsigned cr, bool enable);
+	int (*control_msr)(struct kvmi_backend *b, unsigned vcpu, uint32_t msr, bool enable);
+	/* GET_REGISTERS: fill *mode (2/4/8), regs, sregs and msrs[i].data for
+	 * every msrs[i].index (an unreadable MSR: -KVM_EINVAL). */
+	int (*get_registers)(struct kvmi_backend *b, unsigned vcpu, uint32_t *mode,
+			     struct kvmi_x86_regs *regs, struct kvmi_x86_sregs *sregs,
+			     struct kvmi_x86_msr_entry *msrs, unsigned nmsrs);
+	/* Applied after an event reply, on the vCPU thread, when the tool sent
+	 * SET_REGISTERS while the event was pending. */
+	int (*set_registers)(struct kvmi_backend *b, unsigned vcpu, const struct kvmi_x86_regs *regs);
+	int (*get_cpuid)(struct kvmi_backend *b, unsigned vcpu, uint32_t function, uint32_t index,
+			 struct kvmi_get_cpuid_reply *r);
+	/* GET_XSAVE fills KVMI_XSAVE_SIZE bytes; SET_XSAVE gets 0..4096 bytes. */
+	int (*get_xsave)(struct kvmi_backend *b, unsigned vcpu, void *buf, size_t size);
+	int (*set_xsave)(struct kvmi_backend *b, unsigned vcpu, const void *buf, size_t size);
+	int (*get_xcr)(struct kvmi_backend *b, unsigned vcpu, unsigned xcr, uint64_t *value);
+	/* Queue the exception for the next entry (-KVM_EBUSY if one is still
+	 * pending); after injecting it the VMM sends KVMI_EVENT_TRAP. */
+	int (*inject_exception)(struct kvmi_backend *b, unsigned vcpu, uint8_t vector,
+				uint32_t error_code, uint64_t address);
+	int (*get_mtrr_type)(struct kvmi_backend *b, unsigned vcpu, uint64_t gpa, uint8_t *type);
+	/* Untranslatable: *gpa = KVMI_UNMAPPED_GVA and return 0. */
+	int (*translate_gva)(struct kvmi_backend *b, unsigned vcpu, uint64_t gva, uint64_t *gpa);
+	int (*control_singlestep)(struct kvmi_backend *b, unsigned vcpu, bool enable);
+	int (*set_ve_info_page)(struct kvmi_backend *b, unsigned vcpu, uint64_t gpa, bool trigger_vmexit);
+	int (*disable_ve)(struct kvmi_backend *b, unsigned vcpu);
+	int (*switch_ept_view)(struct kvmi_backend *b, unsigned vcpu, uint16_t view);
+	int (*get_ept_view)(struct kvmi_backend *b, unsigned vcpu, uint16_t *view);
+	int (*control_ept_view)(struct kvmi_backend *b, unsigned vcpu, uint16_t view, bool visible);
+	int (*alloc_gfn)(struct kvmi_backend *b, unsigned vcpu, uint64_t gfn);
+	int (*free_gfn)(struct kvmi_backend *b, unsigned vcpu, uint64_t gfn);
+	int (*change_gfn)(struct kvmi_backend *b, unsigned vcpu, uint16_t view,
+			  uint64_t old_gfn, uint64_t new_gfn);
+};
+
+/* ------------------------------------------------------------------ */
+/* Admin policy (policy.c; format in docs/policy.md)                   */
+/* ------------------------------------------------------------------ */
+
+struct kvmi_policy {
+	uint64_t commands;      /* bit id: command id allowed */
+	uint64_t events;        /* bit id: event id allowed */
+};
+
+void kvmi_policy_allow_all(struct kvmi_policy *p);
+/* Always-allowed commands are allowed whatever the mask says. */
+bool kvmi_policy_command_allowed(const struct kvmi_policy *p, unsigned id);
+bool kvmi_policy_event_allowed(const struct kvmi_policy *p, unsigned id);
+/*
+ * "all", "none", names ("get_registers", "KVMI_GET_REGISTERS", kernel
+ * aliases like "vcpu_get_registers"; events "pf", "KVMI_EVENT_PF") or
+ * numbers, comma separated, left to right from the empty set; "-NAME"
+ * removes. On error returns -EINVAL and describes it in err.
+ */
+int kvmi_policy_parse_commands(const char *list, uint64_t *mask, char *err, size_t errlen);
+int kvmi_policy_parse_events(const char *list, uint64_t *mask, char *err, size_t errlen);
+/* Policy file text ("commands = LIST" / "events = LIST" lines, '#' comments). */
+int kvmi_policy_parse_text(const char *text, struct kvmi_policy *p, char *err, size_t errlen);
+int kvmi_policy_load_file(const char *path, struct kvmi_policy *p, char *err, size_t errlen);
+
+/* Names for logs and for the policy parser (names.c). NULL when unknown. */
+const char *kvmi_srv_command_name(unsigned id);
+const char *kvmi_srv_event_name(unsigned id);
+
+/* ------------------------------------------------------------------ */
+/* Handshake and transport                                             */
+/* ------------------------------------------------------------------ */
+
+/* Key -> cookie hash. Must write KVMI_COOKIE_HASH_SIZE bytes. */
+typedef int (*kvmi_hash_fn)(const void *key, size_t key_len, uint8_t out[KVMI_COOKIE_HASH_SIZE]);
+/* SHA-1 through OpenSSL libcrypto. */
+int kvmi_srv_cookie_sha1(const void *key, size_t key_len, uint8_t out[KVMI_COOKIE_HASH_SIZE]);
+
+struct kvmi_handshake_params {
+	uint8_t uuid[16];
+	char name[KVMI_HANDSHAKE_NAME_SIZE];
+	int64_t start_time_ms;
+	uint64_t max_gpa;
+	/* Expected cookie hash; NULL accepts any tool. */
+	const uint8_t *cookie_hash;
+	int timeout_ms;                 /* whole handshake; <= 0: 10000 */
+};
+
+/*
+ * VMM side of the out-of-band handshake on a connected stream socket:
+ * send struct kvmi_handshake_vmm (104 bytes), read the tool's answer
+ * (struct_size first, then exactly struct_size - 4 bytes; 24 <= size <=
+ * KVMI_HANDSHAKE_TOOL_MAX_SIZE), check the cookie. Reads nothing beyond
+ * the answer. Returns 0, -ETIMEDOUT, -ECONNRESET (EOF), -EPROTO (bad
+ * size), -EACCES (cookie mismatch) or another -errno. `answer` may be NULL.
+ */
+#define KVMI_HANDSHAKE_TOOL_MAX_SIZE 4096u
+int kvmi_srv_handshake(int fd, const struct kvmi_handshake_params *p, struct kvmi_handshake_tool *answer);
+/* Pure part, for fuzzing: validates a complete answer buffer. */
+int kvmi_srv_handshake_check_answer(const void *buf, size_t len, const uint8_t *cookie_hash,
+				struct kvmi_handshake_tool *answer);
+/* Encodes the VMM->tool struct. */
+void kvmi_srv_handshake_encode(const struct kvmi_handshake_params *p, struct kvmi_handshake_vmm *out);
+
+/* "unix:PATH" or "vsock:CID:PORT". */
+struct kvmi_addr {
+	int family;                     /* AF_UNIX or AF_VSOCK */
+	char path[108];
+	uint32_t cid, port;
+};
+int kvmi_srv_addr_parse(const char *spec, struct kvmi_addr *addr);
+/* Connected stream socket (CLOEXEC) or -errno. */
+int kvmi_srv_addr_connect(const struct kvmi_addr *addr);
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+/* ------------------------------------------------------------------ */
+
+enum kvmi_srv_log_level { KVMI_SRV_LOG_ERROR, KVMI_SRV_LOG_WARN, KVMI_SRV_LOG_INFO, KVMI_SRV_LOG_DEBUG };
+
+struct kvmi_server_config {
+	const struct kvmi_backend_ops *ops;
+	struct kvmi_backend *backend;
+	unsigned max_vcpus;             /* size of per-vCPU state; >= vcpu_count() ever */
+	const struct kvmi_policy *policy;   /* NULL: everything allowed */
+
+	/* handshake */
+	uint8_t uuid[16];
+	char name[KVMI_HANDSHAKE_NAME_SIZE];
+	int64_t start_time_ms;
+	uint64_t max_gpa;
+	const void *key;                /* NULL: tools are not authenticated */
+	size_t key_len;
+	kvmi_hash_fn hash;              /* NULL: kvmi_srv_cookie_sha1 */
+	int handshake_timeout_ms;       /* <= 0: 10000 */
+	int send_timeout_ms;            /* <= 0: 15000; a stuck tool is dropped */
+
+	void (*log)(void *ctx, enum kvmi_srv_log_level level, const char *msg);
+	void *log_ctx;
+};
+
+int kvmi_server_create(const struct kvmi_server_config *cfg, struct kvmi_server **out);
+/* After every thread using srv has stopped. */
+void kvmi_server_destroy(struct kvmi_server *srv);
+
+/*
+ * Introspection thread: connect to addr, run a session, reconnect with
+ * backoff (100 ms doubling to 5 s) until kvmi_server_stop(). Returns 0
+ * after a stop, or -errno for a fatal setup error.
+ */
+int kvmi_server_run(struct kvmi_server *srv, const struct kvmi_addr *addr);
+/* One connection: handshake, then kvmi_server_serve(). Does not close fd. */
+int kvmi_server_session(struct kvmi_server *srv, int fd);
+/*
+ * Serve messages read from rfd, answers written to wfd (the same socket in
+ * production), until EOF, a protocol violation or kvmi_server_stop().
+ * Returns 0 on EOF/stop, -EPROTO after a violation that closes the
+ * connection, or -errno on an I/O error. On return the session is over:
+ * waiting events were released and ops->session_end() ran. Does not close
+ * the fds (it shuts a socket down).
+ */
+int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd);
+/* Any thread: end the current session and the run loop. */
+void kvmi_server_stop(struct kvmi_server *srv);
+bool kvmi_server_connected(struct kvmi_server *srv);
+/* Number of sessions (connections past the handshake) so far. */
+uint64_t kvmi_server_sessions(struct kvmi_server *srv);
+
+/*
+ * Not on the introspection thread: if the tool enabled UNHOOK, send it and
+ * wait up to timeout_ms for the tool to close the connection. Returns 0
+ * once closed, -ENOENT if UNHOOK is not enabled (or nobody is connected),
+ * -ETIMEDOUT otherwise (the caller may kvmi_server_stop()).
+ */
+int kvmi_server_unhook(struct kvmi_server *srv, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* vCPU side                                                           */
+/* ------------------------------------------------------------------ */
+
+/* vCPU thread: run a queued command (calls the backend op, sends the
+ * reply, frees the job). */
+void kvmi_vcpu_job_run(struct kvmi_vcpu_job *job);
+/* Drop a queued job without running it (VM teardown); frees it. */
+void kvmi_vcpu_job_cancel(struct kvmi_vcpu_job *job);
+
+/* Is the event enabled for this vCPU (CONTROL_EVENTS) or the VM
+ * (CONTROL_VM_EVENTS for VM events)? Cheap; any thread. */
+bool kvmi_vcpu_event_enabled(struct kvmi_server *srv, unsigned vcpu, unsigned event);
+
+struct kvmi_event_result {
+	uint8_t action;         /* KVMI_EVENT_ACTION_*; CONTINUE when not delivered */
+	bool delivered;         /* the tool replied */
+	bool regs_applied;      /* SET_REGISTERS arrived and set_registers() ran */
+};
+
+/*
+ * vCPU thread: send event `event` for `vcpu` (common state from
+ * ops->get_event_arch plus `data`), wait for the reply and copy its
+ * event-specific part into rpl (rpl_len bytes, zero-filled when the tool
+ * sent less). Sent only when connected and enabled (PAUSE_VCPU and TRAP
+ * need no enabling; UNHOOK and CMD_ERROR are not vCPU events). When not
+ * sent, or the tool goes away, returns 0 with action CONTINUE and
+ * delivered false. An unknown action is logged and reported as CONTINUE.
+ */
+int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
+		    const void *data, size_t len, void *rpl, size_t rpl_len,
+		    struct kvmi_event_result *res);
+/* vCPU thread: pending PAUSE_VCPU requests for this vCPU. */
+unsigned kvmi_vcpu_pending_pauses(struct kvmi_server *srv, unsigned vcpu);
+/*
+ * vCPU thread: send one PAUSE_VCPU event per pending request, each waited
+ * for. Stops early on CRASH. res reports the last reply.
+ */
+int kvmi_vcpu_handle_pauses(struct kvmi_server *srv, unsigned vcpu, struct kvmi_event_result *res);
+
+/* ------------------------------------------------------------------ */
+/* Pure helpers (tests, fuzzers)                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Encode a complete event message (header + struct kvmi_event + data) into
+ * buf (at least 8 + 544 + len bytes). Returns the message length.
+ */
+size_t kvmi_srv_event_encode(void *buf, uint32_t seq, uint16_t vcpu, uint8_t event,
+			 const struct kvmi_event_arch *arch, const void *data, size_t len);
+/* Expected sizes of an event's specific part and of its reply part. */
+size_t kvmi_srv_event_data_size(unsigned event);
+size_t kvmi_srv_event_reply_size(unsigned event);
+/* Maps a backend's -errno to a wire error (-KVM_E*). */
+int kvmi_srv_errno_to_wire(int err);
+
+#endif /* KVMI_INTROSPECTION_H */

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pause.c - PAUSE_VCPU. The command is handled on the introspection thread
+ * (so "pause the VM" is N commands, complete when the last reply is out):
+ * it counts a request and asks the backend to kick the vCPU. The vCPU
+ * thread later sends one PAUSE_VCPU event per request through
+ * kvmi_vcpu_handle_pauses(), after its other work.
+ */
+#include "commands.h"
+
+#include <errno.h>
+
+/* Bad padding or a disallowed PAUSE_VCPU event also close the connection
+ * (kvmi-v7 behaviour): the tool cannot know which vCPUs will stop. */
+int ks_v_pause_vcpu(struct kvmi_cmd *cmd)
+{
+	const struct kvmi_pause_vcpu *req = cmd->req;
+
+	if (req->padding1 || req->padding2 || req->padding3) {
+		cmd->close_after = true;
+		return -KVM_EINVAL;
+	}
+	if (!kvmi_policy_event_allowed(&cmd->srv->policy, KVMI_EVENT_PAUSE_VCPU)) {
+		cmd->close_after = true;
+		return -KVM_EPERM;
+	}
+	if (req->wait > 1)
+		return -KVM_EINVAL;
+	return 0;
+}
+
+int ks_h_pause_vcpu(struct kvmi_cmd *cmd)
+{
+	const struct kvmi_pause_vcpu *req = cmd->req;
+	struct kvmi_server *srv = cmd->srv;
+	struct kvmi_vcpu_state *v = &srv->vcpus[cmd->vcpu];
+	int err = 0;
+
+	pthread_mutex_lock(&srv->lock);
+	if (v->pauses >= KVMI_MAX_PAUSE_REQUESTS)
+		err = -KVM_EBUSY;
+	else
+		v->pauses++;
+	pthread_mutex_unlock(&srv->lock);
+	if (err)
+		return err;
+
+	err = srv->ops->pause_vcpu(srv->b, cmd->vcpu, req->wait);
+	if (err) {
+		pthread_mutex_lock(&srv->lock);
+		if (v->pauses)
+			v->pauses--;
+		pthread_mutex_unlock(&srv->lock);
+		return err;
+	}
+	return ks_reply(srv, &cmd->rctx, 0, NULL, 0);
+}
+
+unsigned kvmi_vcpu_pending_pauses(struct kvmi_server *srv, unsigned vcpu)
+{
+	unsigned n;
+
+	if (vcpu >= srv->cfg.max_vcpus)
+		return 0;
+	pthread_mutex_lock(&srv->lock);
+	n = srv->connected ? srv->vcpus[vcpu].pauses : 0;
+	pthread_mutex_unlock(&srv->lock);
+	return n;
+}
+
+int kvmi_vcpu_handle_pauses(struct kvmi_server *srv, unsigned vcpu, struct kvmi_event_result *res)
+{
+	struct kvmi_vcpu_state *v;
+	int err = 0;
+
+	res->action = KVMI_EVENT_ACTION_CONTINUE;
+	res->delivered = false;
+	res->regs_applied = false;
+	if (vcpu >= srv->cfg.max_vcpus)
+		return -EINVAL;
+	v = &srv->vcpus[vcpu];
+	for (;;) {
+		bool more;
+
+		pthread_mutex_lock(&srv->lock);
+		more = srv->connected && v->pauses;
+		if (more)
+			v->pauses--;
+		pthread_mutex_unlock(&srv->lock);
+		if (!more)
+			break;
+		err = kvmi_vcpu_event(srv, vcpu, KVMI_EVENT_PAUSE_VCPU, NULL, 0, NULL, 0, res);
+		if (err || res->action == KVMI_EVENT_ACTION_CRASH)
+			break;
+	}
+	return err;
+}

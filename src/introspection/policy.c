@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * policy.c - the administrator's allow-lists: which commands the tool may
+ * send and which events it may enable for this guest.
+ *
+ * List syntax (--allow-commands / --allow-events, and the policy file):
+ *     LIST  := ITEM { "," ITEM }
+ *     ITEM  := "all" | "none" | NAME | NUMBER | "-" NAME | "-" NUMBER
+ * evaluated left to right starting from the empty set; "-X" removes X.
+ * Names are case-insensitive, with or without the "KVMI_" prefix (events
+ * also without "EVENT_"): libkvmi names (get_registers, pf), kvmi-v7
+ * kernel names (vcpu_get_registers, vm_read_physical) and numbers (13,
+ * 0xd) are accepted. Examples: "all,-write_physical", "pause_vcpu,trap".
+ *
+ * Policy file: one "KEY = LIST" per line, '#' starts a comment, blank
+ * lines are ignored. KEY is "commands" (or "allow-commands") or "events"
+ * (or "allow-events"). A key that does not appear allows everything; a key
+ * that appears on several lines continues from the previous line's set.
+ *
+ * GET_VERSION, CHECK_COMMAND, CHECK_EVENT and EVENT_REPLY are always
+ * allowed, whatever the list says. docs/policy.md has the user's view.
+ */
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ALL_COMMANDS (~0ull)
+#define ALL_EVENTS   ((1ull << KVMI_NUM_EVENTS) - 1)
+
+static const uint64_t always_allowed =
+	(1ull << KVMI_EVENT_REPLY) | (1ull << KVMI_GET_VERSION) |
+	(1ull << KVMI_CHECK_COMMAND) | (1ull << KVMI_CHECK_EVENT);
+
+void kvmi_policy_allow_all(struct kvmi_policy *p)
+{
+	p->commands = ALL_COMMANDS;
+	p->events = ALL_EVENTS;
+}
+
+bool kvmi_policy_command_allowed(const struct kvmi_policy *p, unsigned id)
+{
+	if (id >= KVMI_NUM_MESSAGES)
+		return false;
+	return ((p->commands | always_allowed) >> id) & 1;
+}
+
+bool kvmi_policy_event_allowed(const struct kvmi_policy *p, unsigned id)
+{
+	if (id >= KVMI_NUM_EVENTS)
+		return false;
+	return (p->events >> id) & 1;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static const char *skip_prefix(const char *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return strncasecmp(s, prefix, n) ? s : s + n;
+}
+
+/* Is `word` the (prefix-less, case-insensitive) form of `full`? */
+static bool name_matches(const char *word, const char *full, bool event)
+{
+	if (!full)
+		return false;
+	full = skip_prefix(full, "KVMI_");
+	if (event)
+		full = skip_prefix(full, "EVENT_");
+	return !strcasecmp(word, full);
+}
+
+static int parse_number(const char *word, unsigned limit)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)word[0]))
+		return -1;
+	errno = 0;
+	v = strtoul(word, &end, 0);
+	if (errno || *end || v >= limit)
+		return -1;
+	return (int)v;
+}
+
+static int lookup(const char *word, bool event)
+{
+	unsigned limit = event ? KVMI_NUM_EVENTS : KVMI_NUM_MESSAGES;
+	unsigned id;
+	int n = parse_number(word, limit);
+
+	if (n >= 0)
+		return n;
+	word = skip_prefix(word, "KVMI_");
+	if (event) {
+		word = skip_prefix(word, "EVENT_");
+		if (!strcasecmp(word, "page_fault"))
+			return KVMI_EVENT_PF;
+	}
+	for (id = 0; id < limit; id++) {
+		if (event ? name_matches(word, kvmi_srv_event_name(id), true) :
+		    name_matches(word, kvmi_srv_command_name(id), false) ||
+		    name_matches(word, ks_command_alias(id), false))
+			return (int)id;
+	}
+	return -1;
+}
+
+/* Applies LIST to *mask (in/out). */
+static int apply_list(const char *list, bool event, uint64_t *mask, char *err, size_t errlen)
+{
+	uint64_t all = event ? ALL_EVENTS : ALL_COMMANDS;
+	const char *p = list;
+
+	while (*p) {
+		char word[64];
+		const char *start, *end;
+		bool remove = false;
+		size_t n;
+		int id;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		start = p;
+		while (*p && *p != ',')
+			p++;
+		end = p;
+		if (*p == ',')
+			p++;
+		while (end > start && isspace((unsigned char)end[-1]))
+			end--;
+		if (start < end && (*start == '-' || *start == '!')) {
+			remove = true;
+			start++;
+			while (start < end && isspace((unsigned char)*start))
+				start++;
+		}
+		n = (size_t)(end - start);
+		if (!n) {
+			if (remove || *p) {
+				set_err(err, errlen, "empty item in \"%s\"", list);
+				return -EINVAL;
+			}
+			continue;
+		}
+		if (n >= sizeof(word)) {
+			set_err(err, errlen, "name too long in \"%s\"", list);
+			return -EINVAL;
+		}
+		memcpy(word, start, n);
+		word[n] = '\0';
+
+		if (!strcasecmp(word, "all")) {
+			*mask = remove ? 0 : all;
+			continue;
+		}
+		if (!strcasecmp(word, "none")) {
+			if (remove) {
+				set_err(err, errlen, "\"-none\" makes no sense");
+				return -EINVAL;
+			}
+			*mask = 0;
+			continue;
+		}
+		id = lookup(word, event);
+		if (id < 0) {
+			set_err(err, errlen, "unknown %s \"%s\"", event ? "event" : "command", word);
+			return -EINVAL;
+		}
+		if (remove)
+			*mask &= ~(1ull << id);
+		else
+			*mask |= 1ull << id;
+	}
+	return 0;
+}
+
+int kvmi_policy_parse_commands(const char *list, uint64_t *mask, char *err, size_t errlen)
+{
+	uint64_t m = 0;
+	int ret = apply_list(list, false, &m, err, errlen);
+
+	if (!ret)
+		*mask = m;
+	return ret;
+}
+
+int kvmi_policy_parse_events(const char *list, uint64_t *mask, char *err, size_t errlen)
+{
+	uint64_t m = 0;
+	int ret = apply_list(list, true, &m, err, errlen);
+
+	if (!ret)
+		*mask = m;
+	return ret;
+}
+
+int kvmi_policy_parse_text(const char *text, struct kvmi_policy *p, char *err, size_t errlen)
+{
+	struct kvmi_policy out;
+	bool seen_cmd = false, seen_ev = false;
+	const char *line = text;
+	unsigned lineno = 0;
+
+	kvmi_policy_allow_all(&out);
+	while (*line) {
+		char buf[1024], sub[256];
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char *key, *val, *eq, *hash, *end;
+		bool events;
+		int ret;
+
+		lineno++;
+		if (len >= sizeof(buf)) {
+			set_err(err, errlen, "line %u: too long", lineno);
+			return -EINVAL;
+		}
+		memcpy(buf, line, len);
+		buf[len] = '\0';
+		line += len + (nl ? 1 : 0);
+
+		hash = strchr(buf, '#');
+		if (hash)
+			*hash = '\0';
+		key = buf;
+		while (isspace((unsigned char)*key))
+			key++;
+		if (!*key)
+			continue;
+		eq = strchr(key, '=');
+		if (!eq) {
+			set_err(err, errlen, "line %u: expected KEY = LIST", lineno);
+			return -EINVAL;
+		}
+		val = eq + 1;
+		end = eq;
+		while (end > key && isspace((unsigned char)end[-1]))
+			end--;
+		*end = '\0';
+
+		if (!strcasecmp(key, "commands") || !strcasecmp(key, "allow-commands"))
+			events = false;
+		else if (!strcasecmp(key, "events") || !strcasecmp(key, "allow-events"))
+			events = true;
+		else {
+			set_err(err, errlen, "line %u: unknown key \"%s\"", lineno, key);
+			return -EINVAL;
+		}
+		if (events && !seen_ev) {
+			out.events = 0;
+			seen_ev = true;
+		} else if (!events && !seen_cmd) {
+			out.commands = 0;
+			seen_cmd = true;
+		}
+		ret = apply_list(val, events, events ? &out.events : &out.commands, sub, sizeof(sub));
+		if (ret) {
+			set_err(err, errlen, "line %u: %s", lineno, sub);
+			return ret;
+		}
+	}
+	*p = out;
+	return 0;
+}
+
+int kvmi_policy_load_file(const char *path, struct kvmi_policy *p, char *err, size_t errlen)
+{
+	char *text;
+	long size;
+	FILE *f;
+	int ret;
+
+	f = fopen(path, "re");
+	if (!f) {
+		ret = -errno;
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		return ret;
+	}
+	if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		ret = -errno;
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		fclose(f);
+		return ret;
+	}
+	if (size > 1 << 20) {
+		set_err(err, errlen, "%s: larger than 1 MiB", path);
+		fclose(f);
+		return -EFBIG;
+	}
+	text = malloc((size_t)size + 1);
+	if (!text) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	if (fread(text, 1, (size_t)size, f) != (size_t)size) {
+		set_err(err, errlen, "%s: read error", path);
+		free(text);
+		fclose(f);
+		return -EIO;
+	}
+	text[size] = '\0';
+	fclose(f);
+	ret = kvmi_policy_parse_text(text, p, err, errlen);
+	free(text);
+	return ret;
+}

@@ -1,0 +1,566 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.c - server lifetime, framing, dispatch and replies.
+ *
+ * Owns: reading one message at a time (header first, size capped at
+ * KVMI_MSG_SIZE before the payload is read), the generic checks every
+ * command goes through (unknown id, policy, backend support, vCPU header,
+ * size), routing to the introspection thread or a vCPU job, and the
+ * thread-safe writer every reply and event goes through.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <poll.h>
+
+struct kvmi_vcpu_job {
+	struct kvmi_cmd cmd;
+	size_t size;
+	uint8_t req[];
+};
+
+void ks_log(struct kvmi_server *srv, enum kvmi_srv_log_level lvl, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!srv->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	srv->cfg.log(srv->cfg.log_ctx, lvl, msg);
+}
+
+int kvmi_srv_errno_to_wire(int err)
+{
+	switch (err) {
+	case 0:
+	case -KVM_ENOSYS:
+	case -KVM_EFAULT:
+	case -KVM_E2BIG:
+	case -KVM_EPERM:
+	case -KVM_EOPNOTSUPP:
+	case -KVM_EAGAIN:
+	case -KVM_EBUSY:
+	case -KVM_EINVAL:
+	case -KVM_ENOENT:
+	case -KVM_ENOMEM:
+		return err;
+	case -ENOSYS:
+		return -KVM_ENOSYS;
+	case -EIO:
+		return -KVM_EFAULT;
+	default:
+		return -KVM_EINVAL;
+	}
+}
+
+int kvmi_server_create(const struct kvmi_server_config *cfg, struct kvmi_server **out)
+{
+	struct kvmi_server *srv;
+	unsigned i;
+	int err;
+
+	if (!cfg || !cfg->ops || !cfg->ops->vcpu_count || !cfg->max_vcpus ||
+	    cfg->max_vcpus > UINT16_MAX + 1u)
+		return -EINVAL;
+	/* Jobs that run on other threads need a wait that runs them too. */
+	if (cfg->ops->queue_vcpu_job && (!cfg->ops->wait_reply || !cfg->ops->wake_vcpu))
+		return -EINVAL;
+
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->cfg = *cfg;
+	srv->ops = cfg->ops;
+	srv->b = cfg->backend;
+	if (cfg->policy)
+		srv->policy = *cfg->policy;
+	else
+		kvmi_policy_allow_all(&srv->policy);
+	if (srv->cfg.handshake_timeout_ms <= 0)
+		srv->cfg.handshake_timeout_ms = KVMI_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	if (srv->cfg.send_timeout_ms <= 0)
+		srv->cfg.send_timeout_ms = KVMI_DEFAULT_SEND_TIMEOUT_MS;
+	if (!srv->cfg.hash)
+		srv->cfg.hash = kvmi_srv_cookie_sha1;
+	srv->rfd = srv->wfd = srv->hs_fd = -1;
+	srv->replies_enabled = true;
+
+	srv->vcpus = calloc(cfg->max_vcpus, sizeof(*srv->vcpus));
+	if (!srv->vcpus) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	if (pipe2(srv->stop_pipe, O_CLOEXEC) < 0) {
+		err = -errno;
+		goto err_vcpus;
+	}
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_mutex_init(&srv->send_lock, NULL);
+	pthread_cond_init(&srv->cond, NULL);
+	for (i = 0; i < cfg->max_vcpus; i++)
+		pthread_cond_init(&srv->vcpus[i].cond, NULL);
+	*out = srv;
+	return 0;
+
+err_vcpus:
+	free(srv->vcpus);
+err_free:
+	free(srv);
+	return err;
+}
+
+void kvmi_server_destroy(struct kvmi_server *srv)
+{
+	unsigned i;
+
+	if (!srv)
+		return;
+	for (i = 0; i < srv->cfg.max_vcpus; i++)
+		pthread_cond_destroy(&srv->vcpus[i].cond);
+	pthread_cond_destroy(&srv->cond);
+	pthread_mutex_destroy(&srv->send_lock);
+	pthread_mutex_destroy(&srv->lock);
+	close(srv->stop_pipe[0]);
+	close(srv->stop_pipe[1]);
+	free(srv->vcpus);
+	free(srv);
+}
+
+bool kvmi_server_connected(struct kvmi_server *srv)
+{
+	bool c;
+
+	pthread_mutex_lock(&srv->lock);
+	c = srv->connected;
+	pthread_mutex_unlock(&srv->lock);
+	return c;
+}
+
+uint64_t kvmi_server_sessions(struct kvmi_server *srv)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&srv->lock);
+	n = srv->nr_sessions;
+	pthread_mutex_unlock(&srv->lock);
+	return n;
+}
+
+/* Shut the socket down so the reader and any blocked writer return. */
+void ks_drop_connection(struct kvmi_server *srv, uint64_t session)
+{
+	pthread_mutex_lock(&srv->lock);
+	if (!session && srv->hs_fd >= 0)
+		shutdown(srv->hs_fd, SHUT_RDWR);
+	if (srv->connected && (!session || session == srv->session)) {
+		shutdown(srv->rfd, SHUT_RDWR);
+		if (srv->wfd != srv->rfd)
+			shutdown(srv->wfd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&srv->lock);
+}
+
+void kvmi_server_stop(struct kvmi_server *srv)
+{
+	static const char c = 's';
+	ssize_t n;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = true;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+	ks_drop_connection(srv, 0);
+	n = write(srv->stop_pipe[1], &c, 1);
+	(void)n;
+}
+
+static int write_iov(struct kvmi_server *srv, int fd, struct iovec *iov, int cnt)
+{
+	int64_t deadline = ks_now_ms() + srv->cfg.send_timeout_ms;
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+	bool use_write = false;
+
+	while (mh.msg_iovlen) {
+		ssize_t n;
+
+		if (use_write)
+			n = writev(fd, mh.msg_iov, (int)mh.msg_iovlen);
+		else
+			n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == ENOTSOCK && !use_write) {
+				use_write = true;
+				continue;
+			}
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				struct pollfd p = { .fd = fd, .events = POLLOUT };
+				int64_t left = deadline - ks_now_ms();
+
+				if (left <= 0 || poll(&p, 1, (int)left) == 0)
+					return -ETIMEDOUT;
+				continue;
+			}
+			return -errno;
+		}
+		while (n > 0 && mh.msg_iovlen) {
+			if ((size_t)n >= mh.msg_iov->iov_len) {
+				n -= (ssize_t)mh.msg_iov->iov_len;
+				mh.msg_iov++;
+				mh.msg_iovlen--;
+			} else {
+				mh.msg_iov->iov_base = (uint8_t *)mh.msg_iov->iov_base + n;
+				mh.msg_iov->iov_len -= (size_t)n;
+				n = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+int ks_send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg_hdr *hdr,
+		  const void *p1, size_t l1, const void *p2, size_t l2)
+{
+	struct iovec iov[3];
+	int cnt = 0, fd, err;
+
+	iov[cnt].iov_base = (void *)hdr;
+	iov[cnt++].iov_len = sizeof(*hdr);
+	if (l1) {
+		iov[cnt].iov_base = (void *)p1;
+		iov[cnt++].iov_len = l1;
+	}
+	if (l2) {
+		iov[cnt].iov_base = (void *)p2;
+		iov[cnt++].iov_len = l2;
+	}
+
+	pthread_mutex_lock(&srv->send_lock);
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->connected || session != srv->session) {
+		pthread_mutex_unlock(&srv->lock);
+		pthread_mutex_unlock(&srv->send_lock);
+		return -ENOTCONN;
+	}
+	fd = srv->wfd;
+	pthread_mutex_unlock(&srv->lock);
+	err = write_iov(srv, fd, iov, cnt);
+	pthread_mutex_unlock(&srv->send_lock);
+	if (err) {
+		ks_log(srv, KVMI_SRV_LOG_WARN, "send failed (%s); dropping the tool", strerror(-err));
+		ks_drop_connection(srv, session);
+	}
+	return err;
+}
+
+int ks_reply(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx, int err,
+	       const void *data, size_t len)
+{
+	struct kvmi_error_code ec = { .err = err, .padding = 0 };
+	struct kvmi_msg_hdr hdr;
+
+	if (err)
+		len = 0;
+	if (!ctx->enabled) {
+		if (err && ctx->error_event)
+			return ks_send_cmd_error(srv, ctx, err);
+		if (!err && len) {
+			/* Decode-time checks keep data replies from getting
+			 * here; if one does, the tool cannot stay in sync. */
+			ks_drop_connection(srv, ctx->session);
+			return -EPROTO;
+		}
+		return 0;
+	}
+	if (sizeof(ec) + len > UINT16_MAX) {
+		ec.err = -KVM_ENOMEM;
+		len = 0;
+	}
+	hdr.id = ctx->id;
+	hdr.seq = ctx->seq;
+	hdr.size = (uint16_t)(sizeof(ec) + len);
+	return ks_send_msg(srv, ctx->session, &hdr, &ec, sizeof(ec), data, len);
+}
+
+/* ---- vCPU jobs ------------------------------------------------------ */
+
+static void run_handler(struct kvmi_cmd *cmd)
+{
+	struct kvmi_server *srv = cmd->srv;
+	int err = cmd->desc->handle(cmd);
+
+	if (err == KVMI_CLOSE) {
+		ks_drop_connection(srv, cmd->rctx.session);
+		return;
+	}
+	if (err)
+		ks_reply(srv, &cmd->rctx, kvmi_srv_errno_to_wire(err), NULL, 0);
+	if (cmd->close_after)
+		ks_drop_connection(srv, cmd->rctx.session);
+}
+
+void kvmi_vcpu_job_run(struct kvmi_vcpu_job *job)
+{
+	struct kvmi_server *srv = job->cmd.srv;
+	uint64_t session = job->cmd.rctx.session;
+	bool current;
+
+	pthread_mutex_lock(&srv->lock);
+	current = srv->connected && srv->session == session;
+	pthread_mutex_unlock(&srv->lock);
+	/* A command from a tool that is gone must not touch the guest. */
+	if (current)
+		run_handler(&job->cmd);
+	ks_job_done(srv, job->cmd.vcpu, session);
+	free(job);
+}
+
+void kvmi_vcpu_job_cancel(struct kvmi_vcpu_job *job)
+{
+	ks_job_done(job->cmd.srv, job->cmd.vcpu, job->cmd.rctx.session);
+	free(job);
+}
+
+static int queue_job(struct kvmi_cmd *cmd)
+{
+	struct kvmi_server *srv = cmd->srv;
+	struct kvmi_vcpu_job *job;
+	int err;
+
+	job = malloc(sizeof(*job) + cmd->req_size);
+	if (!job)
+		return -KVM_ENOMEM;
+	job->cmd = *cmd;
+	job->size = cmd->req_size;
+	memcpy(job->req, cmd->req, cmd->req_size);
+	job->cmd.req = job->req;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->vcpus[cmd->vcpu].jobs++;
+	pthread_mutex_unlock(&srv->lock);
+
+	if (!srv->ops->queue_vcpu_job) {
+		kvmi_vcpu_job_run(job);
+		return 0;
+	}
+	err = srv->ops->queue_vcpu_job(srv->b, cmd->vcpu, job);
+	if (err) {
+		kvmi_vcpu_job_cancel(job);
+		return err;
+	}
+	return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------- */
+
+/* Answer err to a command that failed its checks or its handler. */
+static int fail(struct kvmi_cmd *cmd, int err)
+{
+	int ret = ks_reply(cmd->srv, &cmd->rctx, kvmi_srv_errno_to_wire(err), NULL, 0);
+
+	if (cmd->close_after)
+		return KVMI_CLOSE;
+	return ret;
+}
+
+/* Unknown, disallowed or unsupported: with replies off the kernel closes
+ * the connection for commands it cannot run at all, and so do we. */
+static int refuse(struct kvmi_cmd *cmd, int err)
+{
+	if (!cmd->rctx.enabled && !cmd->rctx.error_event) {
+		ks_log(cmd->srv, KVMI_SRV_LOG_WARN,
+			 "command %u refused (%d) while replies are off; closing",
+			 cmd->rctx.id, err);
+		return KVMI_CLOSE;
+	}
+	return fail(cmd, err);
+}
+
+static int dispatch(struct kvmi_server *srv, const struct kvmi_msg_hdr *hdr, const uint8_t *payload)
+{
+	struct kvmi_cmd cmd = {
+		.srv = srv,
+		.req = payload,
+		.req_size = hdr->size,
+		.rctx = {
+			.id = hdr->id,
+			.seq = hdr->seq,
+			.session = srv->session,
+			.enabled = srv->replies_enabled,
+			.error_event = !srv->replies_enabled && srv->error_events,
+		},
+	};
+	const struct kvmi_cmd_desc *d;
+	int err;
+
+	if (hdr->id == KVMI_EVENT_REPLY)
+		return ks_handle_event_reply(srv, hdr, payload);
+
+	d = ks_cmd_lookup(hdr->id);
+	if (!d) {
+		ks_log(srv, KVMI_SRV_LOG_DEBUG, "unknown command id %u", hdr->id);
+		return refuse(&cmd, -KVM_ENOSYS);
+	}
+	cmd.desc = d;
+	if (!kvmi_policy_command_allowed(&srv->policy, hdr->id))
+		return refuse(&cmd, -KVM_EPERM);
+	err = ks_cmd_supported(srv, hdr->id);
+	if (err)
+		return refuse(&cmd, err);
+	if (!cmd.rctx.enabled && (d->flags & KVMI_CMD_REPLY_DATA)) {
+		ks_log(srv, KVMI_SRV_LOG_WARN,
+			 "%s needs a reply but replies are off; closing", kvmi_srv_command_name(hdr->id));
+		return KVMI_CLOSE;
+	}
+
+	if (d->scope != KVMI_SCOPE_VM) {
+		const struct kvmi_vcpu_hdr *vh = (const void *)payload;
+
+		if (hdr->size < sizeof(*vh))
+			return fail(&cmd, -KVM_EINVAL);
+		if (vh->padding1 || vh->padding2) {
+			ks_log(srv, KVMI_SRV_LOG_WARN, "non-zero vCPU header padding; closing");
+			return KVMI_CLOSE;
+		}
+		if (vh->vcpu >= srv->cfg.max_vcpus || vh->vcpu >= srv->ops->vcpu_count(srv->b))
+			return fail(&cmd, -KVM_EINVAL);
+		cmd.vcpu = vh->vcpu;
+		cmd.req = payload + sizeof(*vh);
+		cmd.req_size = hdr->size - sizeof(*vh);
+	}
+	if (!(d->flags & KVMI_CMD_VAR_SIZE) && cmd.req_size != d->size)
+		return fail(&cmd, -KVM_EINVAL);
+	if (d->validate) {
+		err = d->validate(&cmd);
+		if (err == KVMI_CLOSE)
+			return KVMI_CLOSE;
+		if (err)
+			return fail(&cmd, err);
+	}
+
+	if (d->scope == KVMI_SCOPE_VCPU) {
+		err = queue_job(&cmd);
+		return err ? fail(&cmd, err) : 0;
+	}
+	err = d->handle(&cmd);
+	if (err == KVMI_CLOSE)
+		return KVMI_CLOSE;
+	if (err)
+		return fail(&cmd, err);
+	return cmd.close_after ? KVMI_CLOSE : 0;
+}
+
+/* ---- session -------------------------------------------------------- */
+
+static void session_begin(struct kvmi_server *srv, int rfd, int wfd)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&srv->lock);
+	srv->session = ++srv->nr_sessions;
+	srv->connected = true;
+	srv->rfd = rfd;
+	srv->wfd = wfd;
+	srv->ev_seq = 0;
+	srv->replies_enabled = true;
+	srv->error_events = false;
+	atomic_store(&srv->vm_events, 0);
+	for (i = 0; i < srv->cfg.max_vcpus; i++) {
+		struct kvmi_vcpu_state *v = &srv->vcpus[i];
+
+		v->jobs = 0;
+		v->pauses = 0;
+		atomic_store(&v->events, 0);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (srv->ops->session_start)
+		srv->ops->session_start(srv->b);
+}
+
+static void session_end(struct kvmi_server *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	if (srv->connected) {
+		shutdown(srv->rfd, SHUT_RDWR);
+		if (srv->wfd != srv->rfd)
+			shutdown(srv->wfd, SHUT_RDWR);
+	}
+	srv->connected = false;
+	pthread_mutex_unlock(&srv->lock);
+
+	/* Wait for a writer that still holds the old fd. */
+	pthread_mutex_lock(&srv->send_lock);
+	pthread_mutex_unlock(&srv->send_lock);
+
+	ks_events_session_end(srv);
+	if (srv->ops->session_end)
+		srv->ops->session_end(srv->b);
+
+	pthread_mutex_lock(&srv->lock);
+	srv->rfd = srv->wfd = -1;
+	pthread_cond_broadcast(&srv->cond);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
+{
+	int ret = 0;
+
+	session_begin(srv, rfd, wfd);
+	pthread_mutex_lock(&srv->lock);
+	if (srv->stopping) {
+		shutdown(rfd, SHUT_RDWR);
+		if (wfd != rfd)
+			shutdown(wfd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	for (;;) {
+		struct kvmi_msg_hdr hdr;
+		int err;
+
+		err = ks_read_full(rfd, &hdr, sizeof(hdr), -1);
+		if (err) {
+			/* EOF between messages is the tool's normal goodbye. */
+			ret = err == -ECONNRESET ? 0 : err;
+			break;
+		}
+		if (hdr.size > KVMI_MSG_SIZE) {
+			ks_log(srv, KVMI_SRV_LOG_WARN, "message %u of %u bytes exceeds %u; closing",
+				 hdr.id, hdr.size, KVMI_MSG_SIZE);
+			ret = -EPROTO;
+			break;
+		}
+		err = ks_read_full(rfd, srv->rbuf, hdr.size, -1);
+		if (err) {
+			ks_log(srv, KVMI_SRV_LOG_WARN, "truncated message %u (%s); closing",
+				 hdr.id, strerror(-err));
+			ret = -EPROTO;
+			break;
+		}
+		/* Zeroed tail: small fixed reads past hdr.size see zeros. */
+		memset(srv->rbuf + hdr.size, 0, sizeof(srv->rbuf) - hdr.size);
+		err = dispatch(srv, &hdr, srv->rbuf);
+		if (err == KVMI_CLOSE) {
+			ret = -EPROTO;
+			break;
+		}
+		if (err < 0 && err != -ENOTCONN) {
+			ret = err;
+			break;
+		}
+	}
+	session_end(srv);
+	return ret;
+}

@@ -1,0 +1,613 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The KVMI server's backend on top of struct vm: command ops, the vCPU job
+ * queue, event waits, pauses, exception injection + TRAP, and the
+ * connection thread.  VM-scoped ops run on the introspection thread;
+ * vCPU-scoped ones are queued to the vCPU's own thread.
+ */
+#include "introspect.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "../../introspection/introspection.h"
+#include "../util.h"
+#include "../vcpu.h"
+#include "../vm.h"
+#include "vcpu_state.h"
+
+#define DEFAULT_UNHOOK_TIMEOUT_MS 5000
+#define PAUSE_WAIT_TIMEOUT_MS     2000
+
+/* Per-vCPU introspection state, touched by the vCPU thread only unless
+ * noted. */
+struct intro_vcpu {
+	bool trap_pending;          /* an injected exception awaits its TRAP event */
+};
+
+struct kvmi_backend {
+	struct vm *vm;
+	struct introspect_config cfg;
+	struct kvmi_policy policy;
+	struct kvmi_server *srv;
+	struct kvmi_addr addr;
+	uint8_t *key;
+	size_t key_len;
+	pthread_t thread;
+	bool thread_started;
+	struct intro_vcpu *vcpus;
+};
+
+static struct vcpu *vcpu_of(struct kvmi_backend *b, unsigned idx)
+{
+	return idx < b->vm->nr_vcpus ? &b->vm->vcpus[idx] : NULL;
+}
+
+/* ---- jobs, waits, events ------------------------------------------ */
+
+struct job_wrap {
+	struct vcpu_job job;
+	struct kvmi_vcpu_job *kj;
+};
+
+static void run_wrapped(struct vcpu *vcpu, void *ctx)
+{
+	struct job_wrap *w = ctx;
+
+	(void)vcpu;
+	kvmi_vcpu_job_run(w->kj);
+	free(w);
+}
+
+static int be_queue_vcpu_job(struct kvmi_backend *b, unsigned idx, struct kvmi_vcpu_job *kj)
+{
+	struct vcpu *vcpu = vcpu_of(b, idx);
+	struct job_wrap *w;
+
+	if (!vcpu || !vcpu_accepts_jobs(vcpu))
+		return -KVM_EAGAIN;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -KVM_ENOMEM;
+	w->kj = kj;
+	w->job.fn = run_wrapped;
+	w->job.ctx = w;
+	if (vcpu_queue_job(vcpu, &w->job)) {
+		free(w);
+		return -KVM_EAGAIN;
+	}
+	return 0;
+}
+
+static int be_wait_reply(struct kvmi_backend *b, unsigned idx, bool (*done)(void *), void *ctx)
+{
+	struct vcpu *vcpu = vcpu_of(b, idx);
+
+	return vcpu && vcpu_wait_event(vcpu, done, ctx) ? 0 : -ESHUTDOWN;
+}
+
+static void be_wake_vcpu(struct kvmi_backend *b, unsigned idx)
+{
+	struct vcpu *vcpu = vcpu_of(b, idx);
+
+	if (vcpu)
+		vcpu_wake(vcpu);
+}
+
+static int be_get_event_arch(struct kvmi_backend *b, unsigned idx, struct kvmi_event_arch *arch)
+{
+	return kvmi_vcpu_fill_event_arch(vcpu_of(b, idx), arch);
+}
+
+static unsigned be_vcpu_count(struct kvmi_backend *b)
+{
+	return b->vm->nr_vcpus;
+}
+
+static int be_check_event(struct kvmi_backend *b, unsigned id)
+{
+	(void)b;
+	switch (id) {
+	case KVMI_EVENT_PAUSE_VCPU:
+	case KVMI_EVENT_TRAP:
+	case KVMI_EVENT_UNHOOK:
+		return 0;
+	default:
+		/* Not deliverable by this VMM on this host (yet): see
+		 * docs/limitations.md. */
+		return -KVM_EOPNOTSUPP;
+	}
+}
+
+static void be_session_start(struct kvmi_backend *b)
+{
+	pr_debug("introspection: session with the tool at %s", b->cfg.address);
+}
+
+static void be_session_end(struct kvmi_backend *b)
+{
+	/* Waiting events were released as CONTINUE by the server and pauses
+	 * are events, so vCPUs are already on their way back into the guest.
+	 * Nothing else is tool-made yet (page restrictions, MSR filters and
+	 * breakpoints come with the events issue and are undone here). */
+	pr_debug("introspection: session over; the guest keeps running");
+	for (unsigned i = 0; i < b->vm->nr_vcpus; i++)
+		vcpu_wake(&b->vm->vcpus[i]);
+}
+
+/* ---- VM-scoped commands (introspection thread) ------------------------ */
+
+struct pause_ack {
+	struct vcpu_job job;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool ran, abandoned;
+};
+
+static void pause_ack_run(struct vcpu *vcpu, void *ctx)
+{
+	struct pause_ack *a = ctx;
+	bool abandoned;
+
+	(void)vcpu;
+	pthread_mutex_lock(&a->lock);
+	a->ran = true;
+	abandoned = a->abandoned;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	if (abandoned) {
+		pthread_mutex_destroy(&a->lock);
+		pthread_cond_destroy(&a->cond);
+		free(a);
+	}
+}
+
+static int be_pause_vcpu(struct kvmi_backend *b, unsigned idx, bool wait)
+{
+	struct vcpu *vcpu = vcpu_of(b, idx);
+	struct pause_ack *a;
+	struct timespec ts;
+	bool ran, free_it;
+
+	if (!vcpu)
+		return -KVM_EINVAL;
+	if (!wait) {
+		vcpu_kick(vcpu);
+		return 0;
+	}
+	/* "Out of guest mode" = the vCPU thread ran a job: jobs run only
+	 * outside KVM_RUN, and the pause request was counted before. */
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -KVM_ENOMEM;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	a->job.fn = pause_ack_run;
+	a->job.ctx = a;
+	if (!vcpu_accepts_jobs(vcpu) || vcpu_queue_job(vcpu, &a->job)) {
+		pthread_mutex_destroy(&a->lock);
+		pthread_cond_destroy(&a->cond);
+		free(a);
+		return -KVM_EAGAIN;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += PAUSE_WAIT_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&a->lock);
+	while (!a->ran) {
+		if (pthread_cond_timedwait(&a->cond, &a->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	ran = a->ran;
+	free_it = ran;
+	if (!ran)
+		a->abandoned = true; /* the vCPU frees it when it gets there */
+	pthread_mutex_unlock(&a->lock);
+	if (free_it) {
+		pthread_mutex_destroy(&a->lock);
+		pthread_cond_destroy(&a->cond);
+		free(a);
+	}
+	if (!ran)
+		pr_warn("introspection: vCPU %u did not leave guest mode within %d ms", idx,
+			PAUSE_WAIT_TIMEOUT_MS);
+	return 0;
+}
+
+static int be_read_physical(struct kvmi_backend *b, uint64_t gpa, void *buf, size_t size)
+{
+	return guest_read(&b->vm->mem, gpa, buf, size) ? -KVM_ENOENT : 0;
+}
+
+static int be_write_physical(struct kvmi_backend *b, uint64_t gpa, const void *buf, size_t size)
+{
+	return guest_write(&b->vm->mem, gpa, buf, size) ? -KVM_ENOENT : 0;
+}
+
+static int be_get_max_gfn(struct kvmi_backend *b, uint64_t *gfn)
+{
+	*gfn = kvmi_vm_max_gfn(b->vm);
+	return 0;
+}
+
+/* ---- vCPU-scoped commands (vCPU thread) ------------------------------- */
+
+static int be_get_tsc_speed(struct kvmi_backend *b, unsigned idx, uint64_t *hz)
+{
+	return kvmi_vcpu_get_tsc_speed(vcpu_of(b, idx), hz);
+}
+
+static int be_get_registers(struct kvmi_backend *b, unsigned idx, uint32_t *mode,
+			    struct kvmi_x86_regs *regs, struct kvmi_x86_sregs *sregs,
+			    struct kvmi_x86_msr_entry *msrs, unsigned nmsrs)
+{
+	struct kvmi_get_registers_reply *r;
+	uint32_t *idxs = NULL;
+	int err;
+
+	r = calloc(1, sizeof(*r) + nmsrs * sizeof(*msrs));
+	if (nmsrs)
+		idxs = calloc(nmsrs, sizeof(*idxs));
+	if (!r || (nmsrs && !idxs)) {
+		free(r);
+		free(idxs);
+		return -KVM_ENOMEM;
+	}
+	for (unsigned i = 0; i < nmsrs; i++)
+		idxs[i] = msrs[i].index;
+	err = kvmi_vcpu_get_registers(vcpu_of(b, idx), idxs, nmsrs, r);
+	if (!err) {
+		*mode = r->mode;
+		*regs = r->regs;
+		*sregs = r->sregs;
+		memcpy(msrs, r + 1, nmsrs * sizeof(*msrs));
+	}
+	free(r);
+	free(idxs);
+	return err;
+}
+
+static int be_set_registers(struct kvmi_backend *b, unsigned idx, const struct kvmi_x86_regs *regs)
+{
+	return kvmi_vcpu_set_regs(vcpu_of(b, idx), regs);
+}
+
+static int be_get_cpuid(struct kvmi_backend *b, unsigned idx, uint32_t function, uint32_t index,
+			struct kvmi_get_cpuid_reply *r)
+{
+	return kvmi_vcpu_get_cpuid(vcpu_of(b, idx), function, index, r);
+}
+
+static int be_get_xsave(struct kvmi_backend *b, unsigned idx, void *buf, size_t size)
+{
+	if (size < KVMI_XSAVE_SIZE)
+		return -KVM_EINVAL;
+	return kvmi_vcpu_get_xsave(vcpu_of(b, idx), buf);
+}
+
+static int be_set_xsave(struct kvmi_backend *b, unsigned idx, const void *buf, size_t size)
+{
+	return kvmi_vcpu_set_xsave(vcpu_of(b, idx), buf, size);
+}
+
+static int be_get_xcr(struct kvmi_backend *b, unsigned idx, unsigned xcr, uint64_t *value)
+{
+	return kvmi_vcpu_get_xcr(vcpu_of(b, idx), (uint8_t)xcr, value);
+}
+
+static int be_inject_exception(struct kvmi_backend *b, unsigned idx, uint8_t vector,
+			       uint32_t error_code, uint64_t address)
+{
+	struct intro_vcpu *iv = &b->vcpus[idx];
+	int err;
+
+	if (iv->trap_pending)
+		return -KVM_EBUSY; /* its TRAP event has not been sent yet */
+	err = kvmi_vcpu_inject_exception(vcpu_of(b, idx), vector, error_code, address);
+	if (!err)
+		iv->trap_pending = true;
+	return err;
+}
+
+static int be_get_mtrr_type(struct kvmi_backend *b, unsigned idx, uint64_t gpa, uint8_t *type)
+{
+	return kvmi_vcpu_get_mtrr_type(vcpu_of(b, idx), gpa, type);
+}
+
+static int be_translate_gva(struct kvmi_backend *b, unsigned idx, uint64_t gva, uint64_t *gpa)
+{
+	return kvmi_vcpu_translate_gva(vcpu_of(b, idx), gva, gpa);
+}
+
+static const struct kvmi_backend_ops backend_ops = {
+	.vcpu_count = be_vcpu_count,
+	.check_event = be_check_event,
+	.queue_vcpu_job = be_queue_vcpu_job,
+	.wait_reply = be_wait_reply,
+	.wake_vcpu = be_wake_vcpu,
+	.get_event_arch = be_get_event_arch,
+	.session_start = be_session_start,
+	.session_end = be_session_end,
+	.pause_vcpu = be_pause_vcpu,
+	.read_physical = be_read_physical,
+	.write_physical = be_write_physical,
+	.get_max_gfn = be_get_max_gfn,
+	.get_tsc_speed = be_get_tsc_speed,
+	.get_registers = be_get_registers,
+	.set_registers = be_set_registers,
+	.get_cpuid = be_get_cpuid,
+	.get_xsave = be_get_xsave,
+	.set_xsave = be_set_xsave,
+	.get_xcr = be_get_xcr,
+	.inject_exception = be_inject_exception,
+	.get_mtrr_type = be_get_mtrr_type,
+	.translate_gva = be_translate_gva,
+};
+
+/* ---- hooks on the vCPU loop ------------------------------------------- */
+
+static void handle_action(struct kvmi_backend *b, struct vcpu *vcpu, const char *event,
+			  const struct kvmi_event_result *res)
+{
+	if (res->action == KVMI_EVENT_ACTION_CRASH) {
+		pr_err("vcpu %u: the introspection tool answered %s with CRASH; stopping the guest",
+		       vcpu->id, event);
+		vm_request_stop(b->vm, KVMI_VM_EXIT_CRASH);
+	}
+}
+
+/* Sends the TRAP event for an exception injected by INJECT_EXCEPTION:
+ * what KVM really holds for the next entry (another event may have
+ * replaced it). */
+static void send_trap(struct kvmi_backend *b, struct vcpu *vcpu)
+{
+	struct kvmi_event_trap trap;
+	struct kvmi_event_result res;
+	struct kvm_vcpu_events ev;
+
+	b->vcpus[vcpu->id].trap_pending = false;
+	memset(&trap, 0, sizeof(trap));
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 &&
+	    (ev.exception.pending || ev.exception.injected)) {
+		trap.vector = ev.exception.nr;
+		trap.error_code = ev.exception.has_error_code ? ev.exception.error_code : 0;
+		if (ev.exception.nr == 14) {
+			if (ev.exception_has_payload) {
+				trap.cr2 = ev.exception_payload;
+			} else {
+				struct kvm_sregs s;
+
+				if (ioctl(vcpu->fd, KVM_GET_SREGS, &s) == 0)
+					trap.cr2 = s.cr2;
+			}
+		}
+	} else {
+		trap.vector = 0xff; /* nothing pending any more */
+	}
+	if (kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_TRAP, &trap, sizeof(trap), NULL, 0, &res) == 0)
+		handle_action(b, vcpu, "TRAP", &res);
+}
+
+static void hook_prerun(void *opaque, struct vcpu *vcpu)
+{
+	struct kvmi_backend *b = opaque;
+	struct kvmi_event_result res;
+
+	if (b->vcpus[vcpu->id].trap_pending)
+		send_trap(b, vcpu);
+	/* PAUSE_VCPU events have the lowest priority: after jobs and other
+	 * events. */
+	if (kvmi_vcpu_pending_pauses(b->srv, vcpu->id)) {
+		kvmi_vcpu_handle_pauses(b->srv, vcpu->id, &res);
+		handle_action(b, vcpu, "PAUSE_VCPU", &res);
+	}
+}
+
+/* ---- set-up and the connection thread --------------------------------- */
+
+static void server_log(void *ctx, enum kvmi_srv_log_level level, const char *msg)
+{
+	(void)ctx;
+	switch (level) {
+	case KVMI_SRV_LOG_ERROR: pr_err("introspection: %s", msg); break;
+	case KVMI_SRV_LOG_WARN:  pr_warn("introspection: %s", msg); break;
+	case KVMI_SRV_LOG_INFO:  pr_info("introspection: %s", msg); break;
+	default:                 pr_debug("introspection: %s", msg); break;
+	}
+}
+
+int introspect_parse_uuid(const char *s, uint8_t uuid[16])
+{
+	unsigned n = 0;
+
+	for (const char *p = s; *p; p++) {
+		int hi, lo;
+
+		if (*p == '-')
+			continue;
+		if (n == 16 || !p[1])
+			return -EINVAL;
+		hi = (*p >= '0' && *p <= '9') ? *p - '0' : ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f') ? (*p | 0x20) - 'a' + 10 : -1;
+		lo = (p[1] >= '0' && p[1] <= '9') ? p[1] - '0' : ((p[1] | 0x20) >= 'a' && (p[1] | 0x20) <= 'f') ? (p[1] | 0x20) - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		uuid[n++] = (uint8_t)(hi << 4 | lo);
+		p++;
+	}
+	return n == 16 ? 0 : -EINVAL;
+}
+
+static int load_policy(struct kvmi_backend *b)
+{
+	char err[256];
+	int ret;
+
+	kvmi_policy_allow_all(&b->policy);
+	if (b->cfg.policy_file) {
+		ret = kvmi_policy_load_file(b->cfg.policy_file, &b->policy, err, sizeof(err));
+		if (ret) {
+			pr_err("introspection policy %s: %s", b->cfg.policy_file, err);
+			return ret;
+		}
+	}
+	if (b->cfg.allow_commands) {
+		ret = kvmi_policy_parse_commands(b->cfg.allow_commands, &b->policy.commands, err, sizeof(err));
+		if (ret) {
+			pr_err("--allow-commands: %s", err);
+			return ret;
+		}
+	}
+	if (b->cfg.allow_events) {
+		ret = kvmi_policy_parse_events(b->cfg.allow_events, &b->policy.events, err, sizeof(err));
+		if (ret) {
+			pr_err("--allow-events: %s", err);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int introspect_create(struct vm *vm, const struct introspect_config *cfg)
+{
+	struct kvmi_server_config sc;
+	struct kvmi_backend *b;
+	int err;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->vm = vm;
+	b->cfg = *cfg;
+	b->vcpus = calloc(vm->nr_vcpus, sizeof(*b->vcpus));
+	if (!b->vcpus) {
+		err = -ENOMEM;
+		goto err;
+	}
+	err = kvmi_srv_addr_parse(cfg->address, &b->addr);
+	if (err) {
+		pr_err("--introspector: '%s' is not unix:PATH or vsock:CID:PORT", cfg->address);
+		goto err;
+	}
+	err = load_policy(b);
+	if (err)
+		goto err;
+	if (cfg->key_file) {
+		size_t len;
+
+		err = read_file(cfg->key_file, &b->key, &len);
+		if (err) {
+			pr_err("--introspector-key %s: %s", cfg->key_file, strerror(-err));
+			goto err;
+		}
+		if (!len) {
+			pr_err("--introspector-key %s: the key file is empty", cfg->key_file);
+			err = -EINVAL;
+			goto err;
+		}
+		b->key_len = len;
+	}
+
+	memset(&sc, 0, sizeof(sc));
+	sc.ops = &backend_ops;
+	sc.backend = b;
+	sc.max_vcpus = vm->nr_vcpus;
+	sc.policy = &b->policy;
+	memcpy(sc.uuid, cfg->uuid, sizeof(sc.uuid));
+	snprintf(sc.name, sizeof(sc.name), "%s", cfg->name ? cfg->name : "kvmi-vm");
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		sc.start_time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	}
+	sc.max_gpa = kvmi_vm_max_gfn(vm) << 12;
+	sc.key = b->key;
+	sc.key_len = b->key_len;
+	sc.handshake_timeout_ms = cfg->handshake_timeout_ms;
+	sc.log = server_log;
+	err = kvmi_server_create(&sc, &b->srv);
+	if (err) {
+		pr_err("introspection: cannot create the server: %s", strerror(-err));
+		goto err;
+	}
+	vm->intro = b;
+	vm->hooks.opaque = b;
+	vm->hooks.vcpu_prerun = hook_prerun;
+	return 0;
+
+err:
+	free(b->key);
+	free(b->vcpus);
+	free(b);
+	return err;
+}
+
+static void *intro_thread(void *arg)
+{
+	struct kvmi_backend *b = arg;
+	int err = kvmi_server_run(b->srv, &b->addr);
+
+	if (err)
+		pr_err("introspection: connection loop failed: %s", strerror(-err));
+	return NULL;
+}
+
+int introspect_start(struct vm *vm)
+{
+	struct kvmi_backend *b = vm->intro;
+	sigset_t all, old;
+	int err;
+
+	if (!b)
+		return 0;
+	pr_info("introspection: connecting to %s", b->cfg.address);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&b->thread, NULL, intro_thread, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		return -err;
+	b->thread_started = true;
+	return 0;
+}
+
+void introspect_stop(struct vm *vm)
+{
+	struct kvmi_backend *b = vm->intro;
+	int timeout;
+
+	if (!b || !b->thread_started)
+		return;
+	timeout = b->cfg.unhook_timeout_ms > 0 ? b->cfg.unhook_timeout_ms : DEFAULT_UNHOOK_TIMEOUT_MS;
+	if (kvmi_server_connected(b->srv)) {
+		int err = kvmi_server_unhook(b->srv, timeout);
+
+		if (err == -ETIMEDOUT)
+			pr_warn("introspection: the tool did not close the connection within %d ms after UNHOOK",
+				timeout);
+	}
+	kvmi_server_stop(b->srv);
+	pthread_join(b->thread, NULL);
+	b->thread_started = false;
+}
+
+void introspect_destroy(struct vm *vm)
+{
+	struct kvmi_backend *b = vm->intro;
+
+	if (!b)
+		return;
+	introspect_stop(vm);
+	kvmi_server_destroy(b->srv);
+	free(b->key);
+	free(b->vcpus);
+	free(b);
+	vm->intro = NULL;
+}

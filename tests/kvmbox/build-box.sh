@@ -1,0 +1,517 @@
+#!/bin/sh
+# build-box.sh — builds the "real-KVM box" (see docs/test-hosts.md).
+#
+# The box is a Debian kernel booted under QEMU TCG with an emulated AMD SVM
+# CPU; inside it the genuine kvm_amd module provides a hardware-semantics
+# /dev/kvm on which kvmi-vm runs.  This script produces, in OUTDIR:
+#
+#   vmlinuz            the Debian kernel (for the box, and for the Linux guest)
+#   guest-initrd.gz    tiny busybox initramfs of the Linux guest that kvmi-vm
+#                      boots (prints a banner, some facts, KVMI-LINUX-GUEST-OK,
+#                      then `reboot -f`)
+#   initrd.gz          the box's initramfs (modes tests, demo, probe)
+#
+# Usage: build-box.sh [options] OUTDIR [FILE...]
+#   --mode MODE      what the box runs after it booted:
+#                      tests  guest-tests.sh (the integration suite) and the
+#                             Linux-guest test, as TAP          (default)
+#                      demo   only the demo Linux guest, console shown as is
+#                      probe  no kvmi-vm: checks /dev/kvm and kvm_amd (smoke test)
+#                      guest  build only vmlinuz and guest-initrd.gz (no box)
+#   --vm FILE        statically linked kvmi-vm (put at /kvmi/bin/kvmi-vm)
+#   --guest-dir DIR  copy DIR/*.elf into /kvmi/guests
+#   --tests-dir DIR  copy DIR/*.sh into /kvmi/tests
+#   FILE...          more files: *.elf go to /kvmi/guests, *.sh to /kvmi/tests,
+#                    anything else to /kvmi/extra
+#
+# Environment (defaults for the options above, and the cache):
+#   KVMI_BOX_MODE, KVMI_VM_STATIC, KVMI_GUEST_DIR, KVMI_TESTS_DIR
+#   KVMI_CACHE       download cache (default $HOME/.cache/kvmi-kvmbox)
+#   KVMI_KERNEL_PKG  Debian kernel package to use instead of the one
+#                    linux-image-amd64 depends on
+#   KVMI_LINUX_APPEND, KVMI_LINUX_MEMORY, KVMI_LINUX_TIMEOUT
+#                    command line, RAM and timeout of the Linux guest in the box
+#   KVMI_VM_EXTRA_ARGS  more kvmi-vm arguments for the Linux guest in the box
+#
+# Extension point for the demo: a file named demo-hook.sh given as FILE...
+# lands in /kvmi/extra and is sourced by the box's /init right before the demo
+# guest starts (e.g. to start an introspection tool in the background and add
+# to VM_EXTRA_ARGS).
+#
+# Needs: apt-get/apt-cache/dpkg-deb (Debian), busybox-static, cpio, gzip.
+set -eu
+
+PROG=build-box.sh
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+MODE=${KVMI_BOX_MODE:-tests}
+VM=${KVMI_VM_STATIC:-}
+GUEST_DIR=${KVMI_GUEST_DIR:-}
+TESTS_DIR=${KVMI_TESTS_DIR:-}
+CACHE=${KVMI_CACHE:-${HOME:-/root}/.cache/kvmi-kvmbox}
+GUEST_APPEND=${KVMI_LINUX_APPEND:-console=ttyS0 reboot=k panic=-1}
+GUEST_MEMORY=${KVMI_LINUX_MEMORY:-256M}
+GUEST_TIMEOUT=${KVMI_LINUX_TIMEOUT:-120}
+VM_EXTRA_ARGS=${KVMI_VM_EXTRA_ARGS:-}
+BUSYBOX=${KVMI_BUSYBOX:-/bin/busybox}
+MODULES="irqbypass ccp kvm kvm-amd"     # insmod order inside the box
+
+usage() { sed -n '2,/^set -eu/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit "$1"; }
+
+# ---------------------------------------------------------------- arguments
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--mode) MODE=${2:?}; shift 2 ;;
+	--vm) VM=${2:?}; shift 2 ;;
+	--guest-dir) GUEST_DIR=${2:?}; shift 2 ;;
+	--tests-dir) TESTS_DIR=${2:?}; shift 2 ;;
+	-h|--help) usage 0 ;;
+	--) shift; break ;;
+	-*) say "unknown option $1"; usage 1 ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 1 ] || usage 1
+OUTDIR=$1
+shift
+case "$MODE" in
+tests|demo|probe|guest) ;;
+*) die "unknown mode '$MODE' (tests, demo, probe, guest)" ;;
+esac
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-box.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT INT TERM
+
+# ---------------------------------------------------------------- kernel
+# Name of the kernel package that linux-image-amd64 currently depends on,
+# e.g. linux-image-6.1.0-56-amd64.  Empty when apt knows no such package.
+resolve_kernel_pkg() {
+	apt-cache depends linux-image-amd64 2>/dev/null |
+		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+}
+
+# Newest kernel already unpacked in the cache (empty if none).
+newest_cached_kernel() {
+	for d in "$CACHE"/linux-image-*; do
+		[ -f "$d/complete" ] && basename "$d"
+	done | sort -V | tail -n 1
+}
+
+# Downloads package $1 and keeps only what the box needs in $CACHE/$1:
+# vmlinuz and the four kvm modules (uncompressed .ko).
+fetch_kernel() {
+	pkg=$1
+	dest=$CACHE/$pkg
+	dl=$WORK/download
+	mkdir -p "$dl" "$CACHE"
+	# apt drops privileges to _apt for downloads; let it write here.
+	chmod 755 "$WORK"
+	chmod 777 "$dl"
+	say "downloading $pkg"
+	(cd "$dl" && apt-get download -q "$pkg" >&2) || return 1
+	deb=$(ls "$dl"/*.deb)
+	dpkg-deb -x "$deb" "$dl/root"
+	stage=$WORK/kernel
+	mkdir -p "$stage/modules"
+	cp "$dl"/root/boot/vmlinuz-* "$stage/vmlinuz"
+	for m in $MODULES; do
+		f=$(find "$dl/root/lib/modules" -name "$m.ko" -o -name "$m.ko.xz" \
+			-o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)
+		[ -n "$f" ] || { say "$pkg has no module $m"; return 1; }
+		# busybox insmod may lack the decompressors: store plain .ko
+		case "$f" in
+		*.ko.xz) xz -dc "$f" >"$stage/modules/$m.ko" ;;
+		*.ko.zst) zstd -qdc "$f" >"$stage/modules/$m.ko" ;;
+		*.ko.gz) gzip -dc "$f" >"$stage/modules/$m.ko" ;;
+		*) cp "$f" "$stage/modules/$m.ko" ;;
+		esac
+	done
+	echo "$pkg" >"$stage/complete"
+	rm -rf "$dest"
+	mv "$stage" "$dest"         # atomic enough: 'complete' is inside
+	rm -rf "$dl"
+}
+
+# Sets KDIR to a cache directory holding vmlinuz and modules/*.ko.
+get_kernel() {
+	pkg=${KVMI_KERNEL_PKG:-}
+	[ -n "$pkg" ] || pkg=$(resolve_kernel_pkg)
+	if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ]; then
+		say "apt knows no linux-image-amd64; running apt-get update"
+		apt-get update -qq >&2 || true
+		pkg=$(resolve_kernel_pkg)
+	fi
+	if [ -n "$pkg" ] && [ -f "$CACHE/$pkg/complete" ]; then
+		KDIR=$CACHE/$pkg
+		return 0
+	fi
+	if [ -n "$pkg" ] && fetch_kernel "$pkg"; then
+		KDIR=$CACHE/$pkg
+		return 0
+	fi
+	old=$(newest_cached_kernel)
+	[ -n "$old" ] || die "cannot get a Debian kernel package${pkg:+ ($pkg)}"
+	say "warning: using cached $old instead of ${pkg:-the current kernel}"
+	KDIR=$CACHE/$old
+}
+
+# ---------------------------------------------------------------- initramfs
+# Creates the busybox skeleton of an initramfs in $1.
+skeleton() {
+	mkdir -p "$1/bin" "$1/sbin" "$1/usr/bin" "$1/usr/sbin" "$1/dev" \
+		"$1/proc" "$1/sys" "$1/tmp" "$1/root" "$1/etc"
+	cp "$BUSYBOX" "$1/bin/busybox"
+	# An initial console for /init (needs root; /init copes without it).
+	mknod -m 600 "$1/dev/console" c 5 1 2>/dev/null || true
+}
+
+# Packs directory $1 into the gzip'ed newc cpio $2.
+pack() {
+	(cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) |
+		gzip -6 >"$2.tmp"
+	mv "$2.tmp" "$2"
+}
+
+# /init of the Linux guest that kvmi-vm boots (runs in busybox sh).
+write_guest_init() {
+	cat >"$1" <<'EOF'
+#!/bin/busybox sh
+# Linux guest of kvmi-vm: show that the kernel reached userspace, then reset.
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+[ -t 1 ] || exec </dev/console >/dev/console 2>&1
+up=$(cut -d' ' -f1 /proc/uptime)
+echo
+echo "================ kvmi-vm Linux guest ================"
+echo "reached /init after ${up}s of guest uptime"
+echo "kernel:  $(uname -a)"
+echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "vcpus:   $(grep -c '^processor' /proc/cpuinfo)"
+echo "memory:  $(awk '/^MemTotal/ {t=$2} /^MemFree/ {f=$2} END {printf "%d MiB total, %d MiB free", t/1024, f/1024}' /proc/meminfo)"
+echo "cmdline: $(cat /proc/cmdline)"
+echo "====================================================="
+echo "KVMI-LINUX-GUEST-OK"
+# Let the UART drain, then reset (reboot=k: keyboard-controller pulse,
+# which kvmi-vm treats as the end of the guest).
+sleep 1
+reboot -f
+sleep 5
+echo b >/proc/sysrq-trigger
+EOF
+	chmod 755 "$1"
+}
+
+build_guest_initrd() {
+	g=$WORK/guest
+	skeleton "$g"
+	write_guest_init "$g/init"
+	pack "$g" "$OUTDIR/guest-initrd.gz"
+}
+
+# /init of the box (runs in busybox sh as PID 1 inside QEMU).  Its output
+# protocol on the serial console, parsed by run-box.sh and run-demo.sh:
+#   KVMBOX-BOOT: ...         box reached /init (uptime), once
+#   KVMBOX-TAP: <tap line>   one line of the box's TAP stream (plan at the end)
+#   KVMBOX-DEMO-BEGIN / KVMBOX-DEMO-END rc=N seconds=S
+#                            the demo guest's console lies in between
+#   KVMBOX-SUMMARY: N passed, M failed, K skipped
+# then the box powers off.
+write_box_init() {
+	cat >"$1" <<'EOF'
+#!/bin/busybox sh
+# real-KVM box init: load kvm_amd, run the payload, report, power off.
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+[ -t 1 ] || exec </dev/console >/dev/console 2>&1
+dmesg -n 1                       # keep kernel messages off our TAP lines
+# shellcheck disable=SC1091       # written by build-box.sh
+. /kvmi/box.conf
+
+echo "KVMBOX-BOOT: init reached, uptime $(cut -d' ' -f1 /proc/uptime)s, $(uname -r), $(nproc) cpus"
+
+# ------------------------------------------------------------ TAP helpers
+N=0 PASS=0 FAIL=0 SKIP=0
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+comment() { echo "KVMBOX-TAP: # $*"; }
+# result ok|"not ok" DESCRIPTION  (DESCRIPTION may end in "# SKIP ..." / "# TODO ...")
+result() {
+	N=$((N + 1))
+	case "$1 $2" in
+	*"# SKIP"*|*"# skip"*|*"# TODO"*|*"# todo"*) SKIP=$((SKIP + 1)) ;;
+	"ok "*) PASS=$((PASS + 1)) ;;
+	*) FAIL=$((FAIL + 1)) ;;
+	esac
+	echo "KVMBOX-TAP: $1 $N - $2"
+}
+# Prints the last lines of file $1 as TAP comments.
+comment_tail() { tail -n "${2:-20}" "$1" | tr -d '\r' | while IFS= read -r l; do comment "| $l"; done; }
+
+finish() {
+	echo "KVMBOX-TAP: 1..$N"
+	echo "KVMBOX-SUMMARY: $PASS passed, $FAIL failed, $SKIP skipped"
+	sleep 1                  # let the UART drain
+	poweroff -f
+}
+
+# ------------------------------------------------------------ box set-up
+setup_kvm() {
+	for m in $MODULES; do
+		if ! out=$(insmod "/kvmi/modules/$m.ko" 2>&1); then
+			comment "insmod $m: $out"
+		fi
+	done
+	if [ -c /dev/kvm ] && [ -d /sys/module/kvm_amd ]; then
+		result ok "box: kvm_amd loaded, /dev/kvm present"
+		dmesg | grep -iE 'svm|kvm|nested|npt' | tail -n 8 | while IFS= read -r l; do comment "dmesg: $l"; done
+		return 0
+	fi
+	result "not ok" "box: kvm_amd loaded, /dev/kvm present"
+	dmesg | tail -n 30 > /tmp/dmesg.txt
+	comment_tail /tmp/dmesg.txt 30
+	return 1
+}
+
+# ------------------------------------------------------------ payloads
+# probe: the box itself, no kvmi-vm (smoke test of the box).
+run_probe() {
+	if grep -qw svm /proc/cpuinfo; then
+		result ok "probe: CPU has svm"
+	else
+		result "not ok" "probe: CPU has svm"
+	fi
+	if dmesg | grep -qi 'Nested Paging enabled'; then
+		result ok "probe: kvm_amd uses nested paging"
+	else
+		result "not ok" "probe: kvm_amd uses nested paging"
+	fi
+	for f in /kvmi/bin/* /kvmi/guests/* /kvmi/tests/*; do
+		[ -e "$f" ] && comment "payload file: $f"
+	done
+	return 0
+}
+
+# Relays a TAP stream (stdin) into the box's TAP stream, renumbering its
+# results and prefixing their descriptions with $1.  Runs in a pipeline
+# subshell, so it writes its counters to $2 for the caller.
+relay_tap() {
+	name=$1 state=$2 plan="" seen=0
+	while IFS= read -r line; do
+		case "$line" in
+		"ok"|"ok "*|"not ok"|"not ok "*)
+			case "$line" in
+			ok*) st=ok rest=${line#ok} ;;
+			*) st="not ok" rest=${line#not ok} ;;
+			esac
+			rest=${rest# }
+			num=${rest%%[!0-9]*}
+			rest=${rest#"$num"}
+			rest=${rest# }
+			rest=${rest#- }
+			seen=$((seen + 1))
+			result "$st" "$name: ${rest:-test $seen}"
+			;;
+		1..*) plan=${line#1..}; plan=${plan%%[!0-9]*}; comment "$name: plan $line" ;;
+		"Bail out!"*) result "not ok" "$name: $line" ;;
+		"#"*) echo "KVMBOX-TAP: $line" ;;
+		*) comment "$name| $line" ;;
+		esac
+	done
+	echo "N=$N PASS=$PASS FAIL=$FAIL SKIP=$SKIP plan='$plan' seen=$seen" >"$state"
+}
+
+# tests (a): the integration suite's guest tests on this real KVM.
+run_guest_tests() {
+	script=/kvmi/tests/guest-tests.sh
+	if [ ! -f "$script" ]; then
+		result ok "guest-tests # SKIP tests/integration/guest-tests.sh not in the box"
+		return 0
+	fi
+	t0=$(uptime_s)
+	{ sh "$script" /kvmi/bin/kvmi-vm /kvmi/guests; echo $? >/tmp/gt.rc; } 2>&1 | tr -d '\r' |
+		relay_tap guest-tests /tmp/gt.state
+	# shellcheck disable=SC1091
+	. /tmp/gt.state
+	rc=$(cat /tmp/gt.rc)
+	comment "guest-tests: exit status $rc, $(elapsed "$t0" "$(uptime_s)")s"
+	if [ -n "$plan" ] && [ "$plan" != "$seen" ]; then
+		result "not ok" "guest-tests: plan announced $plan tests, $seen ran"
+	elif [ -z "$plan" ] && [ "$seen" -eq 0 ]; then
+		result "not ok" "guest-tests: no TAP output"
+	elif [ "$rc" -ne 0 ] && [ "$FAIL" -eq 0 ]; then
+		result "not ok" "guest-tests: exit status $rc without a failing test"
+	fi
+}
+
+# Runs the Linux guest under kvmi-vm with console output (stdout+stderr)
+# piped to the command given as arguments; sets LINUX_RC and LINUX_SECS.
+run_linux_guest() {
+	t0=$(uptime_s)
+	# shellcheck disable=SC2086   # VM_EXTRA_ARGS is a list of words
+	{ /kvmi/bin/kvmi-vm --kernel /kvmi/linux/vmlinuz \
+		--initrd /kvmi/linux/guest-initrd.gz \
+		--append "$GUEST_APPEND" --memory "$GUEST_MEMORY" \
+		--timeout "$GUEST_TIMEOUT" --no-serial-input $VM_EXTRA_ARGS </dev/null
+	  echo $? >/tmp/linux.rc; } 2>&1 | "$@"
+	LINUX_SECS=$(elapsed "$t0" "$(uptime_s)")
+	LINUX_RC=$(cat /tmp/linux.rc)
+}
+
+linux_to_comments() {
+	tee /tmp/linux.log | tr -d '\r' | while IFS= read -r l; do comment "linux| $l"; done
+}
+
+# The box kernel's KVM tracepoints: recorded while a guest runs, shown
+# when it crashes (the kvm_exit before a triple fault has the guest's RIP).
+TRACE=/sys/kernel/tracing
+TRACE_EVENTS="kvm_exit kvm_inj_exception kvm_page_fault kvm_emulate_insn kvm_userspace_exit kvm_msr kvm_cr"
+trace_start() {
+	mount -t tracefs tracefs "$TRACE" 2>/dev/null || true
+	[ -f "$TRACE/trace" ] || return 0
+	echo 8192 >"$TRACE/buffer_size_kb"
+	echo >"$TRACE/trace"
+	for e in $TRACE_EVENTS; do
+		[ -f "$TRACE/events/kvm/$e/enable" ] && echo 1 >"$TRACE/events/kvm/$e/enable"
+	done
+	echo 1 >"$TRACE/tracing_on"
+}
+trace_stop() {
+	[ -f "$TRACE/tracing_on" ] && echo 0 >"$TRACE/tracing_on"
+	return 0
+}
+# Shows the last $1 trace lines as TAP comments.
+trace_dump() {
+	[ -f "$TRACE/trace" ] || return 0
+	comment "linux: last KVM trace events of the box kernel:"
+	grep -v '^#' "$TRACE/trace" | tail -n "$1" | while IFS= read -r l; do comment "trace| $l"; done
+}
+
+# tests (b): a real Linux kernel boots to init under kvmi-vm and resets.
+run_linux_test() {
+	if [ ! -x /kvmi/bin/kvmi-vm ]; then
+		result "not ok" "linux: /kvmi/bin/kvmi-vm missing"
+		return 0
+	fi
+	trace_start
+	run_linux_guest linux_to_comments
+	trace_stop
+	comment "linux: kvmi-vm exit status $LINUX_RC after ${LINUX_SECS}s (wall time in the box)"
+	case "$LINUX_RC" in
+	3|4) trace_dump 60 ;;           # guest crash: what KVM saw last
+	esac
+	if grep -q 'KVMI-LINUX-GUEST-OK' /tmp/linux.log; then
+		result ok "linux: Debian kernel boots to init under kvmi-vm (${LINUX_SECS}s)"
+	else
+		result "not ok" "linux: Debian kernel boots to init under kvmi-vm (no KVMI-LINUX-GUEST-OK; exit status $LINUX_RC)"
+	fi
+	if [ "$LINUX_RC" -eq 0 ]; then
+		result ok "linux: reboot -f ends kvmi-vm with status 0"
+	else
+		result "not ok" "linux: reboot -f ends kvmi-vm with status 0 (got $LINUX_RC)"
+	fi
+}
+
+# demo: the demo guest's console, unprefixed.
+run_demo() {
+	if [ -f /kvmi/extra/demo-hook.sh ]; then
+		# shellcheck disable=SC1091
+		. /kvmi/extra/demo-hook.sh
+	fi
+	echo "KVMBOX-DEMO-BEGIN"
+	run_linux_guest cat
+	echo "KVMBOX-DEMO-END rc=$LINUX_RC seconds=$LINUX_SECS"
+	if [ "$LINUX_RC" -eq 0 ]; then
+		result ok "demo: Linux guest ran under kvmi-vm"
+	else
+		result "not ok" "demo: Linux guest ran under kvmi-vm (exit status $LINUX_RC)"
+	fi
+}
+
+# ------------------------------------------------------------ main
+if setup_kvm; then
+	case "$MODE" in
+	probe) run_probe ;;
+	tests) run_guest_tests; run_linux_test ;;
+	demo) run_demo ;;
+	esac
+fi
+comment "box: done after $(uptime_s)s of box uptime"
+finish
+EOF
+	chmod 755 "$1"
+}
+
+# Copies file $1 into the box tree under /kvmi/$2/.
+add_file() {
+	[ -f "$1" ] || die "no such file: $1"
+	mkdir -p "$BOX/kvmi/$2"
+	cp "$1" "$BOX/kvmi/$2/"
+}
+
+build_box_initrd() {
+	BOX=$WORK/box
+	skeleton "$BOX"
+	mkdir -p "$BOX/kvmi/bin" "$BOX/kvmi/guests" "$BOX/kvmi/tests" \
+		"$BOX/kvmi/modules" "$BOX/kvmi/linux"
+	for m in $MODULES; do
+		cp "$KDIR/modules/$m.ko" "$BOX/kvmi/modules/"
+	done
+	if [ "$MODE" != probe ]; then
+		[ -n "$VM" ] || die "mode $MODE needs --vm (statically linked kvmi-vm)"
+		[ -f "$VM" ] || die "no such file: $VM"
+		if file "$VM" 2>/dev/null | grep -q 'dynamically linked'; then
+			die "$VM is dynamically linked; the box has no libc"
+		fi
+		cp "$VM" "$BOX/kvmi/bin/kvmi-vm"
+		chmod 755 "$BOX/kvmi/bin/kvmi-vm"
+		cp "$KDIR/vmlinuz" "$BOX/kvmi/linux/vmlinuz"
+		cp "$OUTDIR/guest-initrd.gz" "$BOX/kvmi/linux/guest-initrd.gz"
+	fi
+	if [ -n "$GUEST_DIR" ]; then
+		for f in "$GUEST_DIR"/*.elf; do
+			[ -f "$f" ] && add_file "$f" guests
+		done
+	fi
+	if [ -n "$TESTS_DIR" ]; then
+		for f in "$TESTS_DIR"/*.sh; do
+			[ -f "$f" ] && add_file "$f" tests
+		done
+	fi
+	for f in "$@"; do
+		case "$f" in
+		*.elf) add_file "$f" guests ;;
+		*.sh) add_file "$f" tests ;;
+		*) add_file "$f" extra ;;
+		esac
+	done
+	# Settings the box's /init sources (values quoted for sh).
+	q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+	{
+		echo "MODE=$(q "$MODE")"
+		echo "MODULES=$(q "$MODULES")"
+		echo "GUEST_APPEND=$(q "$GUEST_APPEND")"
+		echo "GUEST_MEMORY=$(q "$GUEST_MEMORY")"
+		echo "GUEST_TIMEOUT=$(q "$GUEST_TIMEOUT")"
+		echo "VM_EXTRA_ARGS=$(q "$VM_EXTRA_ARGS")"
+	} >"$BOX/kvmi/box.conf"
+	write_box_init "$BOX/init"
+	pack "$BOX" "$OUTDIR/initrd.gz"
+}
+
+# ---------------------------------------------------------------- main
+[ -x "$BUSYBOX" ] || die "$BUSYBOX missing (install busybox-static)"
+command -v cpio >/dev/null || die "cpio missing"
+mkdir -p "$OUTDIR"
+get_kernel
+cp "$KDIR/vmlinuz" "$OUTDIR/vmlinuz.tmp" && mv "$OUTDIR/vmlinuz.tmp" "$OUTDIR/vmlinuz"
+build_guest_initrd
+if [ "$MODE" != guest ]; then
+	build_box_initrd "$@"
+fi
+echo "$(cat "$KDIR/complete") $MODE" >"$OUTDIR/box.info"
+say "built $MODE box in $OUTDIR with $(cat "$KDIR/complete")"

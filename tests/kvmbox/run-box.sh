@@ -1,0 +1,168 @@
+#!/bin/sh
+# run-box.sh — builds and boots the real-KVM box, reports its results as TAP.
+#
+# The box (built by build-box.sh, described in docs/test-hosts.md) is a
+# Debian kernel under QEMU TCG with an emulated AMD SVM CPU; kvm_amd inside
+# it gives a real /dev/kvm.  The box prints its results on the serial
+# console as "KVMBOX-TAP: <tap line>", ends with "KVMBOX-SUMMARY: ..." and
+# powers off.  This script streams the console to a log file and re-emits the
+# box's TAP lines on stdout, so Meson can run it with protocol 'tap'.  If the
+# summary never comes (timeout, kernel panic, QEMU failure) it adds a failing
+# test with the tail of the console log and exits non-zero.
+#
+# Usage: run-box.sh [options] [FILE...]
+#   --mode MODE      tests (default) or probe (box smoke test, no kvmi-vm);
+#                    see build-box.sh
+#   --vm FILE        statically linked kvmi-vm (env KVMI_VM_STATIC)
+#   --tests-dir DIR  integration scripts (*.sh) for /kvmi/tests
+#                    (default: tests/integration of this source tree)
+#   --guest-dir DIR  guest payloads (*.elf) for /kvmi/guests
+#   --outdir DIR     where the box and its logs go (default: build/kvmbox)
+#   --log FILE       console log (default: OUTDIR/console.log)
+#   --timeout SECS   overall limit for the QEMU run (default 900,
+#                    env KVMI_BOX_TIMEOUT)
+#   FILE...          passed to build-box.sh (*.elf guests, *.sh tests, ...)
+# Environment: KVMI_CACHE, KVMI_QEMU (default qemu-system-x86_64),
+# KVMI_BOX_SMP (box CPUs, default 2), KVMI_BOX_ACCEL (default tcg), KVMI_QEMU_ARGS (more QEMU arguments,
+# e.g. "-d cpu_reset -D /tmp/qemu.log"), and the KVMI_LINUX_* variables of
+# build-box.sh.
+#
+# Exit status: 0 all box tests passed (or skipped), 1 otherwise.
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRCROOT=$(cd "$HERE/../.." && pwd)
+
+MODE=tests
+VM=${KVMI_VM_STATIC:-}
+TESTS_DIR=${KVMI_TESTS_DIR:-$SRCROOT/tests/integration}
+GUEST_DIR=${KVMI_GUEST_DIR:-}
+OUTDIR=$SRCROOT/build/kvmbox
+LOG=
+TIMEOUT=${KVMI_BOX_TIMEOUT:-900}
+QEMU=${KVMI_QEMU:-qemu-system-x86_64}
+SMP=${KVMI_BOX_SMP:-2}
+ACCEL=${KVMI_BOX_ACCEL:-tcg}
+QEMU_ARGS=${KVMI_QEMU_ARGS:-}
+
+usage() { sed -n '2,/^set -eu/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit "$1"; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--mode) MODE=${2:?}; shift 2 ;;
+	--vm) VM=${2:?}; shift 2 ;;
+	--tests-dir) TESTS_DIR=${2:?}; shift 2 ;;
+	--guest-dir) GUEST_DIR=${2:?}; shift 2 ;;
+	--outdir) OUTDIR=${2:?}; shift 2 ;;
+	--log) LOG=${2:?}; shift 2 ;;
+	--timeout) TIMEOUT=${2:?}; shift 2 ;;
+	-h|--help) usage 0 ;;
+	--) shift; break ;;
+	-*) echo "run-box.sh: unknown option $1" >&2; usage 1 ;;
+	*) break ;;
+	esac
+done
+LOG=${LOG:-$OUTDIR/console.log}
+
+# Milliseconds since the epoch (GNU date).
+now_ms() { date +%s%3N; }
+# Seconds between two now_ms values, one decimal.
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
+# Prints file $1's last $2 lines as TAP comments.
+tail_comments() {
+	[ -f "$1" ] || return 0
+	tail -n "$2" "$1" | tr -d '\r' | sed 's/^/#   | /'
+}
+
+# ---------------------------------------------------------------- skips
+case "$MODE" in
+tests|probe) ;;
+*) echo "run-box.sh: mode must be tests or probe" >&2; exit 1 ;;
+esac
+if ! command -v "$QEMU" >/dev/null 2>&1; then
+	echo "1..0 # SKIP $QEMU not installed (Debian package qemu-system-x86)"
+	exit 0
+fi
+if [ "$MODE" = tests ] && [ -z "$VM" ]; then
+	echo "1..0 # SKIP no statically linked kvmi-vm (configure with -Dstatic_binaries=true)"
+	exit 0
+fi
+
+# ---------------------------------------------------------------- build
+T_START=$(now_ms)
+mkdir -p "$OUTDIR"
+set -- --mode "$MODE" ${VM:+--vm "$VM"} ${TESTS_DIR:+--tests-dir "$TESTS_DIR"} \
+	${GUEST_DIR:+--guest-dir "$GUEST_DIR"} "$OUTDIR" "$@"
+if ! sh "$HERE/build-box.sh" "$@" >"$OUTDIR/build.log" 2>&1; then
+	echo "1..1"
+	echo "not ok 1 - kvmbox: build the box (build-box.sh failed)"
+	tail_comments "$OUTDIR/build.log" 30
+	exit 1
+fi
+T_BUILT=$(now_ms)
+echo "# kvmbox: box built in $(secs "$T_START" "$T_BUILT")s ($(cat "$OUTDIR/box.info"))"
+
+# ---------------------------------------------------------------- boot
+# Re-emits the box's TAP lines as they arrive; notes when the box's init
+# starts (host wall time since QEMU started).
+relay() {
+	while IFS= read -r line; do
+		line=$(printf '%s' "$line" | tr -d '\r')
+		case "$line" in
+		*KVMBOX-TAP:\ *)
+			printf '%s\n' "${line#*KVMBOX-TAP: }" ;;
+		*KVMBOX-BOOT:\ *)
+			echo "# kvmbox: box booted in $(secs "$T_BUILT" "$(now_ms)")s (host wall):" \
+				"${line#*KVMBOX-BOOT: }" ;;
+		*KVMBOX-SUMMARY:\ *)
+			echo "# kvmbox: ${line#*KVMBOX-SUMMARY: }" ;;
+		esac
+	done
+}
+
+rm -f "$OUTDIR/qemu.rc"
+{
+	# shellcheck disable=SC2086  # QEMU_ARGS is a list of words
+	timeout --foreground -k 10 "$TIMEOUT" "$QEMU" -accel "$ACCEL" \
+		-cpu EPYC,+svm,+npt -smp "$SMP" -m 2048 \
+		-nographic -no-reboot -nic none \
+		-kernel "$OUTDIR/vmlinuz" -initrd "$OUTDIR/initrd.gz" \
+		-append "console=ttyS0 panic=-1 quiet" $QEMU_ARGS \
+		</dev/null 2>"$OUTDIR/qemu.stderr"
+	echo $? >"$OUTDIR/qemu.rc"
+} | tee "$LOG" | relay
+T_END=$(now_ms)
+QRC=$(cat "$OUTDIR/qemu.rc" 2>/dev/null || echo 255)
+echo "# kvmbox: QEMU exit status $QRC; box run $(secs "$T_BUILT" "$T_END")s," \
+	"whole run $(secs "$T_START" "$T_END")s (host wall); console log: $LOG"
+
+# ---------------------------------------------------------------- verdict
+summary=$(tr -d '\r' <"$LOG" | sed -n 's/^.*KVMBOX-SUMMARY: //p' | tail -n 1)
+if [ -n "$summary" ]; then
+	failed=$(printf '%s\n' "$summary" | sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p')
+	[ "${failed:-1}" -eq 0 ] && exit 0
+	exit 1
+fi
+
+# No summary: the box died.  Say why, then close the TAP stream.
+ran=$(tr -d '\r' <"$LOG" | grep -cE 'KVMBOX-TAP: (not )?ok ' || true)
+if [ "$QRC" -eq 124 ] || [ "$QRC" -eq 137 ]; then
+	why="timed out after ${TIMEOUT}s"
+elif grep -q 'Kernel panic' "$LOG"; then
+	why="box kernel panic"
+elif ! grep -q 'KVMBOX-BOOT:' "$LOG"; then
+	why="box never reached its init (QEMU status $QRC)"
+else
+	why="box stopped without a summary (QEMU status $QRC)"
+fi
+n=$((ran + 1))
+echo "not ok $n - kvmbox: box run completes ($why)"
+echo "# last lines of the console ($LOG):"
+tail_comments "$LOG" 40
+if [ -s "$OUTDIR/qemu.stderr" ]; then
+	echo "# QEMU stderr:"
+	grep -v "TCG doesn't support requested feature" "$OUTDIR/qemu.stderr" |
+		tail -n 10 | sed 's/^/#   | /' || true
+fi
+echo "1..$n"
+exit 1
