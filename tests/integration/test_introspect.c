@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * End to end: kvmi-vm runs the "introspect" payload and connects to this
+ * test, which listens with our client library and drives the guest over
+ * the KVMI wire protocol: handshake, version, guest info, pause (the guest
+ * really stops), registers of a paused vCPU, memory read/write, exception
+ * injection + TRAP, disconnect while paused (the guest keeps running and the
+ * VMM reconnects), admin policy, cookie authentication, UNHOOK at shutdown.
+ *
+ * usage: test_introspect KVMI_VM GUEST_DIR     (TAP; exit 77 without /dev/kvm)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <kvmi/kvmi.h>
+
+#define MBOX_GPA   0x300000ull
+#define MBOX_MAGIC 0x4b564d494d424f58ull
+#define MBOX_GO    0x600dull
+
+struct mbox {
+	uint64_t magic, go, injected_ud, counter, last_ud_rip;
+};
+
+static const char *vmm, *guest_dir;
+static int tap_n, tap_failed;
+static char sock_path[128];
+
+static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	if (!cond)
+		tap_failed++;
+}
+
+static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Starts kvmi-vm on the introspect payload; extra args end with NULL. */
+static pid_t start_vmm(const char *log, ...)
+{
+	const char *argv[32];
+	char guest[512], addr[200];
+	unsigned n = 0;
+	va_list ap;
+	pid_t pid;
+
+	snprintf(guest, sizeof(guest), "%s/introspect.elf", guest_dir);
+	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
+	argv[n++] = vmm;
+	argv[n++] = "--guest";
+	argv[n++] = guest;
+	argv[n++] = "--introspector";
+	argv[n++] = addr;
+	argv[n++] = "--timeout";
+	argv[n++] = "60";
+	argv[n++] = "--no-serial-input";
+	va_start(ap, log);
+	for (const char *a; (a = va_arg(ap, const char *)) && n < 30;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(vmm, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_vmm(pid_t pid, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 10; i++) {
+		int st;
+
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(100000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static void show_log(const char *log)
+{
+	char line[512];
+	FILE *f = fopen(log, "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		diag("vmm: %s", line);
+	}
+	fclose(f);
+}
+
+static int read_mbox(struct kvmi_dom *dom, struct mbox *m)
+{
+	return kvmi_dom_read_physical(dom, MBOX_GPA, m, sizeof(*m));
+}
+
+/* Waits until the guest published its mailbox. */
+static int wait_mbox(struct kvmi_dom *dom, struct mbox *m)
+{
+	for (int i = 0; i < 300; i++) {
+		if (read_mbox(dom, m) == 0 && m->magic == MBOX_MAGIC)
+			return 0;
+		usleep(20000);
+	}
+	return -ETIMEDOUT;
+}
+
+static struct kvmi_event_msg *next_event(struct kvmi_dom *dom, int timeout_ms)
+{
+	struct kvmi_event_msg *ev = NULL;
+
+	if (kvmi_dom_next_event(dom, timeout_ms, &ev))
+		return NULL;
+	return ev;
+}
+
+static void test_session(void)
+{
+	const char *log = "test_introspect-session.log";
+	struct kvmi_listener *l = NULL;
+	struct kvmi_dom *dom = NULL;
+	struct kvmi_features feat;
+	struct kvmi_event_msg *ev;
+	struct kvmi_x86_regs regs;
+	struct kvmi_x86_sregs sregs;
+	struct kvmi_x86_msr_entry msr = { .index = 0xc0000080 };
+	struct mbox m1, m2, m3;
+	uint32_t version = 0, nvcpus = 0, mode = 0;
+	uint64_t go = MBOX_GO;
+	pid_t pid;
+	int ret, status;
+
+	{
+		char addr[160];
+
+		snprintf(addr, sizeof(addr), "unix:%s", sock_path);
+		ret = kvmi_listener_open(addr, NULL, &l);
+	}
+	ok(ret == 0, "listen on unix:%s", sock_path);
+	if (ret)
+		return;
+	pid = start_vmm(log, "--name", "it-vm", "--uuid", "01234567-89ab-cdef-0123-456789abcdef", NULL);
+	ret = kvmi_listener_accept(l, 20000, &dom);
+	ok(ret == 0 && dom, "kvmi-vm connects and completes the handshake (%d)", ret);
+	if (ret)
+		goto out;
+	ok(!strcmp(kvmi_dom_name(dom), "it-vm"), "handshake carries the VM name (%s)", kvmi_dom_name(dom));
+	ok(kvmi_dom_hello(dom)->uuid[0] == 0x01 && kvmi_dom_hello(dom)->uuid[15] == 0xef,
+	   "handshake carries the VM UUID");
+	ok(kvmi_dom_get_version(dom, &version, &feat) == 0 && version == 1, "GET_VERSION = 1");
+	ok(kvmi_dom_get_guest_info(dom, &nvcpus) == 0 && nvcpus == 1, "GET_GUEST_INFO: 1 vCPU");
+	ok(kvmi_dom_check_command(dom, KVMI_GET_REGISTERS) == 0, "CHECK_COMMAND GET_REGISTERS allowed");
+	ok(kvmi_dom_check_event(dom, KVMI_EVENT_PAUSE_VCPU) == 0, "CHECK_EVENT PAUSE_VCPU deliverable");
+	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_UNHOOK, true) == 0, "enable UNHOOK");
+	ok(wait_mbox(dom, &m1) == 0, "READ_PHYSICAL sees the guest's mailbox");
+
+	ret = kvmi_dom_pause_vcpu(dom, 0, true);
+	ev = next_event(dom, 10000);
+	ok(ret == 0 && ev && ev->event == KVMI_EVENT_PAUSE_VCPU && ev->vcpu == 0,
+	   "PAUSE_VCPU(wait) -> one PAUSE_VCPU event");
+	if (!ev)
+		goto out;
+	ok(ev->common.arch.mode == 8 && ev->common.arch.regs.rip >= 0x100000 &&
+	   ev->common.arch.regs.rip < 0x200000, "event carries 64-bit mode and a RIP in the payload (%#llx)",
+	   (unsigned long long)ev->common.arch.regs.rip);
+	ret = kvmi_dom_get_registers(dom, 0, &regs, &sregs, &msr, 1, &mode);
+	ok(ret == 0 && regs.rip == ev->common.arch.regs.rip && mode == 8 && (msr.data & 0x500) == 0x500,
+	   "GET_REGISTERS on the paused vCPU: same RIP, EFER has LME|LMA");
+	read_mbox(dom, &m1);
+	usleep(200000);
+	read_mbox(dom, &m2);
+	ok(m1.counter == m2.counter, "a paused vCPU does not run (counter %llu then %llu)",
+	   (unsigned long long)m1.counter, (unsigned long long)m2.counter);
+	ok(kvmi_dom_inject_exception(dom, 0, 6, 0, 0) == 0, "INJECT_EXCEPTION #UD while paused");
+	ok(kvmi_dom_inject_exception(dom, 0, 6, 0, 0) == -EBUSY, "a second injection before its TRAP is busy");
+	ok(kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0) == 0, "reply CONTINUE");
+	kvmi_event_free(ev);
+	ev = next_event(dom, 10000);
+	ok(ev && ev->event == KVMI_EVENT_TRAP && ev->specific.trap.vector == 6,
+	   "TRAP event reports the injected #UD (vector %d)", ev ? ev->specific.trap.vector : -1);
+	if (ev) {
+		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+		kvmi_event_free(ev);
+	}
+	usleep(200000);
+	read_mbox(dom, &m3);
+	ok(m3.counter > m2.counter && m3.injected_ud == 1,
+	   "after CONTINUE the guest runs again and handled the #UD (counter %llu, #UD %llu)",
+	   (unsigned long long)m3.counter, (unsigned long long)m3.injected_ud);
+
+	/* Disconnect while paused: the vCPU must resume, the VMM reconnect. */
+	kvmi_dom_pause_vcpu(dom, 0, true);
+	ev = next_event(dom, 10000);
+	ok(ev && ev->event == KVMI_EVENT_PAUSE_VCPU, "paused again");
+	kvmi_event_free(ev);
+	kvmi_dom_close(dom);
+	dom = NULL;
+	ret = kvmi_listener_accept(l, 20000, &dom);
+	ok(ret == 0, "kvmi-vm reconnects after the tool went away");
+	if (ret)
+		goto out;
+	read_mbox(dom, &m1);
+	usleep(200000);
+	read_mbox(dom, &m2);
+	ok(m2.counter > m1.counter, "the vCPU paused at disconnect runs again (counter %llu -> %llu)",
+	   (unsigned long long)m1.counter, (unsigned long long)m2.counter);
+
+	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_UNHOOK, true) == 0, "enable UNHOOK again");
+	ok(kvmi_dom_write_physical(dom, MBOX_GPA + 8, &go, sizeof(go)) == 0, "WRITE_PHYSICAL the go word");
+	ev = next_event(dom, 20000);
+	ok(ev && ev->event == KVMI_EVENT_UNHOOK, "UNHOOK arrives when the guest shuts down");
+	kvmi_event_free(ev);
+	kvmi_dom_close(dom);
+	dom = NULL;
+	status = wait_vmm(pid, 30);
+	ok(status == 0, "guest saw the write and the injected #UD, VM exit status 0 (got %d)", status);
+	if (status)
+		show_log(log);
+	pid = 0;
+out:
+	if (dom)
+		kvmi_dom_close(dom);
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		show_log(log);
+	}
+	kvmi_listener_close(l);
+}
+
+/* Policy: a disallowed command gets -EPERM, CHECK_COMMAND says so, and the
+ * guest is unaffected; a wrong cookie is refused. */
+static void test_policy_and_key(void)
+{
+	const char *log = "test_introspect-policy.log", *keyfile = "test_introspect.key";
+	struct kvmi_config cfg = { .size = sizeof(cfg) };
+	struct kvmi_listener *l = NULL;
+	struct kvmi_dom *dom = NULL;
+	struct mbox m;
+	char addr[160];
+	uint64_t go = MBOX_GO;
+	FILE *f;
+	pid_t pid;
+	int ret, status;
+
+	f = fopen(keyfile, "w");
+	if (f) {
+		fputs("s3cret", f);
+		fclose(f);
+	}
+	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
+
+	/* A tool with the wrong key. */
+	cfg.key = "wrong";
+	cfg.key_len = 5;
+	cfg.handshake_timeout_ms = 5000;
+	ret = kvmi_listener_open(addr, &cfg, &l);
+	ok(ret == 0, "listen with the wrong key");
+	if (ret)
+		return;
+	pid = start_vmm(log, "--introspector-key", keyfile, "--allow-commands", "all,-write_physical",
+			"--allow-events", "all,-pause_vcpu", NULL);
+	ret = kvmi_listener_accept(l, 20000, &dom);
+	ok(ret != 0, "a tool with the wrong cookie is refused (%d)", ret);
+	if (!ret)
+		kvmi_dom_close(dom);
+	dom = NULL;
+	kvmi_listener_close(l);
+	l = NULL;
+
+	/* The right key: the VMM retries with backoff and gets in. */
+	cfg.key = "s3cret";
+	cfg.key_len = 6;
+	ret = kvmi_listener_open(addr, &cfg, &l);
+	if (!ret)
+		ret = kvmi_listener_accept(l, 20000, &dom);
+	ok(ret == 0, "the same VMM retries and a tool with the right cookie is accepted");
+	if (ret)
+		goto out;
+	ok(kvmi_dom_check_command(dom, KVMI_WRITE_PHYSICAL) == -EPERM, "CHECK_COMMAND WRITE_PHYSICAL: EPERM");
+	ok(kvmi_dom_write_physical(dom, MBOX_GPA + 8, &go, sizeof(go)) == -EPERM,
+	   "WRITE_PHYSICAL disallowed by --allow-commands: EPERM");
+	ok(kvmi_dom_check_event(dom, KVMI_EVENT_PAUSE_VCPU) == -EPERM, "CHECK_EVENT PAUSE_VCPU: EPERM");
+	ok(wait_mbox(dom, &m) == 0 && m.go == 0, "READ_PHYSICAL still allowed; the go word was not written");
+	kvmi_dom_close(dom);
+	dom = NULL;
+out:
+	if (dom)
+		kvmi_dom_close(dom);
+	kill(pid, SIGTERM);
+	status = wait_vmm(pid, 20);
+	ok(status == 128 + SIGTERM, "SIGTERM stops kvmi-vm cleanly (status %d)", status);
+	if (status != 128 + SIGTERM)
+		show_log(log);
+	kvmi_listener_close(l);
+	unlink(keyfile);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s KVMI_VM GUEST_DIR\n", argv[0]);
+		return 2;
+	}
+	vmm = argv[1];
+	guest_dir = argv[2];
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		printf("1..0 # SKIP no usable /dev/kvm\n");
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmi-it-%d.sock", (int)getpid());
+	test_session();
+	test_policy_and_key();
+	unlink(sock_path);
+	printf("1..%d\n", tap_n);
+	return tap_failed ? 1 : 0;
+}
