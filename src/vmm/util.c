@@ -84,6 +84,16 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
 int read_file(const char *path, uint8_t **data, size_t *size)
 {
 	struct stat st;

@@ -31,6 +31,11 @@ int parse_size(const char *s, uint64_t *out);
 /* Decimal/hex unsigned with an inclusive upper bound.  0 or -EINVAL/-ERANGE. */
 int parse_uint(const char *s, uint64_t max, uint64_t *out);
 
+/* Formats a message into err (errlen bytes) and returns code: for parsers
+ * that report why they refused their input. */
+int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Reads a whole file into a malloc'ed buffer.  0 or -errno. */
 int read_file(const char *path, uint8_t **data, size_t *size);
 

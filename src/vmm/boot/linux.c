@@ -32,17 +32,6 @@
 #define E820_TYPE_RAM_      1
 #define E820_TYPE_RESERVED_ 2
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return code;
-}
 
 int bzimage_parse(const uint8_t *data, size_t size, struct bzimage_info *info,
 		  char *err, size_t errlen)

@@ -13,17 +13,6 @@
 #include "../util.h"
 #include "../vm.h"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return code;
-}
 
 static bool range_ok(uint64_t gpa, uint64_t len, uint64_t ram_end)
 {
@@ -104,22 +93,34 @@ int payload_parse(const uint8_t *data, size_t size, uint64_t ram_end,
 	return 0;
 }
 
-int boot_check_payload(const char *path, uint64_t ram_size)
+/* Reads and parses a payload file; on success *data (malloc'ed) backs img. */
+static int read_payload(const char *path, uint64_t ram_end, struct payload_image *img,
+			uint8_t **data)
 {
-	struct payload_image img;
 	char err[256];
-	uint8_t *data;
 	size_t size;
 	int ret;
 
-	ret = read_file(path, &data, &size);
+	ret = read_file(path, data, &size);
 	if (ret) {
 		pr_err("cannot read guest payload %s: %s", path, strerror(-ret));
 		return ret;
 	}
-	ret = payload_parse(data, size, MIN(ram_size, GUEST_LOW_RAM_END), &img, err, sizeof(err));
-	if (ret)
+	ret = payload_parse(*data, size, ram_end, img, err, sizeof(err));
+	if (ret) {
 		pr_err("invalid guest payload %s: %s", path, err);
+		free(*data);
+		*data = NULL;
+	}
+	return ret;
+}
+
+int boot_check_payload(const char *path, uint64_t ram_size)
+{
+	struct payload_image img;
+	uint8_t *data = NULL;
+	int ret = read_payload(path, MIN(ram_size, GUEST_LOW_RAM_END), &img, &data);
+
 	free(data);
 	return ret;
 }
@@ -127,21 +128,12 @@ int boot_check_payload(const char *path, uint64_t ram_size)
 int boot_load_payload(struct vm *vm, const char *path)
 {
 	struct payload_image img;
-	char err[256];
-	uint8_t *data;
-	size_t size;
+	uint8_t *data = NULL;
 	int ret;
 
-	ret = read_file(path, &data, &size);
-	if (ret) {
-		pr_err("cannot read guest payload %s: %s", path, strerror(-ret));
+	ret = read_payload(path, guest_low_ram_end(&vm->mem), &img, &data);
+	if (ret)
 		return ret;
-	}
-	ret = payload_parse(data, size, guest_low_ram_end(&vm->mem), &img, err, sizeof(err));
-	if (ret) {
-		pr_err("invalid guest payload %s: %s", path, err);
-		goto out;
-	}
 	for (unsigned i = 0; i < img.nr_segments; i++) {
 		const struct payload_segment *s = &img.seg[i];
 		uint8_t *dst = gpa_to_hva(&vm->mem, s->gpa, s->mem_size);
