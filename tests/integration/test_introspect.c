@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * End to end: kvmi-vm runs the "introspect" payload and connects to this
- * test, which listens with our client library and drives the guest over
- * the KVMI wire protocol: handshake, version, guest info, pause (the guest
- * really stops), registers of a paused vCPU, memory read/write, exception
+ * End to end: kvmi-vm runs the "introspect" payload on 2 vCPUs and connects
+ * to this test, which listens with our client library and drives the guest
+ * over the KVMI wire protocol: handshake, every implemented command, pause
+ * (the guest really stops), pause-all with an event in flight, SET_REGISTERS
+ * during an event (the guest sees the value), memory read/write, exception
  * injection + TRAP, disconnect while paused (the guest keeps running and the
  * VMM reconnects), admin policy, cookie authentication, UNHOOK at shutdown.
  *
@@ -26,8 +27,11 @@
 #define MBOX_MAGIC 0x4b564d494d424f58ull
 #define MBOX_GO    0x600dull
 
+#define NR_VCPUS   2
+
 struct mbox {
-	uint64_t magic, go, injected_ud, counter, last_ud_rip;
+	uint64_t magic, go, injected_ud, last_ud_rip;
+	uint64_t counter[4], rbx_seen[4];
 };
 
 static const char *vmm, *guest_dir;
@@ -81,6 +85,8 @@ static pid_t start_vmm(const char *log, ...)
 	argv[n++] = "--timeout";
 	argv[n++] = "60";
 	argv[n++] = "--no-serial-input";
+	argv[n++] = "--vcpus";
+	argv[n++] = "2";
 	va_start(ap, log);
 	for (const char *a; (a = va_arg(ap, const char *)) && n < 30;)
 		argv[n++] = a;
@@ -154,6 +160,99 @@ static struct kvmi_event_msg *next_event(struct kvmi_dom *dom, int timeout_ms)
 	return ev;
 }
 
+/* Every vCPU command that has a backend, on paused vCPU 0. */
+static void exercise_vcpu_commands(struct kvmi_dom *dom)
+{
+	struct kvmi_get_cpuid_reply leaf;
+	static uint8_t xsave[KVMI_XSAVE_SIZE];
+	uint64_t v = 0, gpa = 0, gfn = 0, tsc = 0;
+	size_t got = 0;
+	uint8_t type = 0xff;
+	int ret;
+
+	ok(kvmi_dom_get_cpuid(dom, 0, 0, 0, &leaf) == 0 && leaf.eax >= 1 &&
+	   (leaf.ebx == 0x68747541 || leaf.ebx == 0x756e6547), "GET_CPUID leaf 0: a vendor string");
+	ok(kvmi_dom_get_cpuid(dom, 0, 0x4fffffff, 0, &leaf) == -ENOENT, "GET_CPUID of a missing leaf: ENOENT");
+	ok(kvmi_dom_get_xsave(dom, 0, xsave, sizeof(xsave), &got) == 0 && got == KVMI_XSAVE_SIZE,
+	   "GET_XSAVE returns %u bytes", KVMI_XSAVE_SIZE);
+	ok(kvmi_dom_set_xsave(dom, 0, xsave, sizeof(xsave)) == 0, "SET_XSAVE of the same state");
+	ret = kvmi_dom_get_xcr(dom, 0, 0, &v);
+	ok(ret == 0, "GET_XCR 0 (%#llx)", (unsigned long long)v);
+	ok(kvmi_dom_get_xcr(dom, 0, 1, &v) == -EINVAL, "GET_XCR 1: EINVAL");
+	ret = kvmi_dom_get_mtrr_type(dom, MBOX_GPA, &type);
+	ok(ret == 0 && type <= 6, "GET_MTRR_TYPE (%u)", type);
+	ret = kvmi_dom_get_max_gfn(dom, &gfn);
+	ok(ret == 0 && gfn == (256ull << 20) >> 12, "GET_MAX_GFN = end of 256 MiB RAM (%#llx)",
+	   (unsigned long long)gfn);
+	ok(kvmi_dom_translate_gva(dom, 0, MBOX_GPA + 0x123, &gpa) == 0 && gpa == MBOX_GPA + 0x123,
+	   "TRANSLATE_GVA through the identity map");
+	ok(kvmi_dom_translate_gva(dom, 0, 0xffff800000000000ull, &gpa) == 0 && gpa == KVMI_UNMAPPED_GVA,
+	   "TRANSLATE_GVA of an unmapped address: ~0");
+	ret = kvmi_dom_get_vcpu_info(dom, 0, &tsc);
+	ok(ret == 0, "GET_VCPU_INFO (TSC %llu Hz)", (unsigned long long)tsc);
+	ok(kvmi_dom_get_registers(dom, 9, NULL, NULL, NULL, 0, NULL) == -EINVAL, "bad vCPU index: EINVAL");
+	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_XSETBV, true) == -EOPNOTSUPP,
+	   "an event this host cannot deliver cannot be enabled");
+	ok(kvmi_dom_read_physical(dom, 0x7ff00000ull, &v, 8) == -ENOENT, "READ_PHYSICAL beyond RAM: ENOENT");
+	ok(kvmi_dom_read_physical(dom, MBOX_GPA + 4090, &v, 8) == -EINVAL, "READ_PHYSICAL across a page: EINVAL");
+}
+
+/* pause-all with an event in flight, then SET_REGISTERS during an event. */
+static void test_pause_all_and_set_regs(struct kvmi_dom *dom)
+{
+	struct kvmi_event_msg *ev[4] = { 0 }, *e;
+	struct kvmi_x86_regs regs;
+	struct mbox m1, m2;
+	unsigned n = 0, per_vcpu[NR_VCPUS] = { 0 };
+	int ret;
+
+	/* vCPU 0 is paused and its event is left unanswered... */
+	kvmi_dom_pause_vcpu(dom, 0, true);
+	ev[n] = next_event(dom, 10000);
+	if (!ev[n]) {
+		ok(0, "pause vCPU 0 before pause-all");
+		return;
+	}
+	n++;
+	/* ...while a pause-all (batched, as libkvmi does) goes out. */
+	ret = kvmi_dom_pause_vcpus(dom, NR_VCPUS);
+	ok(ret == 0, "pause-all while an event is in flight");
+	e = next_event(dom, 10000);
+	ok(e && e->vcpu == 1 && e->event == KVMI_EVENT_PAUSE_VCPU, "vCPU 1 reports its pause");
+	if (!e)
+		goto out;
+	ev[n++] = e;
+	read_mbox(dom, &m1);
+	usleep(200000);
+	read_mbox(dom, &m2);
+	ok(m1.counter[0] == m2.counter[0] && m1.counter[1] == m2.counter[1], "every vCPU is stopped");
+
+	/* SET_REGISTERS on vCPU 1 while it waits for the reply. */
+	ret = kvmi_dom_get_registers(dom, 1, &regs, NULL, NULL, 0, NULL);
+	regs.rbx = 0x5e7;
+	ok(ret == 0 && kvmi_dom_set_registers(dom, 1, &regs) == 0, "SET_REGISTERS during the event");
+	ok(kvmi_dom_reply_event(dom, ev[1], KVMI_EVENT_ACTION_CONTINUE, NULL, 0) == 0, "reply vCPU 1");
+	/* vCPU 0 owes one more pause: the first reply releases the second event. */
+	ok(kvmi_dom_reply_event(dom, ev[0], KVMI_EVENT_ACTION_CONTINUE, NULL, 0) == 0, "reply vCPU 0's first pause");
+	e = next_event(dom, 10000);
+	ok(e && e->vcpu == 0 && e->event == KVMI_EVENT_PAUSE_VCPU, "vCPU 0 then reports the pause-all request");
+	if (e) {
+		kvmi_dom_reply_event(dom, e, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+		kvmi_event_free(e);
+	}
+	ok(kvmi_dom_set_registers(dom, 1, &regs) == -EOPNOTSUPP, "SET_REGISTERS outside an event: EOPNOTSUPP");
+	usleep(200000);
+	read_mbox(dom, &m2);
+	ok(m2.rbx_seen[1] == 0x5e7 && m2.rbx_seen[0] == 0, "the guest sees RBX from SET_REGISTERS (%#llx)",
+	   (unsigned long long)m2.rbx_seen[1]);
+	for (unsigned i = 0; i < n; i++)
+		per_vcpu[ev[i]->vcpu]++;
+	ok(per_vcpu[0] == 1 && per_vcpu[1] == 1 && kvmi_dom_pending_events(dom) == 0, "no stray events");
+out:
+	for (unsigned i = 0; i < n; i++)
+		kvmi_event_free(ev[i]);
+}
+
 static void test_session(void)
 {
 	const char *log = "test_introspect-session.log";
@@ -188,7 +287,7 @@ static void test_session(void)
 	ok(kvmi_dom_hello(dom)->uuid[0] == 0x01 && kvmi_dom_hello(dom)->uuid[15] == 0xef,
 	   "handshake carries the VM UUID");
 	ok(kvmi_dom_get_version(dom, &version, &feat) == 0 && version == 1, "GET_VERSION = 1");
-	ok(kvmi_dom_get_guest_info(dom, &nvcpus) == 0 && nvcpus == 1, "GET_GUEST_INFO: 1 vCPU");
+	ok(kvmi_dom_get_guest_info(dom, &nvcpus) == 0 && nvcpus == NR_VCPUS, "GET_GUEST_INFO: %d vCPUs", NR_VCPUS);
 	ok(kvmi_dom_check_command(dom, KVMI_GET_REGISTERS) == 0, "CHECK_COMMAND GET_REGISTERS allowed");
 	ok(kvmi_dom_check_event(dom, KVMI_EVENT_PAUSE_VCPU) == 0, "CHECK_EVENT PAUSE_VCPU deliverable");
 	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_UNHOOK, true) == 0, "enable UNHOOK");
@@ -209,8 +308,11 @@ static void test_session(void)
 	read_mbox(dom, &m1);
 	usleep(200000);
 	read_mbox(dom, &m2);
-	ok(m1.counter == m2.counter, "a paused vCPU does not run (counter %llu then %llu)",
-	   (unsigned long long)m1.counter, (unsigned long long)m2.counter);
+	ok(m1.counter[0] == m2.counter[0] && m2.counter[1] > m1.counter[1],
+	   "the paused vCPU stops, the other runs on (vCPU0 %llu -> %llu, vCPU1 %llu -> %llu)",
+	   (unsigned long long)m1.counter[0], (unsigned long long)m2.counter[0],
+	   (unsigned long long)m1.counter[1], (unsigned long long)m2.counter[1]);
+	exercise_vcpu_commands(dom);
 	ok(kvmi_dom_inject_exception(dom, 0, 6, 0, 0) == 0, "INJECT_EXCEPTION #UD while paused");
 	ok(kvmi_dom_inject_exception(dom, 0, 6, 0, 0) == -EBUSY, "a second injection before its TRAP is busy");
 	ok(kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0) == 0, "reply CONTINUE");
@@ -224,9 +326,11 @@ static void test_session(void)
 	}
 	usleep(200000);
 	read_mbox(dom, &m3);
-	ok(m3.counter > m2.counter && m3.injected_ud == 1,
+	ok(m3.counter[0] > m2.counter[0] && m3.injected_ud == 1,
 	   "after CONTINUE the guest runs again and handled the #UD (counter %llu, #UD %llu)",
-	   (unsigned long long)m3.counter, (unsigned long long)m3.injected_ud);
+	   (unsigned long long)m3.counter[0], (unsigned long long)m3.injected_ud);
+
+	test_pause_all_and_set_regs(dom);
 
 	/* Disconnect while paused: the vCPU must resume, the VMM reconnect. */
 	kvmi_dom_pause_vcpu(dom, 0, true);
@@ -242,8 +346,8 @@ static void test_session(void)
 	read_mbox(dom, &m1);
 	usleep(200000);
 	read_mbox(dom, &m2);
-	ok(m2.counter > m1.counter, "the vCPU paused at disconnect runs again (counter %llu -> %llu)",
-	   (unsigned long long)m1.counter, (unsigned long long)m2.counter);
+	ok(m2.counter[0] > m1.counter[0], "the vCPU paused at disconnect runs again (counter %llu -> %llu)",
+	   (unsigned long long)m1.counter[0], (unsigned long long)m2.counter[0]);
 
 	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_UNHOOK, true) == 0, "enable UNHOOK again");
 	ok(kvmi_dom_write_physical(dom, MBOX_GPA + 8, &go, sizeof(go)) == 0, "WRITE_PHYSICAL the go word");

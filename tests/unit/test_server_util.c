@@ -840,3 +840,71 @@ bool h_sync(struct harness *h)
 	}
 	return true;
 }
+
+/* ---- event helpers -------------------------------------------------- */
+
+static void *ev_thread_fn(void *opaque)
+{
+	struct ev_thread *t = opaque;
+
+	if (t->pauses)
+		t->ret = kvmi_vcpu_handle_pauses(t->srv, t->vcpu, &t->res);
+	else
+		t->ret = kvmi_vcpu_event(t->srv, t->vcpu, t->event, t->len ? t->data : NULL, t->len,
+					 t->rpl_len ? t->rpl : NULL, t->rpl_len, &t->res);
+	return NULL;
+}
+
+void ev_start(struct ev_thread *t, struct kvmi_server *srv, unsigned vcpu, unsigned event,
+	      const void *data, size_t len, size_t rpl_len)
+{
+	bool pauses = t->pauses;
+
+	memset(t, 0, sizeof(*t));
+	t->pauses = pauses;
+	t->srv = srv;
+	t->vcpu = vcpu;
+	t->event = event;
+	if (len > sizeof(t->data))
+		len = sizeof(t->data);
+	if (len)
+		memcpy(t->data, data, len);
+	t->len = len;
+	t->rpl_len = rpl_len;
+	memset(t->rpl, 0xee, sizeof(t->rpl));
+	pthread_create(&t->thread, NULL, ev_thread_fn, t);
+}
+
+void ev_join(struct ev_thread *t)
+{
+	pthread_join(t->thread, NULL);
+}
+
+uint32_t h_read_event(struct harness *h, struct kvmi_event *ev, uint8_t *spec, size_t *spec_len)
+{
+	static uint8_t payload[65536];
+	struct kvmi_msg_hdr hdr;
+
+	if (h_recv(h, &hdr, payload) || hdr.id != KVMI_EVENT || hdr.size < sizeof(*ev))
+		return 0;
+	memcpy(ev, payload, sizeof(*ev));
+	if (spec && spec_len) {
+		*spec_len = hdr.size - sizeof(*ev);
+		memcpy(spec, payload + sizeof(*ev), *spec_len);
+	}
+	return hdr.seq;
+}
+
+int h_event_reply(struct harness *h, uint32_t seq, uint16_t vcpu, uint8_t action, uint8_t event,
+		  const void *spec, size_t len)
+{
+	uint8_t buf[16 + 512];
+	struct kvmi_vcpu_hdr vh = { .vcpu = vcpu };
+	struct kvmi_event_reply er = { .action = action, .event = event };
+
+	memcpy(buf, &vh, 8);
+	memcpy(buf + 8, &er, 8);
+	if (len)
+		memcpy(buf + 16, spec, len);
+	return h_cmd(h, KVMI_EVENT_REPLY, seq, buf, 16 + len, NULL, 0);
+}

@@ -126,6 +126,29 @@ bool h_sync(struct harness *h);
 int h_vcpu_call(struct harness *h, uint16_t id, uint16_t vcpu, const void *req, size_t len,
 		void *data, size_t *dlen);
 
+/* A vCPU thread raising one event (kvmi_vcpu_event) in the background. */
+struct ev_thread {
+	pthread_t thread;
+	struct kvmi_server *srv;
+	struct kvmi_backend *fake;      /* threaded mode: runs jobs first */
+	unsigned vcpu, event;
+	uint8_t data[64];
+	size_t len;
+	uint8_t rpl[512];
+	size_t rpl_len;
+	bool pauses;                    /* kvmi_vcpu_handle_pauses instead */
+	struct kvmi_event_result res;
+	int ret;
+};
+void ev_start(struct ev_thread *t, struct kvmi_server *srv, unsigned vcpu, unsigned event,
+	      const void *data, size_t len, size_t rpl_len);
+void ev_join(struct ev_thread *t);
+/* Reads one event message; returns its seq (0 on failure). */
+uint32_t h_read_event(struct harness *h, struct kvmi_event *ev, uint8_t *spec, size_t *spec_len);
+/* Sends an EVENT_REPLY: vcpu hdr + {action, event} + spec. */
+int h_event_reply(struct harness *h, uint32_t seq, uint16_t vcpu, uint8_t action, uint8_t event,
+		  const void *spec, size_t len);
+
 /* hex helpers */
 size_t hex_to_bin(const char *hex, uint8_t *out, size_t max);
 

@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_server_events.c - the event machinery: enabling, sending,
+ * EVENT_REPLY validation (seq, size, padding, shorter zero-filled, longer
+ * rejected), actions, a tool that goes away mid-event, vCPU commands
+ * served while a vCPU waits, SET_REGISTERS applied with the reply,
+ * PAUSE_VCPU events, UNHOOK, and old-session jobs.
+ */
+#include "test_server_util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int enable(struct harness *h, unsigned vcpu, unsigned event, bool on)
+{
+	if (event == KVMI_EVENT_UNHOOK || event == KVMI_EVENT_CREATE_VCPU) {
+		struct kvmi_control_vm_events c = { .event_id = (uint16_t)event, .enable = on };
+
+		return h_call(h, KVMI_CONTROL_VM_EVENTS, &c, sizeof(c), NULL, 0, NULL, NULL);
+	} else {
+		struct kvmi_control_events c = { .event_id = (uint16_t)event, .enable = on };
+
+		return h_vcpu_call(h, KVMI_CONTROL_EVENTS, (uint16_t)vcpu, &c, sizeof(c), NULL, NULL);
+	}
+}
+
+static const struct kvmi_event_cr cr_data = { .cr = 3, .old_value = 0x1000, .new_value = 0x2000 };
+
+/* Starts a CR event on vCPU 1 and reads it; returns its seq. */
+static uint32_t cr_event(struct harness *h, struct ev_thread *t)
+{
+	struct kvmi_event ev;
+	uint8_t spec[64];
+	size_t n = 0;
+	uint32_t seq;
+
+	ev_start(t, h->srv, 1, KVMI_EVENT_CR, &cr_data, sizeof(cr_data),
+		 sizeof(struct kvmi_event_cr_reply));
+	seq = h_read_event(h, &ev, spec, &n);
+	if (seq && (ev.event != KVMI_EVENT_CR || ev.vcpu != 1 || n != sizeof(cr_data) ||
+		    memcmp(spec, &cr_data, n)))
+		return 0;
+	return seq;
+}
+
+static void test_basic_reply(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	struct ev_thread t;
+	struct kvmi_event_cr_reply r = { .new_val = 0x3000 }, got;
+	uint32_t seq, seq2;
+
+	fake_init(&fake);
+	fake.arch.mode = 8;
+	fake.arch.regs.rip = 0x1234;
+	h_start(&h, &fake, NULL);
+
+	/* not enabled: not sent */
+	memset(&t, 0, sizeof(t));
+	tap_ok(kvmi_vcpu_event(h.srv, 1, KVMI_EVENT_CR, &cr_data, sizeof(cr_data), &got,
+			       sizeof(got), &t.res) == 0 && !t.res.delivered &&
+	       t.res.action == KVMI_EVENT_ACTION_CONTINUE, "CR event not enabled: not sent, CONTINUE");
+	tap_ok(h_sync(&h), "  ... nothing on the wire");
+
+	tap_ok(enable(&h, 1, KVMI_EVENT_CR, true) == 0, "CONTROL_EVENTS(CR) on vCPU 1");
+	tap_ok(kvmi_vcpu_event_enabled(h.srv, 1, KVMI_EVENT_CR) &&
+	       !kvmi_vcpu_event_enabled(h.srv, 0, KVMI_EVENT_CR), "enable state is per vCPU");
+
+	seq = cr_event(&h, &t);
+	tap_ok(seq == 1, "first event of the session has seq 1 and the CR payload");
+	h_event_reply(&h, seq, 1, KVMI_EVENT_ACTION_CONTINUE, KVMI_EVENT_CR, &r, sizeof(r));
+	ev_join(&t);
+	memcpy(&got, t.rpl, sizeof(got));
+	tap_ok(t.ret == 0 && t.res.delivered && t.res.action == KVMI_EVENT_ACTION_CONTINUE &&
+	       got.new_val == 0x3000, "CONTINUE with new_val delivered");
+
+	/* shorter reply-specific part: zero-filled */
+	seq2 = cr_event(&h, &t);
+	tap_ok(seq2 == 2, "event seqs increase");
+	h_event_reply(&h, seq2, 1, KVMI_EVENT_ACTION_RETRY, KVMI_EVENT_CR, &r, 4);
+	ev_join(&t);
+	memcpy(&got, t.rpl, sizeof(got));
+	tap_ok(t.res.delivered && t.res.action == KVMI_EVENT_ACTION_RETRY && got.new_val == 0x3000,
+	       "4 of 8 reply bytes: accepted, rest zero-filled");
+	seq = cr_event(&h, &t);
+	h_event_reply(&h, seq, 1, KVMI_EVENT_ACTION_CRASH, KVMI_EVENT_CR, NULL, 0);
+	ev_join(&t);
+	memcpy(&got, t.rpl, sizeof(got));
+	tap_ok(t.res.delivered && t.res.action == KVMI_EVENT_ACTION_CRASH && got.new_val == 0,
+	       "CRASH delivered; no specific part -> zeros");
+	seq = cr_event(&h, &t);
+	h_event_reply(&h, seq, 1, 7, KVMI_EVENT_CR, NULL, 0);
+	ev_join(&t);
+	tap_ok(t.res.delivered && t.res.action == KVMI_EVENT_ACTION_CONTINUE,
+	       "unknown action 7: logged, acts as CONTINUE");
+	/* the reply's event byte is not checked (the kernel only traces it) */
+	seq = cr_event(&h, &t);
+	h_event_reply(&h, seq, 1, KVMI_EVENT_ACTION_CONTINUE, 99, NULL, 0);
+	ev_join(&t);
+	tap_ok(t.res.delivered, "reply with a different event byte accepted");
+
+	tap_ok(enable(&h, 1, KVMI_EVENT_CR, false) == 0 &&
+	       !kvmi_vcpu_event_enabled(h.srv, 1, KVMI_EVENT_CR), "CONTROL_EVENTS disable");
+	tap_ok(h_sync(&h), "connection in sync after all replies");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+/* Each violation closes the connection and the vCPU continues. */
+static void test_bad_replies(void)
+{
+	static const struct {
+		const char *what;
+		int kind;
+	} cases[] = {
+		{ "wrong seq", 0 }, { "size 8 (no kvmi_event_reply)", 1 },
+		{ "specific part longer than expected", 2 }, { "vCPU header padding", 3 },
+		{ "kvmi_event_reply padding", 4 }, { "vCPU not waiting", 5 },
+		{ "vCPU beyond max_vcpus", 6 }, { "a second reply to the same event", 7 },
+	};
+	unsigned i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kvmi_backend fake;
+		struct harness h;
+		struct ev_thread t;
+		uint8_t buf[64] = { 0 };
+		uint32_t seq;
+
+		fake_init(&fake);
+		h_start(&h, &fake, NULL);
+		enable(&h, 1, KVMI_EVENT_CR, true);
+		seq = cr_event(&h, &t);
+		switch (cases[i].kind) {
+		case 0:
+			h_event_reply(&h, seq + 1, 1, 0, KVMI_EVENT_CR, NULL, 0);
+			break;
+		case 1:
+			buf[0] = 1;
+			h_cmd(&h, KVMI_EVENT_REPLY, seq, buf, 8, NULL, 0);
+			break;
+		case 2:
+			h_event_reply(&h, seq, 1, 0, KVMI_EVENT_CR, buf, 9);
+			break;
+		case 3:
+			buf[0] = 1;
+			buf[4] = 1;
+			h_cmd(&h, KVMI_EVENT_REPLY, seq, buf, 16, NULL, 0);
+			break;
+		case 4:
+			buf[0] = 1;
+			buf[8 + 3] = 1;
+			h_cmd(&h, KVMI_EVENT_REPLY, seq, buf, 16, NULL, 0);
+			break;
+		case 5:
+			h_event_reply(&h, seq, 2, 0, KVMI_EVENT_CR, NULL, 0);
+			break;
+		case 6:
+			h_event_reply(&h, seq, 100, 0, KVMI_EVENT_CR, NULL, 0);
+			break;
+		case 7:
+			/* run jobs gate: a second reply arrives before the vCPU
+			 * consumed the first one, or after; either way the
+			 * second has nothing to answer */
+			h_event_reply(&h, seq, 1, 0, KVMI_EVENT_CR, NULL, 0);
+			ev_join(&t);
+			h_event_reply(&h, seq, 1, 0, KVMI_EVENT_CR, NULL, 0);
+			tap_ok(h_closed(&h), "event reply: %s -> connection closed", cases[i].what);
+			h_stop(&h);
+			fake_destroy(&fake);
+			continue;
+		}
+		tap_ok(h_closed(&h), "event reply: %s -> connection closed", cases[i].what);
+		ev_join(&t);
+		tap_ok(t.ret == 0 && !t.res.delivered && t.res.action == KVMI_EVENT_ACTION_CONTINUE,
+		       "  ... the vCPU continues as if CONTINUE");
+		tap_ok(h_join(&h) == -EPROTO, "  ... serve() reports a protocol error");
+		h_stop(&h);
+		fake_destroy(&fake);
+	}
+}
+
+static void test_pf_reply(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	struct ev_thread t;
+	struct kvmi_event_pf pf = { .gva = 0x1000, .gpa = 0x2000, .access = KVMI_PAGE_ACCESS_W };
+	struct kvmi_event_pf_reply r, got;
+	struct kvmi_event ev;
+	uint32_t seq;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	enable(&h, 0, KVMI_EVENT_PF, true);
+
+	memset(&r, 0, sizeof(r));
+	r.ctx_addr = 0x1000;
+	r.ctx_size = 4;
+	r.singlestep = 1;        /* libkvmi's field; the K7 kernel wants 0 */
+	r.rep_complete = 1;
+	memcpy(r.ctx_data, "\x90\x90\x90\x90", 4);
+	ev_start(&t, h.srv, 0, KVMI_EVENT_PF, &pf, sizeof(pf), sizeof(got));
+	seq = h_read_event(&h, &ev, NULL, NULL);
+	h_event_reply(&h, seq, 0, KVMI_EVENT_ACTION_CONTINUE, KVMI_EVENT_PF, &r, sizeof(r));
+	ev_join(&t);
+	memcpy(&got, t.rpl, sizeof(got));
+	tap_ok(t.res.delivered && !memcmp(&got, &r, sizeof(r)),
+	       "PF reply (272 bytes, singlestep byte set) delivered whole");
+
+	ev_start(&t, h.srv, 0, KVMI_EVENT_PF, &pf, sizeof(pf), sizeof(got));
+	seq = h_read_event(&h, &ev, NULL, NULL);
+	r.ctx_size = KVMI_PF_CTX_DATA_SIZE + 1;
+	h_event_reply(&h, seq, 0, KVMI_EVENT_ACTION_CONTINUE, KVMI_EVENT_PF, &r, sizeof(r));
+	tap_ok(h_closed(&h), "PF reply with ctx_size 257 -> connection closed");
+	ev_join(&t);
+	tap_ok(!t.res.delivered, "  ... the vCPU continues");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+static void test_disconnect_mid_event(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	struct ev_thread t;
+	struct kvmi_x86_regs regs = { .rip = 0xdead };
+	struct kvmi_vcpu_hdr vh = { .vcpu = 1 };
+	static uint8_t payload[65536];
+	struct kvmi_msg_hdr hdr;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	enable(&h, 1, KVMI_EVENT_CR, true);
+	cr_event(&h, &t);
+	/* SET_REGISTERS while waiting, then the tool dies */
+	h_cmd(&h, KVMI_SET_REGISTERS, 9, &vh, sizeof(vh), &regs, sizeof(regs));
+	h_recv(&h, &hdr, payload);
+	shutdown(h.tool, SHUT_RDWR);
+	ev_join(&t);
+	tap_ok(t.ret == 0 && !t.res.delivered && t.res.action == KVMI_EVENT_ACTION_CONTINUE &&
+	       !t.res.regs_applied, "tool gone mid-event: vCPU continues, stashed registers dropped");
+	tap_ok(h_join(&h) == 0, "serve() returns 0");
+	tap_ok(fake_find(&fake, FOP_SESSION_END, NULL) && !fake_find(&fake, FOP_SET_REGISTERS, NULL),
+	       "session_end() ran; set_registers() did not");
+	tap_ok(!kvmi_vcpu_event_enabled(h.srv, 1, KVMI_EVENT_CR), "event enables are reset");
+	tap_ok(!kvmi_server_connected(h.srv), "not connected");
+	memset(&t, 0, sizeof(t));
+	tap_ok(kvmi_vcpu_event(h.srv, 1, KVMI_EVENT_PAUSE_VCPU, NULL, 0, NULL, 0, &t.res) == 0 &&
+	       !t.res.delivered, "events without a tool return at once");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+/* Threaded backend: vCPU commands run on the vCPU thread while it waits,
+ * and a reply takes effect only after the commands sent before it. */
+static void test_threaded(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	struct ev_thread t;
+	struct kvmi_vcpu_hdr vh = { .vcpu = 1 };
+	struct kvmi_get_registers gr = { 0 };
+	struct kvmi_x86_regs regs = { .rip = 0xfeed };
+	struct kvmi_control_cr ccr = { .enable = 1, .cr = 4 };
+	struct kvmi_get_registers_reply rr;
+	size_t len = sizeof(rr);
+	struct fake_call c;
+	uint8_t batch[512];
+	size_t n = 0;
+	uint32_t seq;
+	struct {
+		struct kvmi_msg_hdr h;
+		struct kvmi_vcpu_hdr v;
+		struct kvmi_event_reply r;
+	} er = { { KVMI_EVENT_REPLY, 16, 0 }, { 1, 0, 0 }, { 0, KVMI_EVENT_PAUSE_VCPU, 0, 0 } };
+	struct kvmi_msg_hdr mh;
+	struct kvmi_event ev;
+	uint8_t script[472] = { 8 };
+
+	fake_init(&fake);
+	fake_make_threaded(&fake);
+	fake.script = script;
+	fake.script_len = sizeof(script);
+	h_start(&h, &fake, NULL);
+
+	ev_start(&t, h.srv, 1, KVMI_EVENT_PAUSE_VCPU, NULL, 0, 0);
+	seq = h_read_event(&h, &ev, NULL, NULL);
+	tap_ok(seq && ev.event == KVMI_EVENT_PAUSE_VCPU, "threaded: PAUSE_VCPU event sent without enabling");
+	tap_ok(h_vcpu_call(&h, KVMI_GET_REGISTERS, 1, &gr, sizeof(gr), &rr, &len) == 0 &&
+	       len == sizeof(rr) && rr.mode == 8, "threaded: GET_REGISTERS served while the vCPU waits");
+	tap_ok(fake_find(&fake, FOP_GET_REGISTERS, &c) && c.vcpu == 1, "  ... by the backend, for vCPU 1");
+
+	/* SET_REGISTERS + CONTROL_CR + EVENT_REPLY in one write */
+	mh = (struct kvmi_msg_hdr){ KVMI_SET_REGISTERS, sizeof(vh) + sizeof(regs), 50 };
+	memcpy(batch + n, &mh, 8);
+	memcpy(batch + n + 8, &vh, 8);
+	memcpy(batch + n + 16, &regs, sizeof(regs));
+	n += 16 + sizeof(regs);
+	mh = (struct kvmi_msg_hdr){ KVMI_CONTROL_CR, sizeof(vh) + sizeof(ccr), 51 };
+	memcpy(batch + n, &mh, 8);
+	memcpy(batch + n + 8, &vh, 8);
+	memcpy(batch + n + 16, &ccr, sizeof(ccr));
+	n += 16 + sizeof(ccr);
+	er.h.seq = seq;
+	memcpy(batch + n, &er, sizeof(er));
+	n += sizeof(er);
+	h_send(&h, batch, n);
+	ev_join(&t);
+	tap_ok(t.res.delivered && t.res.regs_applied, "threaded: SET_REGISTERS applied with the reply");
+	tap_ok(fake_find(&fake, FOP_SET_REGISTERS, &c) && c.a[0] == 0xfeed && c.vcpu == 1,
+	       "  ... the tool's registers, on vCPU 1");
+	tap_ok(fake_find(&fake, FOP_CONTROL_CR, &c) && c.a[0] == 4,
+	       "threaded: the CONTROL_CR sent before the reply ran before the event ended");
+	{
+		static uint8_t payload[65536];
+		struct kvmi_msg_hdr a, b;
+
+		tap_ok(h_recv(&h, &a, payload) == 0 && h_recv(&h, &b, payload) == 0 &&
+		       a.seq == 50 && b.seq == 51, "threaded: both commands answered");
+	}
+
+	/* Jobs of a finished session never touch the guest. */
+	tap_ok(h_cmd(&h, KVMI_CONTROL_CR, 60, &vh, sizeof(vh), &ccr, sizeof(ccr)) == 0, "queued a job");
+	while (!fake_pending_jobs(&fake, 1))
+		usleep(1000);
+	shutdown(h.tool, SHUT_RDWR);
+	h_join(&h);
+	fake_reset_calls(&fake);
+	tap_ok(fake_run_jobs(&fake, 1) == 1 && !fake_find(&fake, FOP_CONTROL_CR, NULL),
+	       "threaded: a job from a closed session runs as a no-op");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+static void test_pauses(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	struct ev_thread t;
+	struct kvmi_event ev;
+	struct kvmi_fake_batch {
+		struct kvmi_msg_hdr h1;
+		struct kvmi_control_cmd_response off;
+		struct kvmi_msg_hdr h2;
+		struct kvmi_vcpu_hdr v2;
+		struct kvmi_pause_vcpu p2;
+		struct kvmi_msg_hdr h3;
+		struct kvmi_vcpu_hdr v3;
+		struct kvmi_pause_vcpu p3;
+		struct kvmi_msg_hdr h4;
+		struct kvmi_control_cmd_response on;
+	} b = {
+		{ KVMI_CONTROL_CMD_RESPONSE, 8, 2 }, { 0, 1, 0, 0, 0 },
+		{ KVMI_PAUSE_VCPU, 16, 3 }, { 1, 0, 0 }, { 1, 0, 0, 0 },
+		{ KVMI_PAUSE_VCPU, 16, 4 }, { 1, 0, 0 }, { 1, 0, 0, 0 },
+		{ KVMI_CONTROL_CMD_RESPONSE, 8, 5 }, { 1, 1, 0, 0, 0 },
+	};
+	static uint8_t payload[65536];
+	struct kvmi_msg_hdr hdr;
+	uint32_t s1, s2;
+	struct fake_call c;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	h_send(&h, &b, sizeof(b));
+	tap_ok(h_recv(&h, &hdr, payload) == 0 && hdr.seq == 5, "pause x2 batch: suffix answered");
+	tap_ok(kvmi_vcpu_pending_pauses(h.srv, 1) == 2, "two pause requests pending on vCPU 1");
+	tap_ok(fake_find(&fake, FOP_PAUSE, &c) && c.vcpu == 1 && c.a[0] == 1, "backend asked to kick (wait=1)");
+
+	memset(&t, 0, sizeof(t));
+	t.pauses = true;
+	ev_start(&t, h.srv, 1, 0, NULL, 0, 0);
+	s1 = h_read_event(&h, &ev, NULL, NULL);
+	tap_ok(s1 && ev.event == KVMI_EVENT_PAUSE_VCPU && ev.vcpu == 1, "first PAUSE_VCPU event");
+	h_event_reply(&h, s1, 1, KVMI_EVENT_ACTION_CONTINUE, KVMI_EVENT_PAUSE_VCPU, NULL, 0);
+	s2 = h_read_event(&h, &ev, NULL, NULL);
+	tap_ok(s2 == s1 + 1 && ev.event == KVMI_EVENT_PAUSE_VCPU, "second PAUSE_VCPU event");
+	h_event_reply(&h, s2, 1, KVMI_EVENT_ACTION_CONTINUE, KVMI_EVENT_PAUSE_VCPU, NULL, 0);
+	ev_join(&t);
+	tap_ok(t.ret == 0 && t.res.delivered && kvmi_vcpu_pending_pauses(h.srv, 1) == 0,
+	       "one event per request, none left");
+
+	/* CRASH stops the series */
+	{
+		struct kvmi_pause_vcpu p = { 0 };
+
+		h_vcpu_call(&h, KVMI_PAUSE_VCPU, 2, &p, sizeof(p), NULL, NULL);
+		h_vcpu_call(&h, KVMI_PAUSE_VCPU, 2, &p, sizeof(p), NULL, NULL);
+	}
+	memset(&t, 0, sizeof(t));
+	t.pauses = true;
+	ev_start(&t, h.srv, 2, 0, NULL, 0, 0);
+	s1 = h_read_event(&h, &ev, NULL, NULL);
+	h_event_reply(&h, s1, 2, KVMI_EVENT_ACTION_CRASH, KVMI_EVENT_PAUSE_VCPU, NULL, 0);
+	ev_join(&t);
+	tap_ok(t.res.action == KVMI_EVENT_ACTION_CRASH && kvmi_vcpu_pending_pauses(h.srv, 2) == 1,
+	       "CRASH on a pause event stops the series");
+	tap_ok(h_sync(&h), "no further event sent");
+	shutdown(h.tool, SHUT_RDWR);
+	h_join(&h);
+	tap_ok(kvmi_vcpu_pending_pauses(h.srv, 2) == 0, "disconnect drops pending pauses");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+static void *unhook_thread(void *opaque)
+{
+	struct harness *h = opaque;
+
+	return (void *)(intptr_t)kvmi_server_unhook(h->srv, 5000);
+}
+
+static void test_unhook_and_vm_events(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	struct kvmi_event ev;
+	struct ev_thread t;
+	pthread_t th;
+	void *ret;
+	uint32_t seq;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	tap_ok(kvmi_server_unhook(h.srv, 100) == -ENOENT, "UNHOOK not enabled -> -ENOENT, nothing sent");
+	tap_ok(h_sync(&h), "  ... nothing on the wire");
+	memset(&t, 0, sizeof(t));
+	tap_ok(kvmi_vcpu_event(h.srv, 0, KVMI_EVENT_UNHOOK, NULL, 0, NULL, 0, &t.res) == -EINVAL,
+	       "UNHOOK is not a vCPU event");
+
+	/* CREATE_VCPU is a VM event sent from the new vCPU */
+	ev_start(&t, h.srv, 3, KVMI_EVENT_CREATE_VCPU, NULL, 0, 0);
+	ev_join(&t);
+	tap_ok(!t.res.delivered, "CREATE_VCPU not enabled: not sent");
+	tap_ok(enable(&h, 0, KVMI_EVENT_CREATE_VCPU, true) == 0, "CONTROL_VM_EVENTS(CREATE_VCPU)");
+	ev_start(&t, h.srv, 3, KVMI_EVENT_CREATE_VCPU, NULL, 0, 0);
+	seq = h_read_event(&h, &ev, NULL, NULL);
+	tap_ok(seq && ev.event == KVMI_EVENT_CREATE_VCPU && ev.vcpu == 3, "CREATE_VCPU from vCPU 3");
+	h_event_reply(&h, seq, 3, KVMI_EVENT_ACTION_CONTINUE, KVMI_EVENT_CREATE_VCPU, NULL, 0);
+	ev_join(&t);
+	tap_ok(t.res.delivered, "  ... replied");
+
+	tap_ok(enable(&h, 0, KVMI_EVENT_UNHOOK, true) == 0, "CONTROL_VM_EVENTS(UNHOOK)");
+	pthread_create(&th, NULL, unhook_thread, &h);
+	seq = h_read_event(&h, &ev, NULL, NULL);
+	tap_ok(seq && ev.event == KVMI_EVENT_UNHOOK && ev.vcpu == 0 && ev.size == sizeof(ev),
+	       "UNHOOK event sent");
+	close(h.tool);
+	h.tool = -1;
+	pthread_join(th, &ret);
+	tap_ok((intptr_t)ret == 0, "kvmi_server_unhook returns once the tool closed");
+	h_join(&h);
+	{
+		int sv = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		h.tool = sv;  /* h_stop closes it */
+	}
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+static void test_trap_policy(void)
+{
+	struct kvmi_policy pol;
+	struct kvmi_server_config cfg = { .policy = &pol };
+	struct kvmi_backend fake;
+	struct harness h;
+	struct ev_thread t;
+	struct kvmi_event_trap trap = { .vector = 14, .error_code = 2, .cr2 = 0x1000 };
+	struct kvmi_event ev;
+	uint8_t spec[32];
+	size_t n = 0;
+	uint32_t seq;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	ev_start(&t, h.srv, 0, KVMI_EVENT_TRAP, &trap, sizeof(trap), 0);
+	seq = h_read_event(&h, &ev, spec, &n);
+	tap_ok(seq && ev.event == KVMI_EVENT_TRAP && n == sizeof(trap) && !memcmp(spec, &trap, n),
+	       "TRAP is sent without enabling");
+	h_event_reply(&h, seq, 0, 0, KVMI_EVENT_TRAP, NULL, 0);
+	ev_join(&t);
+	h_stop(&h);
+
+	kvmi_policy_allow_all(&pol);
+	pol.events &= ~(1ull << KVMI_EVENT_TRAP);
+	h_start(&h, &fake, &cfg);
+	ev_start(&t, h.srv, 0, KVMI_EVENT_TRAP, &trap, sizeof(trap), 0);
+	ev_join(&t);
+	tap_ok(!t.res.delivered && h_sync(&h), "TRAP disallowed by policy: not sent");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+static void *serve_stop_thread(void *opaque)
+{
+	struct kvmi_server *srv = opaque;
+
+	usleep(20000);
+	kvmi_server_stop(srv);
+	return NULL;
+}
+
+static void test_stop(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	pthread_t th;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	tap_ok(h_sync(&h), "server up");
+	pthread_create(&th, NULL, serve_stop_thread, h.srv);
+	tap_ok(h_join(&h) == 0, "kvmi_server_stop ends serve()");
+	pthread_join(th, NULL);
+	tap_ok(h_closed(&h), "  ... and closes the connection");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+int main(void)
+{
+	test_basic_reply();
+	test_bad_replies();
+	test_pf_reply();
+	test_disconnect_mid_event();
+	test_threaded();
+	test_pauses();
+	test_unhook_and_vm_events();
+	test_trap_policy();
+	test_stop();
+	return tap_done();
+}
