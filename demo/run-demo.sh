@@ -148,7 +148,7 @@ run_in_box() {
 			-cpu EPYC,+svm,+npt -smp 2 -m 2048 \
 			-nographic -no-reboot -nic none \
 			-kernel "$OUT/vmlinuz" -initrd "$OUT/initrd.gz" \
-			-append "console=ttyS0 panic=-1 quiet" \
+			-append "console=ttyS0 panic=-1 quiet nokaslr" \
 			</dev/null 2>"$OUT/qemu.stderr"
 		echo $? >"$OUT/qemu.rc"
 	} | tee "$OUT/console.log" | show_box_console

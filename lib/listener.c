@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -19,6 +20,8 @@ struct kvmi_listener {
 	int stop_pipe[2];
 	struct kvmi_config cfg;
 	struct sockaddr_storage addr;
+	dev_t dev;                      /* our unix socket file, to unlink only it */
+	ino_t ino;
 	bool thread_started;
 	pthread_t thread;
 };
@@ -45,6 +48,15 @@ int kvmi_listener_open(const char *addr, const struct kvmi_config *cfg,
 		err = kc_listen(addr, &l->fd);
 	if (!err && pipe2(l->stop_pipe, O_CLOEXEC))
 		err = -errno;
+	if (!err) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&l->addr;
+		struct stat st;
+
+		if (sun->sun_family == AF_UNIX && sun->sun_path[0] && !stat(sun->sun_path, &st)) {
+			l->dev = st.st_dev;
+			l->ino = st.st_ino;
+		}
+	}
 	if (err) {
 		kvmi_listener_close(l);
 		return err;
@@ -154,8 +166,12 @@ void kvmi_listener_close(struct kvmi_listener *l)
 	if (l->fd >= 0) {
 		struct sockaddr_un *sun = (struct sockaddr_un *)&l->addr;
 
+		struct stat st;
+
 		close(l->fd);
-		if (sun->sun_family == AF_UNIX && sun->sun_path[0])
+		/* Only if the path is still ours (a newer listener may own it). */
+		if (sun->sun_family == AF_UNIX && sun->sun_path[0] && l->ino &&
+		    !stat(sun->sun_path, &st) && st.st_dev == l->dev && st.st_ino == l->ino)
 			unlink(sun->sun_path);
 	}
 	if (l->stop_pipe[0] >= 0)

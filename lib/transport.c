@@ -130,9 +130,20 @@ int kc_listen(const char *addr, int *out_fd)
 		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
 		struct stat st;
 
-		/* Replace a stale socket left by an earlier run, nothing else. */
-		if (sun->sun_path[0] && !lstat(sun->sun_path, &st) && S_ISSOCK(st.st_mode))
+		/* Replace a stale socket left by an earlier run, but neither a
+		 * live one (another tool is listening) nor any other file. */
+		if (sun->sun_path[0] && !lstat(sun->sun_path, &st) && S_ISSOCK(st.st_mode)) {
+			int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			if (probe >= 0 && !connect(probe, (struct sockaddr *)&ss, len)) {
+				close(probe);
+				close(fd);
+				return -EADDRINUSE;
+			}
+			if (probe >= 0)
+				close(probe);
 			unlink(sun->sun_path);
+		}
 	}
 
 	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 16)) {

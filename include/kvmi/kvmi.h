@@ -81,7 +81,9 @@ typedef void (*kvmi_log_fn)(int level, const char *msg, void *ctx);
 
 struct kvmi_config {
 	size_t size;                    /* = sizeof(struct kvmi_config) */
-	const void *key;                /* cookie = SHA-1(key); NULL: zero cookie */
+	const void *key;                /* cookie = SHA-1(key); NULL: zero cookie.
+					 * Not copied: keep it valid while the
+					 * listener (or kvmi_dom_open_fd) uses it. */
 	size_t key_len;
 	int handshake_timeout_ms;       /* 0: 10000 */
 	int io_timeout_ms;              /* per command / message; 0: 15000; < 0: none */

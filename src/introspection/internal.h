@@ -105,6 +105,7 @@ struct kvmi_server {
 	pthread_mutex_t lock;           /* everything below unless noted */
 	pthread_cond_t cond;            /* session end, unhook waiters */
 	bool connected;
+	bool dropped;                   /* connection shut down; stop dispatching */
 	bool stopping;
 	uint64_t session;               /* current session number, 0 = none */
 	uint64_t nr_sessions;
@@ -134,6 +135,8 @@ int ks_send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg
 int ks_reply(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx, int err,
 	       const void *data, size_t len);
 void ks_drop_connection(struct kvmi_server *srv, uint64_t session);
+/* Under srv->lock: is `session` the live, not dropped, session? */
+bool ks_session_live_locked(struct kvmi_server *srv, uint64_t session);
 
 /* events.c */
 int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hdr,

@@ -259,7 +259,8 @@ struct kvmi_server_config {
 };
 
 int kvmi_server_create(const struct kvmi_server_config *cfg, struct kvmi_server **out);
-/* After every thread using srv has stopped. */
+/* After every thread using srv has stopped and every queued job was run
+ * or cancelled. */
 void kvmi_server_destroy(struct kvmi_server *srv);
 
 /*

@@ -8,9 +8,10 @@
  *     ITEM  := "all" | "none" | NAME | NUMBER | "-" NAME | "-" NUMBER
  * evaluated left to right starting from the empty set; "-X" removes X.
  * Names are case-insensitive, with or without the "KVMI_" prefix (events
- * also without "EVENT_"): libkvmi names (get_registers, pf), kvmi-v7
- * kernel names (vcpu_get_registers, vm_read_physical) and numbers (13,
- * 0xd) are accepted. Examples: "all,-write_physical", "pause_vcpu,trap".
+ * also without "EVENT_"; libkvmi's KVMI_VCPU_* names also without "VCPU_"):
+ * libkvmi names (get_registers, translate_gva, pf), kvmi-v7 kernel names
+ * (vcpu_get_registers, vm_read_physical) and numbers (13, 0xd) are
+ * accepted. Examples: "all,-write_physical", "pause_vcpu,trap".
  *
  * Policy file: one "KEY = LIST" per line, '#' starts a comment, blank
  * lines are ignored. KEY is "commands" (or "allow-commands") or "events"
@@ -78,15 +79,19 @@ static const char *skip_prefix(const char *s, const char *prefix)
 	return strncasecmp(s, prefix, n) ? s : s + n;
 }
 
-/* Is `word` the (prefix-less, case-insensitive) form of `full`? */
-static bool name_matches(const char *word, const char *full, bool event)
+/* Is `word` the (prefix-less, case-insensitive) form of `full`? libkvmi
+ * names may also drop their VCPU_ prefix ("translate_gva"); kernel aliases
+ * may not, since VM_GET_INFO and VCPU_GET_INFO would then collide. */
+static bool name_matches(const char *word, const char *full, bool event, bool primary)
 {
 	if (!full)
 		return false;
 	full = skip_prefix(full, "KVMI_");
 	if (event)
 		full = skip_prefix(full, "EVENT_");
-	return !strcasecmp(word, full);
+	if (!strcasecmp(word, full))
+		return true;
+	return primary && !event && !strcasecmp(word, skip_prefix(full, "VCPU_"));
 }
 
 static int parse_number(const char *word, unsigned limit)
@@ -118,9 +123,9 @@ static int lookup(const char *word, bool event)
 			return KVMI_EVENT_PF;
 	}
 	for (id = 0; id < limit; id++) {
-		if (event ? name_matches(word, kvmi_srv_event_name(id), true) :
-		    name_matches(word, kvmi_srv_command_name(id), false) ||
-		    name_matches(word, ks_command_alias(id), false))
+		if (event ? name_matches(word, kvmi_srv_event_name(id), true, true) :
+		    name_matches(word, kvmi_srv_command_name(id), false, true) ||
+		    name_matches(word, ks_command_alias(id), false, false))
 			return (int)id;
 	}
 	return -1;

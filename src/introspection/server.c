@@ -74,7 +74,9 @@ int kvmi_server_create(const struct kvmi_server_config *cfg, struct kvmi_server 
 	    cfg->max_vcpus > UINT16_MAX + 1u)
 		return -EINVAL;
 	/* Jobs that run on other threads need a wait that runs them too. */
-	if (cfg->ops->queue_vcpu_job && (!cfg->ops->wait_reply || !cfg->ops->wake_vcpu))
+	if (cfg->ops->queue_vcpu_job && !cfg->ops->wait_reply)
+		return -EINVAL;
+	if (cfg->ops->wait_reply && !cfg->ops->wake_vcpu)
 		return -EINVAL;
 
 	srv = calloc(1, sizeof(*srv));
@@ -164,11 +166,17 @@ void ks_drop_connection(struct kvmi_server *srv, uint64_t session)
 	if (!session && srv->hs_fd >= 0)
 		shutdown(srv->hs_fd, SHUT_RDWR);
 	if (srv->connected && (!session || session == srv->session)) {
+		srv->dropped = true;
 		shutdown(srv->rfd, SHUT_RDWR);
 		if (srv->wfd != srv->rfd)
 			shutdown(srv->wfd, SHUT_RDWR);
 	}
 	pthread_mutex_unlock(&srv->lock);
+}
+
+bool ks_session_live_locked(struct kvmi_server *srv, uint64_t session)
+{
+	return srv->connected && !srv->dropped && srv->session == session;
 }
 
 void kvmi_server_stop(struct kvmi_server *srv)
@@ -197,7 +205,7 @@ static int write_iov(struct kvmi_server *srv, int fd, struct iovec *iov, int cnt
 		if (use_write)
 			n = writev(fd, mh.msg_iov, (int)mh.msg_iovlen);
 		else
-			n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+			n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == ENOTSOCK && !use_write) {
 				use_write = true;
@@ -318,7 +326,7 @@ void kvmi_vcpu_job_run(struct kvmi_vcpu_job *job)
 	bool current;
 
 	pthread_mutex_lock(&srv->lock);
-	current = srv->connected && srv->session == session;
+	current = ks_session_live_locked(srv, session);
 	pthread_mutex_unlock(&srv->lock);
 	/* A command from a tool that is gone must not touch the guest. */
 	if (current)
@@ -471,6 +479,7 @@ static void session_begin(struct kvmi_server *srv, int rfd, int wfd)
 	pthread_mutex_lock(&srv->lock);
 	srv->session = ++srv->nr_sessions;
 	srv->connected = true;
+	srv->dropped = false;
 	srv->rfd = rfd;
 	srv->wfd = wfd;
 	srv->ev_seq = 0;
@@ -560,6 +569,12 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 			ret = err;
 			break;
 		}
+		/* Already-buffered requests of a dropped tool are not run. */
+		pthread_mutex_lock(&srv->lock);
+		err = srv->dropped;
+		pthread_mutex_unlock(&srv->lock);
+		if (err)
+			break;
 	}
 	session_end(srv);
 	return ret;

@@ -8,7 +8,9 @@
  * injection + TRAP, disconnect while paused (the guest keeps running and the
  * VMM reconnects), admin policy, cookie authentication, UNHOOK at shutdown.
  *
- * usage: test_introspect KVMI_VM GUEST_DIR     (TAP; exit 77 without /dev/kvm)
+ * usage: test_introspect KVMI_VM GUEST_DIR [vsock]
+ * TAP output; "1..0 # SKIP" without /dev/kvm.  With "vsock" the connection
+ * uses AF_VSOCK over the loopback transport (CID 1) instead of AF_UNIX.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +39,7 @@ struct mbox {
 static const char *vmm, *guest_dir;
 static int tap_n, tap_failed;
 static char sock_path[128];
+static char tool_addr[160], vmm_addr[160];   /* listener / --introspector */
 
 static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ok(int cond, const char *fmt, ...)
@@ -70,18 +73,17 @@ static void diag(const char *fmt, ...)
 static pid_t start_vmm(const char *log, ...)
 {
 	const char *argv[32];
-	char guest[512], addr[200];
+	char guest[512];
 	unsigned n = 0;
 	va_list ap;
 	pid_t pid;
 
 	snprintf(guest, sizeof(guest), "%s/introspect.elf", guest_dir);
-	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
 	argv[n++] = vmm;
 	argv[n++] = "--guest";
 	argv[n++] = guest;
 	argv[n++] = "--introspector";
-	argv[n++] = addr;
+	argv[n++] = vmm_addr;
 	argv[n++] = "--timeout";
 	argv[n++] = "60";
 	argv[n++] = "--no-serial-input";
@@ -269,13 +271,8 @@ static void test_session(void)
 	pid_t pid;
 	int ret, status;
 
-	{
-		char addr[160];
-
-		snprintf(addr, sizeof(addr), "unix:%s", sock_path);
-		ret = kvmi_listener_open(addr, NULL, &l);
-	}
-	ok(ret == 0, "listen on unix:%s", sock_path);
+	ret = kvmi_listener_open(tool_addr, NULL, &l);
+	ok(ret == 0, "listen on %s", tool_addr);
 	if (ret)
 		return;
 	pid = start_vmm(log, "--name", "it-vm", "--uuid", "01234567-89ab-cdef-0123-456789abcdef", NULL);
@@ -381,7 +378,6 @@ static void test_policy_and_key(void)
 	struct kvmi_listener *l = NULL;
 	struct kvmi_dom *dom = NULL;
 	struct mbox m;
-	char addr[160];
 	uint64_t go = MBOX_GO;
 	FILE *f;
 	pid_t pid;
@@ -392,13 +388,11 @@ static void test_policy_and_key(void)
 		fputs("s3cret", f);
 		fclose(f);
 	}
-	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
-
 	/* A tool with the wrong key. */
 	cfg.key = "wrong";
 	cfg.key_len = 5;
 	cfg.handshake_timeout_ms = 5000;
-	ret = kvmi_listener_open(addr, &cfg, &l);
+	ret = kvmi_listener_open(tool_addr, &cfg, &l);
 	ok(ret == 0, "listen with the wrong key");
 	if (ret)
 		return;
@@ -415,7 +409,7 @@ static void test_policy_and_key(void)
 	/* The right key: the VMM retries with backoff and gets in. */
 	cfg.key = "s3cret";
 	cfg.key_len = 6;
-	ret = kvmi_listener_open(addr, &cfg, &l);
+	ret = kvmi_listener_open(tool_addr, &cfg, &l);
 	if (!ret)
 		ret = kvmi_listener_accept(l, 20000, &dom);
 	ok(ret == 0, "the same VMM retries and a tool with the right cookie is accepted");
@@ -442,8 +436,8 @@ out:
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s KVMI_VM GUEST_DIR\n", argv[0]);
+	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "vsock"))) {
+		fprintf(stderr, "usage: %s KVMI_VM GUEST_DIR [vsock]\n", argv[0]);
 		return 2;
 	}
 	vmm = argv[1];
@@ -454,6 +448,16 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmi-it-%d.sock", (int)getpid());
+	if (argc == 4) {
+		unsigned port = 20000 + (unsigned)getpid() % 10000;
+
+		snprintf(tool_addr, sizeof(tool_addr), "vsock:any:%u", port);
+		snprintf(vmm_addr, sizeof(vmm_addr), "vsock:1:%u", port);
+	} else {
+		snprintf(tool_addr, sizeof(tool_addr), "unix:%s", sock_path);
+		snprintf(vmm_addr, sizeof(vmm_addr), "unix:%s", sock_path);
+	}
+	printf("# transport %s\n", vmm_addr);
 	test_session();
 	test_policy_and_key();
 	unlink(sock_path);

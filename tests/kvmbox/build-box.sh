@@ -32,6 +32,8 @@
 #   KVMI_LINUX_APPEND, KVMI_LINUX_MEMORY, KVMI_LINUX_TIMEOUT
 #                    command line, RAM and timeout of the Linux guest in the box
 #   KVMI_VM_EXTRA_ARGS  more kvmi-vm arguments for the Linux guest in the box
+#   KVMI_BOX_PROBE_CMD  (mode probe) a shell command to run in the box, its
+#                    output shown as TAP comments (debugging aid)
 #
 # Extension point for the demo: a file named demo-hook.sh given as FILE...
 # lands in /kvmi/extra and is sourced by the box's /init right before the demo
@@ -50,12 +52,16 @@ VM=${KVMI_VM_STATIC:-}
 GUEST_DIR=${KVMI_GUEST_DIR:-}
 TESTS_DIR=${KVMI_TESTS_DIR:-}
 CACHE=${KVMI_CACHE:-${HOME:-/root}/.cache/kvmi-kvmbox}
-GUEST_APPEND=${KVMI_LINUX_APPEND:-console=ttyS0 reboot=k panic=-1}
+# nokaslr: the guest runs the box's kernel image, so the box's /proc/kallsyms
+# names the guest RIPs of crash reports (the box boots with nokaslr too).
+GUEST_APPEND=${KVMI_LINUX_APPEND:-console=ttyS0 reboot=k panic=-1 nokaslr}
 GUEST_MEMORY=${KVMI_LINUX_MEMORY:-256M}
 GUEST_TIMEOUT=${KVMI_LINUX_TIMEOUT:-120}
 VM_EXTRA_ARGS=${KVMI_VM_EXTRA_ARGS:-}
+PROBE_CMD=${KVMI_BOX_PROBE_CMD:-}
 BUSYBOX=${KVMI_BUSYBOX:-/bin/busybox}
 MODULES="irqbypass ccp kvm kvm-amd"     # insmod order inside the box
+STAMP=complete-v2                       # marks a finished cache entry
 
 usage() { sed -n '2,/^set -eu/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit "$1"; }
 
@@ -94,7 +100,7 @@ resolve_kernel_pkg() {
 # Newest kernel already unpacked in the cache (empty if none).
 newest_cached_kernel() {
 	for d in "$CACHE"/linux-image-*; do
-		[ -f "$d/complete" ] && basename "$d"
+		[ -f "$d/$STAMP" ] && basename "$d"
 	done | sort -V | tail -n 1
 }
 
@@ -127,9 +133,9 @@ fetch_kernel() {
 		*) cp "$f" "$stage/modules/$m.ko" ;;
 		esac
 	done
-	echo "$pkg" >"$stage/complete"
+	echo "$pkg" >"$stage/$STAMP"
 	rm -rf "$dest"
-	mv "$stage" "$dest"         # atomic enough: 'complete' is inside
+	mv "$stage" "$dest"         # atomic enough: the stamp is inside
 	rm -rf "$dl"
 }
 
@@ -142,7 +148,7 @@ get_kernel() {
 		apt-get update -qq >&2 || true
 		pkg=$(resolve_kernel_pkg)
 	fi
-	if [ -n "$pkg" ] && [ -f "$CACHE/$pkg/complete" ]; then
+	if [ -n "$pkg" ] && [ -f "$CACHE/$pkg/$STAMP" ]; then
 		KDIR=$CACHE/$pkg
 		return 0
 	fi
@@ -293,6 +299,10 @@ run_probe() {
 	for f in /kvmi/bin/* /kvmi/guests/* /kvmi/tests/*; do
 		[ -e "$f" ] && comment "payload file: $f"
 	done
+	if [ -n "$PROBE_CMD" ]; then       # a debugging aid: KVMI_BOX_PROBE_CMD
+		comment "probe: \$ $PROBE_CMD"
+		sh -c "$PROBE_CMD" 2>&1 | while IFS= read -r l; do comment "probe| $l"; done
+	fi
 	return 0
 }
 
@@ -367,9 +377,9 @@ linux_to_comments() {
 }
 
 # The box kernel's KVM tracepoints: recorded while a guest runs, shown
-# when it crashes (the kvm_exit before a triple fault has the guest's RIP).
+# when it crashes or hangs (the kvm_exit before a triple fault has the guest's RIP).
 TRACE=/sys/kernel/tracing
-TRACE_EVENTS="kvm_exit kvm_inj_exception kvm_page_fault kvm_emulate_insn kvm_userspace_exit kvm_msr kvm_cr"
+TRACE_EVENTS="kvm_exit kvm_inj_exception kvm_inj_virq kvm_apic_accept_irq kvm_pic_set_irq kvm_set_irq kvm_page_fault kvm_emulate_insn kvm_userspace_exit kvm_msr kvm_cr kvm_vcpu_wakeup"
 trace_start() {
 	mount -t tracefs tracefs "$TRACE" 2>/dev/null || true
 	[ -f "$TRACE/trace" ] || return 0
@@ -384,11 +394,28 @@ trace_stop() {
 	[ -f "$TRACE/tracing_on" ] && echo 0 >"$TRACE/tracing_on"
 	return 0
 }
-# Shows the last $1 trace lines as TAP comments.
+# Shows the last $1 trace lines as TAP comments, then names the functions at
+# the guest RIPs seen most often.
 trace_dump() {
 	[ -f "$TRACE/trace" ] || return 0
 	comment "linux: last KVM trace events of the box kernel:"
-	grep -v '^#' "$TRACE/trace" | tail -n "$1" | while IFS= read -r l; do comment "trace| $l"; done
+	grep -v '^#' "$TRACE/trace" | tail -n "$1" >/tmp/trace.txt
+	while IFS= read -r l; do comment "trace| $l"; done </tmp/trace.txt
+	grep -o 'rip 0xffffffff[0-9a-f]*' /tmp/trace.txt | sort | uniq -c | sort -rn |
+		head -n 5 | while read -r count _ rip; do
+			comment "linux: guest rip $rip ($count events) is at $(kernel_symbol "${rip#0x}")"
+		done
+}
+# Kernel symbol+offset of address $1 (16 hex digits, no 0x), from the box's
+# /proc/kallsyms: the guest runs the same kernel image and both use nokaslr.
+# Equal-width hex strings compare like the numbers they spell.
+kernel_symbol() {
+	awk -v a="$1" '$1 <= a && $1 > best { best = $1; name = $3 }
+		END {
+			if (name == "") { print "?"; exit }
+			off = ("0x" substr(a, 9)) - ("0x" substr(best, 9))
+			printf "%s+0x%x\n", name, off
+		}' /proc/kallsyms
 }
 
 # tests (b): a real Linux kernel boots to init under kvmi-vm and resets.
@@ -402,7 +429,7 @@ run_linux_test() {
 	trace_stop
 	comment "linux: kvmi-vm exit status $LINUX_RC after ${LINUX_SECS}s (wall time in the box)"
 	case "$LINUX_RC" in
-	3|4) trace_dump 60 ;;           # guest crash: what KVM saw last
+	3|4|5) trace_dump 60 ;;         # guest crash or hang: what KVM saw last
 	esac
 	if grep -q 'KVMI-LINUX-GUEST-OK' /tmp/linux.log; then
 		result ok "linux: Debian kernel boots to init under kvmi-vm (${LINUX_SECS}s)"
@@ -498,6 +525,7 @@ build_box_initrd() {
 		echo "GUEST_MEMORY=$(q "$GUEST_MEMORY")"
 		echo "GUEST_TIMEOUT=$(q "$GUEST_TIMEOUT")"
 		echo "VM_EXTRA_ARGS=$(q "$VM_EXTRA_ARGS")"
+		echo "PROBE_CMD=$(q "$PROBE_CMD")"
 	} >"$BOX/kvmi/box.conf"
 	write_box_init "$BOX/init"
 	pack "$BOX" "$OUTDIR/initrd.gz"
@@ -513,5 +541,5 @@ build_guest_initrd
 if [ "$MODE" != guest ]; then
 	build_box_initrd "$@"
 fi
-echo "$(cat "$KDIR/complete") $MODE" >"$OUTDIR/box.info"
-say "built $MODE box in $OUTDIR with $(cat "$KDIR/complete")"
+echo "$(cat "$KDIR/$STAMP") $MODE" >"$OUTDIR/box.info"
+say "built $MODE box in $OUTDIR with $(cat "$KDIR/$STAMP")"

@@ -127,7 +127,7 @@ rm -f "$OUTDIR/qemu.rc"
 		-cpu EPYC,+svm,+npt -smp "$SMP" -m 2048 \
 		-nographic -no-reboot -nic none \
 		-kernel "$OUTDIR/vmlinuz" -initrd "$OUTDIR/initrd.gz" \
-		-append "console=ttyS0 panic=-1 quiet" $QEMU_ARGS \
+		-append "console=ttyS0 panic=-1 quiet nokaslr" $QEMU_ARGS \
 		</dev/null 2>"$OUTDIR/qemu.stderr"
 	echo $? >"$OUTDIR/qemu.rc"
 } | tee "$LOG" | relay

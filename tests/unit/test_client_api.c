@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static int tap_n, tap_failed;
@@ -220,10 +222,11 @@ static void t_bad_addresses(void)
 static void t_unix_path_listener(void)
 {
 	char path[64], addr[80];
-	struct kvmi_listener *l;
+	struct kvmi_listener *l, *l2;
 	struct kvmi_dom *dom;
 	struct stat st;
 	FILE *stale;
+	bool ok;
 
 	snprintf(path, sizeof(path), "/tmp/kvmi-client-test-%d.sock", (int)getpid());
 	snprintf(addr, sizeof(addr), "unix:%s", path);
@@ -239,9 +242,34 @@ static void t_unix_path_listener(void)
 	CHECK_RET(kvmi_listener_accept(l, 50, &dom), -ETIMEDOUT);
 	kvmi_listener_close(l);
 	CHECK(stat(path, &st) && errno == ENOENT, "socket file left behind");
-	/* A stale socket from an earlier run is replaced. */
+	/* A live listener is not stolen from. */
+	CHECK_RET(kvmi_listener_open(addr, NULL, &l), 0);
+	if (kvmi_listener_open(addr, NULL, &l2) != -EADDRINUSE) {
+		kvmi_listener_close(l);
+		CHECK(0, "took over a live listener's socket");
+	}
+	/* An old listener does not unlink a newer one's socket. */
+	unlink(path);
+	if (kvmi_listener_open(addr, NULL, &l2)) {
+		kvmi_listener_close(l);
+		CHECK(0, "second listener");
+	}
+	kvmi_listener_close(l);
+	ok = !stat(path, &st);
+	kvmi_listener_close(l2);
+	CHECK(ok, "closing the old listener removed the new socket");
+	/* A stale socket (nobody listening) is replaced. */
+	{
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+		strcpy(sun.sun_path, path);
+		CHECK(fd >= 0 && !bind(fd, (struct sockaddr *)&sun, sizeof(sun)), "stale socket");
+		close(fd);
+	}
 	CHECK_RET(kvmi_listener_open(addr, NULL, &l), 0);
 	kvmi_listener_close(l);
+	CHECK(stat(path, &st) && errno == ENOENT, "socket file left behind");
 }
 
 static void t_keyed_handshake(void)
@@ -348,13 +376,14 @@ struct disc {
 static void on_disc(struct kvmi_dom *dom, void *ctx)
 {
 	struct disc *d = ctx;
+	bool close_it = d->close_it;    /* d may be gone once calls is seen */
 
+	if (close_it)
+		kvmi_dom_close(dom);
 	pthread_mutex_lock(&d->lock);
 	d->calls++;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
-	if (d->close_it)
-		kvmi_dom_close(dom);
 }
 
 static void wait_disc(struct disc *d)

@@ -209,6 +209,7 @@ enum {
 	F_EVENT_FIRST = 1,      /* send event_hex before the transcript */
 	F_NO_SCRIPT = 2,        /* the case builds the whole script itself */
 	F_NO_EOF = 4,           /* the case's script already ends the stream */
+	F_SHORT_TIMEOUT = 8,    /* io_timeout 300 ms instead of 3 s */
 };
 
 static void tap(struct run *r)
@@ -243,6 +244,8 @@ static void run_connected(const char *name, case_fn script, case_fn fn, unsigned
 	int err;
 
 	r.v = vec(name);
+	if (flags & F_SHORT_TIMEOUT)
+		r.io_timeout_ms = 300;
 	if (!r.v) {
 		failf(&r, "no such vector");
 		tap(&r);
@@ -1620,7 +1623,7 @@ static const struct {
 	{ .name = "reply-rules/error-code-padding-ignored", .fn = c_get_vcpu_count },
 	{ .name = "reply-rules/event-before-reply-queued", .fn = c_event_before_reply },
 	{ .name = "reply-rules/peer-closes-instead-of-replying", .fn = c_check_command_13, .script = script_peer_closes, .flags = F_NO_EOF },
-	{ .name = "reply-rules/no-reply-timeout", .fn = c_timeout, .script = script_request_only },
+	{ .name = "reply-rules/no-reply-timeout", .fn = c_timeout, .script = script_request_only, .flags = F_SHORT_TIMEOUT },
 	{ .name = "reply-rules/get_registers-size-mismatch-E2BIG", .fn = c_regs_mismatch },
 	{ .name = "reply-rules/get_registers-reply-msr-entries-copied-verbatim", .fn = c_regs_verbatim },
 	{ .name = "reply-rules/get_xsave-reply-shorter-than-buffer", .fn = c_xsave_shorter },

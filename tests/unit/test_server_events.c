@@ -372,9 +372,7 @@ static void test_pauses(void)
 	tap_ok(kvmi_vcpu_pending_pauses(h.srv, 1) == 2, "two pause requests pending on vCPU 1");
 	tap_ok(fake_find(&fake, FOP_PAUSE, &c) && c.vcpu == 1 && c.a[0] == 1, "backend asked to kick (wait=1)");
 
-	memset(&t, 0, sizeof(t));
-	t.pauses = true;
-	ev_start(&t, h.srv, 1, 0, NULL, 0, 0);
+	ev_start_pauses(&t, h.srv, 1);
 	s1 = h_read_event(&h, &ev, NULL, NULL);
 	tap_ok(s1 && ev.event == KVMI_EVENT_PAUSE_VCPU && ev.vcpu == 1, "first PAUSE_VCPU event");
 	h_event_reply(&h, s1, 1, KVMI_EVENT_ACTION_CONTINUE, KVMI_EVENT_PAUSE_VCPU, NULL, 0);
@@ -392,9 +390,7 @@ static void test_pauses(void)
 		h_vcpu_call(&h, KVMI_PAUSE_VCPU, 2, &p, sizeof(p), NULL, NULL);
 		h_vcpu_call(&h, KVMI_PAUSE_VCPU, 2, &p, sizeof(p), NULL, NULL);
 	}
-	memset(&t, 0, sizeof(t));
-	t.pauses = true;
-	ev_start(&t, h.srv, 2, 0, NULL, 0, 0);
+	ev_start_pauses(&t, h.srv, 2);
 	s1 = h_read_event(&h, &ev, NULL, NULL);
 	h_event_reply(&h, s1, 2, KVMI_EVENT_ACTION_CRASH, KVMI_EVENT_PAUSE_VCPU, NULL, 0);
 	ev_join(&t);
@@ -523,6 +519,32 @@ static void test_stop(void)
 	fake_destroy(&fake);
 }
 
+/* A tool that stops reading is dropped after send_timeout_ms. */
+static void test_stuck_tool(void)
+{
+	struct kvmi_server_config cfg = { .send_timeout_ms = 100 };
+	struct kvmi_backend fake;
+	struct harness h;
+	static uint8_t reqs[1000 * 16];
+	unsigned i;
+
+	for (i = 0; i < 1000; i++) {
+		struct kvmi_msg_hdr hdr = { KVMI_GET_XSAVE, 8, i };
+
+		memcpy(reqs + 16 * i, &hdr, 8);
+		memset(reqs + 16 * i + 8, 0, 8);
+	}
+	fake_init(&fake);
+	h_start(&h, &fake, &cfg);
+	h_send(&h, reqs, sizeof(reqs));     /* 16 KB in, 4 MB of replies out */
+	h_join(&h);
+	tap_ok(!kvmi_server_connected(h.srv) && fake.total_calls < 1000,
+	       "tool not reading 4 MB of replies: dropped after the send timeout (%u of 1000 served)",
+	       fake.total_calls);
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
 int main(void)
 {
 	test_basic_reply();
@@ -534,5 +556,6 @@ int main(void)
 	test_unhook_and_vm_events();
 	test_trap_policy();
 	test_stop();
+	test_stuck_tool();
 	return tap_done();
 }

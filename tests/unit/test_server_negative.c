@@ -20,7 +20,7 @@
 struct sample {
 	uint16_t id;
 	bool vcpu;
-	uint8_t req[64];
+	uint8_t req[160];
 	uint16_t size;
 	int ok;                 /* expected err of the valid request */
 	int pad_result;         /* -KVM_EINVAL or CLOSE */
@@ -128,7 +128,7 @@ static int run(const struct sample *s, uint16_t vcpu, uint16_t vpad, const uint8
 
 static void test_sample(const struct sample *s)
 {
-	uint8_t req[96];
+	uint8_t req[256];
 	bool closed;
 	int err;
 	unsigned i;

@@ -103,6 +103,7 @@ static struct fake_call *record(struct kvmi_backend *f, enum fake_op op, unsigne
 {
 	struct fake_call *c;
 
+	f->total_calls++;
 	if (f->ncalls >= FAKE_MAX_CALLS)
 		f->ncalls = FAKE_MAX_CALLS - 1;
 	c = &f->calls[f->ncalls++];
@@ -675,6 +676,9 @@ int h_start(struct harness *h, struct kvmi_backend *fake, const struct kvmi_serv
 		return -EAGAIN;
 	}
 	h->running = true;
+	/* Events are only sent to a connected tool: wait for the session. */
+	while (!kvmi_server_connected(h->srv))
+		usleep(100);
 	return 0;
 }
 
@@ -858,10 +862,7 @@ static void *ev_thread_fn(void *opaque)
 void ev_start(struct ev_thread *t, struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	      const void *data, size_t len, size_t rpl_len)
 {
-	bool pauses = t->pauses;
-
 	memset(t, 0, sizeof(*t));
-	t->pauses = pauses;
 	t->srv = srv;
 	t->vcpu = vcpu;
 	t->event = event;
@@ -872,6 +873,15 @@ void ev_start(struct ev_thread *t, struct kvmi_server *srv, unsigned vcpu, unsig
 	t->len = len;
 	t->rpl_len = rpl_len;
 	memset(t->rpl, 0xee, sizeof(t->rpl));
+	pthread_create(&t->thread, NULL, ev_thread_fn, t);
+}
+
+void ev_start_pauses(struct ev_thread *t, struct kvmi_server *srv, unsigned vcpu)
+{
+	memset(t, 0, sizeof(*t));
+	t->srv = srv;
+	t->vcpu = vcpu;
+	t->pauses = true;
 	pthread_create(&t->thread, NULL, ev_thread_fn, t);
 }
 

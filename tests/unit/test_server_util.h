@@ -68,6 +68,7 @@ struct kvmi_backend {
 	pthread_cond_t cond;
 	struct fake_call calls[FAKE_MAX_CALLS];
 	unsigned ncalls;
+	unsigned total_calls;            /* not capped at FAKE_MAX_CALLS */
 	/* threaded mode: jobs wait in per-vCPU queues (like the VMM) */
 	bool threaded;
 	struct fake_job *jobs[FAKE_MAX_VCPUS];
@@ -130,7 +131,6 @@ int h_vcpu_call(struct harness *h, uint16_t id, uint16_t vcpu, const void *req, 
 struct ev_thread {
 	pthread_t thread;
 	struct kvmi_server *srv;
-	struct kvmi_backend *fake;      /* threaded mode: runs jobs first */
 	unsigned vcpu, event;
 	uint8_t data[64];
 	size_t len;
@@ -142,6 +142,8 @@ struct ev_thread {
 };
 void ev_start(struct ev_thread *t, struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	      const void *data, size_t len, size_t rpl_len);
+/* Same, running kvmi_vcpu_handle_pauses(). */
+void ev_start_pauses(struct ev_thread *t, struct kvmi_server *srv, unsigned vcpu);
 void ev_join(struct ev_thread *t);
 /* Reads one event message; returns its seq (0 on failure). */
 uint32_t h_read_event(struct harness *h, struct kvmi_event *ev, uint8_t *spec, size_t *spec_len);

@@ -20,6 +20,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* memcmp that accepts the NULL of an empty vector field */
+static bool same(const void *a, const void *b, size_t n)
+{
+	return !n || !memcmp(a, b, n);
+}
+
 static const struct wire_vector *find(const char *name)
 {
 	for (size_t i = 0; i < wire_vectors_count; i++)
@@ -144,7 +150,7 @@ static void check_call(struct kvmi_backend *f, const struct wire_vector *v)
 		size_t hdr = e->op == FOP_WRITE ? 8 + 16 : 8 + 8;
 
 		tap_ok(c.len == v->request_len - hdr &&
-		       !memcmp(c.data, v->request + hdr, c.len),
+		       same(c.data, v->request + hdr, c.len),
 		       "%s: data bytes passed through", v->name);
 	}
 	if (e->op == FOP_GET_REGISTERS && e->a0 == 2) {
@@ -155,7 +161,7 @@ static void check_call(struct kvmi_backend *f, const struct wire_vector *v)
 		       "%s: MSR indices decoded", v->name);
 	}
 	if (e->op == FOP_SET_PAGE_ACCESS || e->op == FOP_SET_PAGE_WRITE_BITMAP) {
-		tap_ok(c.len == v->request_len - 16 && !memcmp(c.data, v->request + 16, c.len),
+		tap_ok(c.len == v->request_len - 16 && same(c.data, v->request + 16, c.len),
 		       "%s: entries passed through", v->name);
 	}
 }
@@ -244,7 +250,7 @@ static void test_cmd_vector(const struct wire_vector *v)
 	}
 	h_send(&h, v->request, v->request_len);
 	memset(got, 0, want_len);
-	tap_ok(h_read(&h, got, want_len) == 0 && !memcmp(got, want, want_len),
+	tap_ok(h_read(&h, got, want_len) == 0 && same(got, want, want_len),
 	       "%s: reply bytes identical (%zu)", v->name, want_len);
 	tap_hexdiff(v->name, got, want_len, want, want_len);
 	tap_ok(h_sync(&h), "%s: nothing else sent", v->name);
@@ -275,7 +281,7 @@ static void test_set_registers_vectors(void)
 	seq = pending_pause(&h, &t, &a);
 	tap_ok(seq != 0, "set_registers: PAUSE_VCPU event pending on vCPU 1");
 	h_send(&h, ok->request, ok->request_len);
-	tap_ok(h_read(&h, got, ok->reply_len) == 0 && !memcmp(got, ok->reply, ok->reply_len),
+	tap_ok(h_read(&h, got, ok->reply_len) == 0 && same(got, ok->reply, ok->reply_len),
 	       "%s: reply bytes identical", ok->name);
 	/* CONTINUE for the pause; the registers are applied with it. */
 	memcpy(reply, "\x00\x00\x10\x00", 4);
@@ -286,11 +292,11 @@ static void test_set_registers_vectors(void)
 	tap_ok(a.ret == 0 && a.res.delivered && a.res.regs_applied, "%s: applied after the reply",
 	       ok->name);
 	tap_ok(fake_find(&fake, FOP_SET_REGISTERS, &c) && c.vcpu == 1 && c.len == 144 &&
-	       !memcmp(c.data, ok->request + 16, 144), "%s: registers decoded", ok->name);
+	       same(c.data, ok->request + 16, 144), "%s: registers decoded", ok->name);
 
 	/* Without a pending event the command is refused. */
 	h_send(&h, bad->request, bad->request_len);
-	tap_ok(h_read(&h, got, 16) == 0 && !memcmp(got, bad->reply, 8) &&
+	tap_ok(h_read(&h, got, 16) == 0 && same(got, bad->reply, 8) &&
 	       (memcpy(&ec, got + 8, 8), ec.err == -KVM_EOPNOTSUPP),
 	       "%s: outside an event -> -KVM_EOPNOTSUPP (recorded EINVAL was scripted)", bad->name);
 	h_stop(&h);
@@ -332,7 +338,7 @@ static void test_batch_with_event_reply(const char *name, bool expect_regs)
 	if (v->followup_request_len) {
 		h_send(&h, v->followup_request, v->followup_request_len);
 		tap_ok(h_read(&h, got, v->followup_reply_len) == 0 &&
-		       !memcmp(got, v->followup_reply, v->followup_reply_len),
+		       same(got, v->followup_reply, v->followup_reply_len),
 		       "%s: stream in sync, next command answered identically", name);
 	}
 	h_stop(&h);
@@ -348,12 +354,12 @@ static void test_batch_vector(const struct wire_vector *v)
 	fake_init(&fake);
 	h_start(&h, &fake, NULL);
 	h_send(&h, v->request, v->request_len);
-	tap_ok(h_read(&h, got, v->reply_len) == 0 && !memcmp(got, v->reply, v->reply_len),
+	tap_ok(h_read(&h, got, v->reply_len) == 0 && same(got, v->reply, v->reply_len),
 	       "%s: only the trailing CMD_RESPONSE answered, identically", v->name);
 	if (v->followup_request_len) {
 		h_send(&h, v->followup_request, v->followup_request_len);
 		tap_ok(h_read(&h, got, v->followup_reply_len) == 0 &&
-		       !memcmp(got, v->followup_reply, v->followup_reply_len),
+		       same(got, v->followup_reply, v->followup_reply_len),
 		       "%s: followup answered identically", v->name);
 	}
 	tap_ok(h_sync(&h), "%s: nothing else sent", v->name);
@@ -384,7 +390,7 @@ static void test_event_vector(const struct wire_vector *v)
 	       v->name, spec_len);
 
 	n = kvmi_srv_event_encode(buf, hdr.seq, ev.vcpu, ev.event, &ev.arch, spec, spec_len);
-	tap_ok(n == v->event_len && !memcmp(buf, v->event, n), "%s: encoder output identical",
+	tap_ok(n == v->event_len && same(buf, v->event, n), "%s: encoder output identical",
 	       v->name);
 
 	fake_init(&fake);
@@ -408,7 +414,7 @@ static void test_event_vector(const struct wire_vector *v)
 		patch_seq(want, 1);
 		tap_ok(kvmi_server_unhook(h.srv, 0) == -ETIMEDOUT, "%s: sent, tool still there",
 		       v->name);
-		tap_ok(h_read(&h, got, v->event_len) == 0 && !memcmp(got, want, v->event_len),
+		tap_ok(h_read(&h, got, v->event_len) == 0 && same(got, want, v->event_len),
 		       "%s: live event identical (arch zeroed)", v->name);
 		h_stop(&h);
 		fake_destroy(&fake);
@@ -424,7 +430,7 @@ static void test_event_vector(const struct wire_vector *v)
 	a.rpl_len = kvmi_srv_event_reply_size(ev.event);
 	pthread_create(&t, NULL, vcpu_event_thread, &a);
 	patch_seq(want, 1);
-	tap_ok(h_read(&h, got, v->event_len) == 0 && !memcmp(got, want, v->event_len),
+	tap_ok(h_read(&h, got, v->event_len) == 0 && same(got, want, v->event_len),
 	       "%s: live event identical", v->name);
 	tap_hexdiff(v->name, got, v->event_len, want, v->event_len);
 
@@ -497,7 +503,7 @@ static void test_reply_event_vector(const struct wire_vector *v)
 		pthread_join(t, NULL);
 		tap_ok(a.res.delivered && a.res.action == action, "%s: action %u delivered",
 		       v->name, action);
-		tap_ok(!memcmp(a.rpl, v->request + 24, spec_len) && spec_len <= a.rpl_len,
+		tap_ok(same(a.rpl, v->request + 24, spec_len) && spec_len <= a.rpl_len,
 		       "%s: reply-specific part (%zu bytes) delivered", v->name, spec_len);
 		tap_ok(h_sync(&h), "%s: connection still in sync", v->name);
 	}
@@ -531,7 +537,7 @@ static void test_rule_vectors(void)
 		fake_init(&fake);
 		h_start(&h, &fake, NULL);
 		h_send(&h, v->request, v->request_len);
-		tap_ok(h_read(&h, got, 16) == 0 && !memcmp(got, "\x11\x00\x08\x00\x02\x00\x00\x00", 8) &&
+		tap_ok(h_read(&h, got, 16) == 0 && same(got, "\x11\x00\x08\x00\x02\x00\x00\x00", 8) &&
 		       (memcpy(&ec, got + 8, 8), ec.err == -KVM_EINVAL),
 		       "%s: answered -KVM_EINVAL", v->name);
 		tap_ok(!fake_find(&fake, FOP_READ, NULL), "%s: backend not asked", v->name);

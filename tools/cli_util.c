@@ -1,0 +1,406 @@
+/* `kvmi` CLI: parsing, printing and the default event handling. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+volatile sig_atomic_t cli_stop;
+
+int cli_err(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kvmi: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", kvmi_strerror(err));
+	return err;
+}
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kvmi: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -EINVAL;
+}
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	return errno || *end ? -EINVAL : 0;
+}
+
+int cli_parse_u16(const char *s, uint16_t *out)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(s, &v) || v > UINT16_MAX)
+		return -EINVAL;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+int cli_parse_vcpu(struct cli *c, const char *s, uint16_t *vcpu)
+{
+	(void)c;
+	if (cli_parse_u16(s, vcpu))
+		return cli_usage("'%s' is not a vCPU number", s);
+	return 0;
+}
+
+int cli_parse_seconds(const char *s, int *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || v < 0 || v > 86400.0 * 365)
+		return -EINVAL;
+	*ms = (int)(v * 1000);
+	return 0;
+}
+
+static int hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch = tolower(ch);
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+int cli_parse_hex(int argc, char **argv, uint8_t **out, size_t *len)
+{
+	size_t cap = 0, n = 0;
+	uint8_t *b = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		const char *p = argv[i];
+
+		while (*p) {
+			int hi, lo;
+
+			if (isspace((unsigned char)*p) || *p == ',' || *p == ':') {
+				p++;
+				continue;
+			}
+			if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+				p += 2;
+			hi = hexval((unsigned char)p[0]);
+			lo = hi < 0 ? -1 : hexval((unsigned char)p[1]);
+			if (hi < 0 || lo < 0) {
+				free(b);
+				return -EINVAL;
+			}
+			if (n == cap) {
+				uint8_t *nb;
+
+				cap = cap ? cap * 2 : 64;
+				nb = realloc(b, cap);
+				if (!nb) {
+					free(b);
+					return -ENOMEM;
+				}
+				b = nb;
+			}
+			b[n++] = (uint8_t)(hi << 4 | lo);
+			p += 2;
+		}
+	}
+	if (!n) {
+		free(b);
+		return -EINVAL;
+	}
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+void cli_hexdump(FILE *f, uint64_t addr, const uint8_t *buf, size_t len)
+{
+	for (size_t off = 0; off < len; off += 16) {
+		size_t n = len - off < 16 ? len - off : 16;
+
+		fprintf(f, "%016" PRIx64 ": ", addr + off);
+		for (size_t i = 0; i < 16; i++) {
+			if (i < n)
+				fprintf(f, "%02x ", buf[off + i]);
+			else
+				fputs("   ", f);
+			if (i == 7)
+				fputc(' ', f);
+		}
+		fputs(" |", f);
+		for (size_t i = 0; i < n; i++)
+			fputc(isprint(buf[off + i]) ? buf[off + i] : '.', f);
+		fputs("|\n", f);
+	}
+}
+
+const char *cli_mode_name(uint32_t mode)
+{
+	switch (mode) {
+	case 2: return "16-bit";
+	case 4: return "32-bit";
+	case 8: return "64-bit";
+	default: return "unknown mode";
+	}
+}
+
+static const char *event_label(uint8_t id, char *buf, size_t n)
+{
+	const char *name = kvmi_event_name(id);
+
+	if (name)
+		return name;
+	snprintf(buf, n, "EVENT_%u", id);
+	return buf;
+}
+
+void cli_print_event(struct cli *c, const struct kvmi_event_msg *ev)
+{
+	const struct kvmi_event_arch *a = &ev->common.arch;
+	char lbl[16];
+
+	fprintf(c->out, "event %s vcpu %u rip 0x%" PRIx64, event_label(ev->event, lbl, sizeof(lbl)),
+		ev->vcpu, a->regs.rip);
+	switch (ev->event) {
+	case KVMI_EVENT_CR:
+		fprintf(c->out, " cr%u 0x%" PRIx64 " -> 0x%" PRIx64, ev->specific.cr.cr,
+			ev->specific.cr.old_value, ev->specific.cr.new_value);
+		break;
+	case KVMI_EVENT_MSR:
+		fprintf(c->out, " msr 0x%x 0x%" PRIx64 " -> 0x%" PRIx64, ev->specific.msr.msr,
+			ev->specific.msr.old_value, ev->specific.msr.new_value);
+		break;
+	case KVMI_EVENT_BREAKPOINT:
+		fprintf(c->out, " gpa 0x%" PRIx64 " len %u", ev->specific.breakpoint.gpa,
+			ev->specific.breakpoint.insn_len);
+		break;
+	case KVMI_EVENT_PF:
+		fprintf(c->out, " gva 0x%" PRIx64 " gpa 0x%" PRIx64 " access %c%c%c",
+			ev->specific.pf.gva, ev->specific.pf.gpa,
+			ev->specific.pf.access & KVMI_PAGE_ACCESS_R ? 'r' : '-',
+			ev->specific.pf.access & KVMI_PAGE_ACCESS_W ? 'w' : '-',
+			ev->specific.pf.access & KVMI_PAGE_ACCESS_X ? 'x' : '-');
+		break;
+	case KVMI_EVENT_TRAP:
+		fprintf(c->out, " vector %u error_code 0x%x cr2 0x%" PRIx64, ev->specific.trap.vector,
+			ev->specific.trap.error_code, ev->specific.trap.cr2);
+		break;
+	case KVMI_EVENT_DESCRIPTOR:
+		fprintf(c->out, " descriptor %u %s", ev->specific.descriptor.descriptor,
+			ev->specific.descriptor.write ? "write" : "read");
+		break;
+	case KVMI_EVENT_SINGLESTEP:
+		fprintf(c->out, " %s", ev->specific.singlestep.failed ? "failed" : "ok");
+		break;
+	case KVMI_EVENT_CPUID:
+		fprintf(c->out, " leaf 0x%x index 0x%x", ev->specific.cpuid.function,
+			ev->specific.cpuid.index);
+		break;
+	case KVMI_EVENT_CMD_ERROR:
+		fprintf(c->out, " command %u seq %u error %d", ev->specific.cmd_error.msg_id,
+			ev->specific.cmd_error.msg_seq, ev->specific.cmd_error.err);
+		break;
+	}
+	fputc('\n', c->out);
+	fflush(c->out);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+#define JX(f, key, v) fprintf(f, ",\"" key "\":\"0x%" PRIx64 "\"", (uint64_t)(v))
+#define JU(f, key, v) fprintf(f, ",\"" key "\":%" PRIu64, (uint64_t)(v))
+
+void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev)
+{
+	const struct kvmi_event_arch *a = &ev->common.arch;
+	FILE *f = c->out;
+	char lbl[16];
+
+	fputs("{\"guest\":", f);
+	json_str(f, c->name);
+	fputs(",\"event\":", f);
+	json_str(f, event_label(ev->event, lbl, sizeof(lbl)));
+	JU(f, "id", ev->event);
+	JU(f, "seq", ev->seq);
+	JU(f, "vcpu", ev->vcpu);
+	JU(f, "mode", a->mode);
+	JU(f, "view", a->view);
+	JX(f, "rip", a->regs.rip);
+	JX(f, "rsp", a->regs.rsp);
+	JX(f, "rax", a->regs.rax);
+	JX(f, "cr0", a->sregs.cr0);
+	JX(f, "cr3", a->sregs.cr3);
+	JX(f, "cr4", a->sregs.cr4);
+	JX(f, "efer", a->sregs.efer);
+	JU(f, "cpl", a->sregs.cs.dpl);
+	switch (ev->event) {
+	case KVMI_EVENT_CR:
+		JU(f, "cr", ev->specific.cr.cr);
+		JX(f, "old_value", ev->specific.cr.old_value);
+		JX(f, "new_value", ev->specific.cr.new_value);
+		break;
+	case KVMI_EVENT_MSR:
+		JX(f, "msr", ev->specific.msr.msr);
+		JX(f, "old_value", ev->specific.msr.old_value);
+		JX(f, "new_value", ev->specific.msr.new_value);
+		break;
+	case KVMI_EVENT_BREAKPOINT:
+		JX(f, "gpa", ev->specific.breakpoint.gpa);
+		JU(f, "insn_len", ev->specific.breakpoint.insn_len);
+		break;
+	case KVMI_EVENT_PF:
+		JX(f, "gva", ev->specific.pf.gva);
+		JX(f, "gpa", ev->specific.pf.gpa);
+		JU(f, "access", ev->specific.pf.access);
+		break;
+	case KVMI_EVENT_TRAP:
+		JU(f, "vector", ev->specific.trap.vector);
+		JX(f, "error_code", ev->specific.trap.error_code);
+		JX(f, "cr2", ev->specific.trap.cr2);
+		break;
+	case KVMI_EVENT_DESCRIPTOR:
+		JU(f, "descriptor", ev->specific.descriptor.descriptor);
+		fprintf(f, ",\"write\":%s", ev->specific.descriptor.write ? "true" : "false");
+		break;
+	case KVMI_EVENT_SINGLESTEP:
+		fprintf(f, ",\"failed\":%s", ev->specific.singlestep.failed ? "true" : "false");
+		break;
+	case KVMI_EVENT_CPUID:
+		JX(f, "function", ev->specific.cpuid.function);
+		JX(f, "index", ev->specific.cpuid.index);
+		JU(f, "insn_length", ev->specific.cpuid.insn_length);
+		break;
+	case KVMI_EVENT_CMD_ERROR:
+		fprintf(f, ",\"err\":%d", ev->specific.cmd_error.err);
+		JU(f, "msg_id", ev->specific.cmd_error.msg_id);
+		JU(f, "msg_seq", ev->specific.cmd_error.msg_seq);
+		break;
+	}
+	fputs("}\n", f);
+	fflush(f);
+}
+
+int cli_continue(struct cli *c, const struct kvmi_event_msg *ev)
+{
+	/* CR and MSR events: CONTINUE performs the write with new_val. */
+	if (ev->event == KVMI_EVENT_CR) {
+		struct kvmi_event_cr_reply r = { .new_val = ev->specific.cr.new_value };
+
+		return kvmi_dom_reply_event(c->dom, ev, KVMI_EVENT_ACTION_CONTINUE, &r, sizeof(r));
+	}
+	if (ev->event == KVMI_EVENT_MSR) {
+		struct kvmi_event_msr_reply r = { .new_val = ev->specific.msr.new_value };
+
+		return kvmi_dom_reply_event(c->dom, ev, KVMI_EVENT_ACTION_CONTINUE, &r, sizeof(r));
+	}
+	if (ev->event == KVMI_EVENT_PF) {
+		struct kvmi_event_pf_reply r = { 0 };
+
+		return kvmi_dom_reply_event(c->dom, ev, KVMI_EVENT_ACTION_CONTINUE, &r, sizeof(r));
+	}
+	if (!kvmi_event_needs_reply(ev))
+		return 0;
+	return kvmi_dom_reply_event(c->dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+}
+
+void cli_handle_event(struct cli *c, struct kvmi_event_msg *ev)
+{
+	int err;
+
+	if (ev->event == KVMI_EVENT_PAUSE_VCPU && c->nheld < CLI_MAX_HELD) {
+		c->held[c->nheld++] = ev;      /* stays paused until `resume` */
+		return;
+	}
+	cli_print_event(c, ev);
+	if (ev->event == KVMI_EVENT_TRAP && c->traps_expected)
+		c->traps_expected--;
+	if (ev->event == KVMI_EVENT_UNHOOK) {
+		fprintf(c->out, "the VMM is unhooking: releasing the guest\n");
+		c->unhooking = true;
+	}
+	err = cli_continue(c, ev);
+	if (err)
+		cli_err(err, "replying to a %s event", kvmi_event_name(ev->event) ?: "?");
+	kvmi_event_free(ev);
+}
+
+unsigned int cli_release_held(struct cli *c)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < c->nheld; i++) {
+		if (!cli_continue(c, c->held[i]))
+			n++;
+		kvmi_event_free(c->held[i]);
+	}
+	c->nheld = 0;
+	return n;
+}
+
+int cli_wait_for(struct cli *c, int timeout_ms,
+		 bool (*want)(const struct kvmi_event_msg *ev, void *arg), void *arg,
+		 struct kvmi_event_msg **out)
+{
+	int64_t left = timeout_ms;
+
+	*out = NULL;
+	while (!cli_stop) {
+		struct kvmi_event_msg *ev;
+		/* Short slices so that Ctrl-C is noticed. */
+		int slice = timeout_ms < 0 || left > 200 ? 200 : (int)left;
+		int err = kvmi_dom_next_event(c->dom, slice, &ev);
+
+		if (err == -ETIMEDOUT) {
+			if (timeout_ms >= 0) {
+				left -= slice;
+				if (left <= 0)
+					return -ETIMEDOUT;
+			}
+			continue;
+		}
+		if (err)
+			return err;
+		if (want && want(ev, arg)) {
+			*out = ev;
+			return 0;
+		}
+		cli_handle_event(c, ev);
+		if (c->unhooking)
+			return -ECONNRESET;
+	}
+	return -EINTR;
+}
