@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON_TEST_ARGS ?= --print-errorlogs
 
-.PHONY: all deps build demo check check-asan check-unit clean
+.PHONY: all deps build demo check check-asan fuzz clean
 
 all: build
 
@@ -35,5 +35,11 @@ check-asan: deps $(BUILD_ASAN)/build.ninja
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 		meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --no-suite kvmbox
 
+# libFuzzer targets (message decoder, handshake), each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@./scripts/install-deps.sh --fuzz
+	./fuzz/run-fuzzers.sh $(FUZZ_SECONDS) build-fuzz
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

@@ -32,6 +32,7 @@ BUILD=${KVMI_BUILD:-$ROOT/build}
 case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 OUT=$BUILD/demo
 BUILD_BOX=$ROOT/tests/kvmbox/build-box.sh
+BOOT_BOX=$ROOT/tests/kvmbox/boot-box.sh
 
 MEMORY=${KVMI_DEMO_MEMORY:-256M}
 APPEND=${KVMI_DEMO_APPEND:-console=ttyS0 reboot=k panic=-1}
@@ -144,19 +145,15 @@ run_in_box() {
 	rm -f "$OUT/guest.rc" "$OUT/qemu.rc"
 	T0=$(now_ms)
 	{
-		timeout --foreground -k 10 "$BOX_TIMEOUT" qemu-system-x86_64 -accel tcg \
-			-cpu EPYC,+svm,+npt -smp 2 -m 2048 \
-			-nographic -no-reboot -nic none \
-			-kernel "$OUT/vmlinuz" -initrd "$OUT/initrd.gz" \
-			-append "console=ttyS0 panic=-1 quiet nokaslr" \
-			</dev/null 2>"$OUT/qemu.stderr"
-		echo $? >"$OUT/qemu.rc"
+		rc=0
+		sh "$BOOT_BOX" --timeout "$BOX_TIMEOUT" "$OUT" || rc=$?
+		echo "$rc" >"$OUT/qemu.rc"
 	} | tee "$OUT/console.log" | show_box_console
 	qrc=$(cat "$OUT/qemu.rc" 2>/dev/null || echo 255)
 	say "whole box run: $(secs "$T0" "$(now_ms)")s (QEMU exit status $qrc)"
 	if [ ! -f "$OUT/guest.rc" ]; then
 		say "the box did not finish the demo; last lines of $OUT/console.log:"
-		tail -n 30 "$OUT/console.log" | tr -d '\r' | sed 's/^/  | /'
+		tail -n 30 "$OUT/console.log" | tr -d '\r\033' | awk '{ print "  | " $0 }'
 		return 1
 	fi
 	return "$(cat "$OUT/guest.rc")"
@@ -175,9 +172,17 @@ if [ "$where" = auto ]; then
 fi
 mkdir -p "$OUT"
 if [ "$where" = direct ]; then
-	say "hardware KVM on this host: running kvmi-vm directly on /dev/kvm"
+	if hardware_kvm; then
+		say "hardware KVM on this host: running kvmi-vm directly on /dev/kvm"
+	else
+		say "running kvmi-vm directly on /dev/kvm ($(kvm_backend), not hardware KVM: --direct)"
+	fi
 	run_direct
 else
-	say "/dev/kvm here is not hardware KVM ($(kvm_backend)): running kvmi-vm inside the real-KVM box (QEMU TCG + kvm_amd)"
+	if hardware_kvm; then
+		say "running kvmi-vm inside the real-KVM box (QEMU TCG + kvm_amd: --box)"
+	else
+		say "/dev/kvm here is not hardware KVM ($(kvm_backend)): running kvmi-vm inside the real-KVM box (QEMU TCG + kvm_amd)"
+	fi
 	run_in_box
 fi

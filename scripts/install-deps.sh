@@ -5,7 +5,10 @@ set -eu
 
 PKGS="meson ninja-build gcc libc6-dev pkg-config python3 libssl-dev
       qemu-system-x86 busybox-static cpio gzip xz-utils zstd"
-[ "${1:-}" = "--bench" ] && PKGS="$PKGS gnuplot-nox"
+case "${1:-}" in
+--bench) PKGS="$PKGS gnuplot-nox" ;;
+--fuzz)  PKGS="$PKGS clang libclang-rt-14-dev" ;;
+esac
 
 missing=""
 for p in $PKGS; do

@@ -542,4 +542,8 @@ if [ "$MODE" != guest ]; then
 	build_box_initrd "$@"
 fi
 echo "$(cat "$KDIR/$STAMP") $MODE" >"$OUTDIR/box.info"
-say "built $MODE box in $OUTDIR with $(cat "$KDIR/$STAMP")"
+if [ "$MODE" = guest ]; then
+	say "built the Linux guest in $OUTDIR with $(cat "$KDIR/$STAMP")"
+else
+	say "built the $MODE box in $OUTDIR with $(cat "$KDIR/$STAMP")"
+fi

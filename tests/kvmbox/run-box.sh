@@ -22,10 +22,8 @@
 #   --timeout SECS   overall limit for the QEMU run (default 900,
 #                    env KVMI_BOX_TIMEOUT)
 #   FILE...          passed to build-box.sh (*.elf guests, *.sh tests, ...)
-# Environment: KVMI_CACHE, KVMI_QEMU (default qemu-system-x86_64),
-# KVMI_BOX_SMP (box CPUs, default 2), KVMI_BOX_ACCEL (default tcg), KVMI_QEMU_ARGS (more QEMU arguments,
-# e.g. "-d cpu_reset -D /tmp/qemu.log"), and the KVMI_LINUX_* variables of
-# build-box.sh.
+# Environment: KVMI_CACHE and the KVMI_LINUX_* variables of build-box.sh;
+# KVMI_QEMU, KVMI_BOX_SMP, KVMI_BOX_ACCEL, KVMI_QEMU_ARGS of boot-box.sh.
 #
 # Exit status: 0 all box tests passed (or skipped), 1 otherwise.
 set -eu
@@ -41,9 +39,6 @@ OUTDIR=$SRCROOT/build/kvmbox
 LOG=
 TIMEOUT=${KVMI_BOX_TIMEOUT:-900}
 QEMU=${KVMI_QEMU:-qemu-system-x86_64}
-SMP=${KVMI_BOX_SMP:-2}
-ACCEL=${KVMI_BOX_ACCEL:-tcg}
-QEMU_ARGS=${KVMI_QEMU_ARGS:-}
 
 usage() { sed -n '2,/^set -eu/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit "$1"; }
 
@@ -71,7 +66,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
 # Prints file $1's last $2 lines as TAP comments.
 tail_comments() {
 	[ -f "$1" ] || return 0
-	tail -n "$2" "$1" | tr -d '\r' | sed 's/^/#   | /'
+	tail -n "$2" "$1" | tr -d '\r\033' | awk '{ print "#   | " $0 }'
 }
 
 # ---------------------------------------------------------------- skips
@@ -81,6 +76,16 @@ tests|probe) ;;
 esac
 if ! command -v "$QEMU" >/dev/null 2>&1; then
 	echo "1..0 # SKIP $QEMU not installed (Debian package qemu-system-x86)"
+	exit 0
+fi
+for tool in cpio gzip; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "1..0 # SKIP $tool not installed"
+		exit 0
+	fi
+done
+if [ ! -x "${KVMI_BUSYBOX:-/bin/busybox}" ]; then
+	echo "1..0 # SKIP no static busybox (Debian package busybox-static)"
 	exit 0
 fi
 if [ "$MODE" = tests ] && [ -z "$VM" ]; then
@@ -122,14 +127,9 @@ relay() {
 
 rm -f "$OUTDIR/qemu.rc"
 {
-	# shellcheck disable=SC2086  # QEMU_ARGS is a list of words
-	timeout --foreground -k 10 "$TIMEOUT" "$QEMU" -accel "$ACCEL" \
-		-cpu EPYC,+svm,+npt -smp "$SMP" -m 2048 \
-		-nographic -no-reboot -nic none \
-		-kernel "$OUTDIR/vmlinuz" -initrd "$OUTDIR/initrd.gz" \
-		-append "console=ttyS0 panic=-1 quiet nokaslr" $QEMU_ARGS \
-		</dev/null 2>"$OUTDIR/qemu.stderr"
-	echo $? >"$OUTDIR/qemu.rc"
+	rc=0
+	sh "$HERE/boot-box.sh" --timeout "$TIMEOUT" "$OUTDIR" || rc=$?
+	echo "$rc" >"$OUTDIR/qemu.rc"
 } | tee "$LOG" | relay
 T_END=$(now_ms)
 QRC=$(cat "$OUTDIR/qemu.rc" 2>/dev/null || echo 255)
