@@ -20,6 +20,9 @@
 #   KVMI_DEMO_APPEND     guest kernel command line
 #   KVMI_DEMO_TIMEOUT    kvmi-vm --timeout for the guest (default 120)
 #   KVMI_DEMO_VM_ARGS    extra kvmi-vm arguments (e.g. for an introspector)
+#   KVMI_DEMO_BOX_FILES  more files for the box (space-separated paths; they
+#                        land in /kvmi/extra, a demo-hook.sh there is sourced
+#                        by the box right before the guest starts)
 #   KVMI_BOX_TIMEOUT     overall limit of the box run (default 600)
 #   KVMI_CACHE           download cache of build-box.sh
 #
@@ -38,6 +41,7 @@ MEMORY=${KVMI_DEMO_MEMORY:-256M}
 APPEND=${KVMI_DEMO_APPEND:-console=ttyS0 reboot=k panic=-1}
 GUEST_TIMEOUT=${KVMI_DEMO_TIMEOUT:-120}
 VM_ARGS=${KVMI_DEMO_VM_ARGS:-}
+BOX_FILES=${KVMI_DEMO_BOX_FILES:-}
 BOX_TIMEOUT=${KVMI_BOX_TIMEOUT:-600}
 
 say() { printf 'demo: %s\n' "$*"; }
@@ -85,6 +89,15 @@ run_direct() {
 }
 
 # ---------------------------------------------------------------- box
+# Extension point: the files (one per line) that go into the box's
+# /kvmi/extra besides kvmi-vm and the guest.  An introspection tool for the
+# demo goes here, with a demo-hook.sh that starts it (see build-box.sh).
+box_files() {
+	for f in $BOX_FILES; do
+		echo "$f"
+	done
+}
+
 # Builds the box in demo mode: its payload is only the demo guest.
 prepare_box() {
 	[ -f "$BUILD/kvmi-vm-static" ] ||
@@ -94,7 +107,8 @@ prepare_box() {
 	say "preparing the real-KVM box (Debian kernel package, busybox, kvmi-vm-static)"
 	KVMI_LINUX_APPEND=$APPEND KVMI_LINUX_MEMORY=$MEMORY \
 	KVMI_LINUX_TIMEOUT=$GUEST_TIMEOUT KVMI_VM_EXTRA_ARGS=$VM_ARGS \
-		sh "$BUILD_BOX" --mode demo --vm "$BUILD/kvmi-vm-static" "$OUT" ||
+		sh "$BUILD_BOX" --mode demo --vm "$BUILD/kvmi-vm-static" "$OUT" \
+			$(box_files) ||
 		die "could not build the box (see the messages above)"
 }
 

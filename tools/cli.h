@@ -37,7 +37,7 @@ struct cli_verb {
 
 extern const struct cli_verb verb_info, verb_check, verb_regs, verb_read, verb_write,
 	verb_translate, verb_pause, verb_resume, verb_inject, verb_trace, verb_events,
-	verb_sleep;
+	verb_sleep, verb_string;
 
 extern volatile sig_atomic_t cli_stop;     /* set by SIGINT/SIGTERM */
 

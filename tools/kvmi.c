@@ -16,7 +16,7 @@
 #define KVMI_CLI_VERSION "0.1.0"
 
 static const struct cli_verb *const verbs[] = {
-	&verb_info, &verb_check, &verb_regs, &verb_read, &verb_write, &verb_translate,
+	&verb_info, &verb_check, &verb_regs, &verb_read, &verb_write, &verb_translate, &verb_string,
 	&verb_pause, &verb_resume, &verb_inject, &verb_trace, &verb_events, &verb_sleep,
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))

@@ -156,6 +156,16 @@ get_kernel() {
 		KDIR=$CACHE/$pkg
 		return 0
 	fi
+	# Stale package lists name a version the archive no longer has.
+	if [ -z "${KVMI_KERNEL_PKG:-}" ] && [ "$(id -u)" -eq 0 ]; then
+		say "retrying after apt-get update"
+		apt-get update -qq >&2 || true
+		pkg=$(resolve_kernel_pkg)
+		if [ -n "$pkg" ] && { [ -f "$CACHE/$pkg/$STAMP" ] || fetch_kernel "$pkg"; }; then
+			KDIR=$CACHE/$pkg
+			return 0
+		fi
+	fi
 	old=$(newest_cached_kernel)
 	[ -n "$old" ] || die "cannot get a Debian kernel package${pkg:+ ($pkg)}"
 	say "warning: using cached $old instead of ${pkg:-the current kernel}"
@@ -344,12 +354,14 @@ run_guest_tests() {
 	fi
 	t0=$(uptime_s)
 	{ sh "$script" /kvmi/bin/kvmi-vm /kvmi/guests; echo $? >/tmp/gt.rc; } 2>&1 | tr -d '\r' |
-		relay_tap guest-tests /tmp/gt.state
+		tee /tmp/gt.out | relay_tap guest-tests /tmp/gt.state
 	# shellcheck disable=SC1091
 	. /tmp/gt.state
 	rc=$(cat /tmp/gt.rc)
 	comment "guest-tests: exit status $rc, $(elapsed "$t0" "$(uptime_s)")s"
-	if [ -n "$plan" ] && [ "$plan" != "$seen" ]; then
+	if [ "$plan" = 0 ] && [ "$seen" -eq 0 ]; then
+		result ok "guest-tests # SKIP $(grep -m1 '^1\.\.0' /tmp/gt.out | sed -n 's/.*# *[Ss][Kk][Ii][Pp] *//p')"
+	elif [ -n "$plan" ] && [ "$plan" != "$seen" ]; then
 		result "not ok" "guest-tests: plan announced $plan tests, $seen ran"
 	elif [ -z "$plan" ] && [ "$seen" -eq 0 ]; then
 		result "not ok" "guest-tests: no TAP output"
