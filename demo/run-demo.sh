@@ -89,26 +89,21 @@ run_direct() {
 }
 
 # ---------------------------------------------------------------- box
-# Extension point: the files (one per line) that go into the box's
-# /kvmi/extra besides kvmi-vm and the guest.  An introspection tool for the
-# demo goes here, with a demo-hook.sh that starts it (see build-box.sh).
-box_files() {
-	for f in $BOX_FILES; do
-		echo "$f"
-	done
-}
-
 # Builds the box in demo mode: its payload is only the demo guest.
+# Extension point: BOX_FILES go into the box's /kvmi/extra besides kvmi-vm
+# and the guest; an introspection tool for the demo goes there, with a
+# demo-hook.sh that starts it (see build-box.sh).
 prepare_box() {
 	[ -f "$BUILD/kvmi-vm-static" ] ||
 		die "$BUILD/kvmi-vm-static not built (needs -Dstatic_binaries=true)"
 	command -v qemu-system-x86_64 >/dev/null ||
 		die "qemu-system-x86_64 missing (Debian package qemu-system-x86)"
 	say "preparing the real-KVM box (Debian kernel package, busybox, kvmi-vm-static)"
+	# shellcheck disable=SC2086  # BOX_FILES is a list of paths
 	KVMI_LINUX_APPEND=$APPEND KVMI_LINUX_MEMORY=$MEMORY \
 	KVMI_LINUX_TIMEOUT=$GUEST_TIMEOUT KVMI_VM_EXTRA_ARGS=$VM_ARGS \
 		sh "$BUILD_BOX" --mode demo --vm "$BUILD/kvmi-vm-static" "$OUT" \
-			$(box_files) ||
+			$BOX_FILES ||
 		die "could not build the box (see the messages above)"
 }
 
@@ -118,7 +113,7 @@ prepare_box() {
 show_box_console() {
 	in_guest=0
 	while IFS= read -r line; do
-		line=$(printf '%s' "$line" | tr -d '\r')
+		line=$(printf '%s' "$line" | tr -d '\r\033')
 		if [ "$in_guest" = 1 ]; then
 			case "$line" in
 			*KVMBOX-DEMO-END*)
@@ -145,7 +140,9 @@ show_box_console() {
 			say "box: ${line#*KVMBOX-TAP: }" ;;
 		*"KVMBOX-TAP: # insmod"*|*"KVMBOX-TAP: # |"*)
 			say "box: ${line#*KVMBOX-TAP: # }" ;;
-		*"Kernel panic"*)
+		*KVMBOX-*) ;;                # the rest of the box's bookkeeping
+		*SeaBIOS*|*"Booting from ROM"*|*"reboot: Power down"*) ;;
+		*[![:space:]]*)              # anything else: a panic, a demo-hook.sh
 			say "box: $line" ;;
 		esac
 	done

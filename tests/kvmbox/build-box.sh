@@ -13,16 +13,19 @@
 #
 # Usage: build-box.sh [options] OUTDIR [FILE...]
 #   --mode MODE      what the box runs after it booted:
-#                      tests  guest-tests.sh (the integration suite) and the
-#                             Linux-guest test, as TAP          (default)
+#                      tests  guest-tests.sh (the integration suite), the
+#                             --tap-prog programs and the Linux-guest test,
+#                             as TAP                            (default)
 #                      demo   only the demo Linux guest, console shown as is
 #                      probe  no kvmi-vm: checks /dev/kvm and kvm_amd (smoke test)
 #                      guest  build only vmlinuz and guest-initrd.gz (no box)
 #   --vm FILE        statically linked kvmi-vm (put at /kvmi/bin/kvmi-vm)
 #   --guest-dir DIR  copy DIR/*.elf into /kvmi/guests
 #   --tests-dir DIR  copy DIR/*.sh into /kvmi/tests
+#   --tap-prog FILE  statically linked test program printing TAP, run in the
+#                    box (mode tests) as FILE KVMI_VM GUEST_DIR (repeatable)
 #   FILE...          more files: *.elf go to /kvmi/guests, *.sh to /kvmi/tests,
-#                    anything else to /kvmi/extra
+#                    demo-hook.sh and anything else to /kvmi/extra
 #
 # Environment (defaults for the options above, and the cache):
 #   KVMI_BOX_MODE, KVMI_VM_STATIC, KVMI_GUEST_DIR, KVMI_TESTS_DIR
@@ -51,6 +54,7 @@ MODE=${KVMI_BOX_MODE:-tests}
 VM=${KVMI_VM_STATIC:-}
 GUEST_DIR=${KVMI_GUEST_DIR:-}
 TESTS_DIR=${KVMI_TESTS_DIR:-}
+TAP_PROGS=""
 CACHE=${KVMI_CACHE:-${HOME:-/root}/.cache/kvmi-kvmbox}
 # nokaslr: the guest runs the box's kernel image, so the box's /proc/kallsyms
 # names the guest RIPs of crash reports (the box boots with nokaslr too).
@@ -72,6 +76,7 @@ while [ $# -gt 0 ]; do
 	--vm) VM=${2:?}; shift 2 ;;
 	--guest-dir) GUEST_DIR=${2:?}; shift 2 ;;
 	--tests-dir) TESTS_DIR=${2:?}; shift 2 ;;
+	--tap-prog) TAP_PROGS="$TAP_PROGS ${2:?}"; shift 2 ;;
 	-h|--help) usage 0 ;;
 	--) shift; break ;;
 	-*) say "unknown option $1"; usage 1 ;;
@@ -345,6 +350,31 @@ relay_tap() {
 	echo "N=$N PASS=$PASS FAIL=$FAIL SKIP=$SKIP plan='$plan' seen=$seen" >"$state"
 }
 
+# Runs a command that prints TAP and relays its results under NAME:
+# run_tap NAME COMMAND [ARG...].  A wrong plan, no output or a non-zero exit
+# status without a failing test adds a failing result.
+run_tap() {
+	tap_name=$1
+	shift
+	t0=$(uptime_s)
+	f0=$FAIL
+	{ "$@"; echo $? >/tmp/tap.rc; } 2>&1 | tr -d '\r' |
+		tee /tmp/tap.out | relay_tap "$tap_name" /tmp/tap.state
+	# shellcheck disable=SC1091
+	. /tmp/tap.state
+	rc=$(cat /tmp/tap.rc)
+	comment "$tap_name: exit status $rc, $(elapsed "$t0" "$(uptime_s)")s"
+	if [ "$plan" = 0 ] && [ "$seen" -eq 0 ]; then
+		result ok "$tap_name # SKIP $(grep -m1 '^1\.\.0' /tmp/tap.out | sed -n 's/.*# *[Ss][Kk][Ii][Pp] *//p')"
+	elif [ -n "$plan" ] && [ "$plan" != "$seen" ]; then
+		result "not ok" "$tap_name: plan announced $plan tests, $seen ran"
+	elif [ -z "$plan" ] && [ "$seen" -eq 0 ]; then
+		result "not ok" "$tap_name: no TAP output"
+	elif [ "$rc" -ne 0 ] && [ "$FAIL" -eq "$f0" ]; then
+		result "not ok" "$tap_name: exit status $rc without a failing test"
+	fi
+}
+
 # tests (a): the integration suite's guest tests on this real KVM.
 run_guest_tests() {
 	script=/kvmi/tests/guest-tests.sh
@@ -352,22 +382,17 @@ run_guest_tests() {
 		result ok "guest-tests # SKIP tests/integration/guest-tests.sh not in the box"
 		return 0
 	fi
-	t0=$(uptime_s)
-	{ sh "$script" /kvmi/bin/kvmi-vm /kvmi/guests; echo $? >/tmp/gt.rc; } 2>&1 | tr -d '\r' |
-		tee /tmp/gt.out | relay_tap guest-tests /tmp/gt.state
-	# shellcheck disable=SC1091
-	. /tmp/gt.state
-	rc=$(cat /tmp/gt.rc)
-	comment "guest-tests: exit status $rc, $(elapsed "$t0" "$(uptime_s)")s"
-	if [ "$plan" = 0 ] && [ "$seen" -eq 0 ]; then
-		result ok "guest-tests # SKIP $(grep -m1 '^1\.\.0' /tmp/gt.out | sed -n 's/.*# *[Ss][Kk][Ii][Pp] *//p')"
-	elif [ -n "$plan" ] && [ "$plan" != "$seen" ]; then
-		result "not ok" "guest-tests: plan announced $plan tests, $seen ran"
-	elif [ -z "$plan" ] && [ "$seen" -eq 0 ]; then
-		result "not ok" "guest-tests: no TAP output"
-	elif [ "$rc" -ne 0 ] && [ "$FAIL" -eq 0 ]; then
-		result "not ok" "guest-tests: exit status $rc without a failing test"
-	fi
+	run_tap guest-tests sh "$script" /kvmi/bin/kvmi-vm /kvmi/guests
+}
+
+# tests (a'): statically linked TAP test programs (build-box.sh --tap-prog),
+# each run as PROGRAM KVMI_VM GUEST_DIR like the Meson tests on the host.
+run_tap_programs() {
+	for p in /kvmi/tap/*; do
+		[ -x "$p" ] || continue
+		n=${p##*/}
+		run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/guests
+	done
 }
 
 # Runs the Linux guest under kvmi-vm with console output (stdout+stderr)
@@ -475,7 +500,7 @@ run_demo() {
 if setup_kvm; then
 	case "$MODE" in
 	probe) run_probe ;;
-	tests) run_guest_tests; run_linux_test ;;
+	tests) run_guest_tests; run_tap_programs; run_linux_test ;;
 	demo) run_demo ;;
 	esac
 fi
@@ -516,6 +541,12 @@ build_box_initrd() {
 			[ -f "$f" ] && add_file "$f" guests
 		done
 	fi
+	for f in $TAP_PROGS; do
+		[ -f "$f" ] || die "no such file: $f"
+		mkdir -p "$BOX/kvmi/tap"
+		cp "$f" "$BOX/kvmi/tap/"
+		chmod 755 "$BOX/kvmi/tap/${f##*/}"
+	done
 	if [ -n "$TESTS_DIR" ]; then
 		for f in "$TESTS_DIR"/*.sh; do
 			[ -f "$f" ] && add_file "$f" tests
@@ -523,6 +554,7 @@ build_box_initrd() {
 	fi
 	for f in "$@"; do
 		case "$f" in
+		*/demo-hook.sh|demo-hook.sh) add_file "$f" extra ;;
 		*.elf) add_file "$f" guests ;;
 		*.sh) add_file "$f" tests ;;
 		*) add_file "$f" extra ;;

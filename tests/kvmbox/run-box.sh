@@ -17,6 +17,7 @@
 #   --tests-dir DIR  integration scripts (*.sh) for /kvmi/tests
 #                    (default: tests/integration of this source tree)
 #   --guest-dir DIR  guest payloads (*.elf) for /kvmi/guests
+#   --tap-prog FILE  static TAP test program to run in the box (repeatable)
 #   --outdir DIR     where the box and its logs go (default: build/kvmbox)
 #   --log FILE       console log (default: OUTDIR/console.log)
 #   --timeout SECS   overall limit for the QEMU run (default 900,
@@ -35,6 +36,7 @@ MODE=tests
 VM=${KVMI_VM_STATIC:-}
 TESTS_DIR=${KVMI_TESTS_DIR:-$SRCROOT/tests/integration}
 GUEST_DIR=${KVMI_GUEST_DIR:-}
+TAP_ARGS=""
 OUTDIR=$SRCROOT/build/kvmbox
 LOG=
 TIMEOUT=${KVMI_BOX_TIMEOUT:-900}
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--vm) VM=${2:?}; shift 2 ;;
 	--tests-dir) TESTS_DIR=${2:?}; shift 2 ;;
 	--guest-dir) GUEST_DIR=${2:?}; shift 2 ;;
+	--tap-prog) TAP_ARGS="$TAP_ARGS --tap-prog ${2:?}"; shift 2 ;;
 	--outdir) OUTDIR=${2:?}; shift 2 ;;
 	--log) LOG=${2:?}; shift 2 ;;
 	--timeout) TIMEOUT=${2:?}; shift 2 ;;
@@ -96,8 +99,9 @@ fi
 # ---------------------------------------------------------------- build
 T_START=$(now_ms)
 mkdir -p "$OUTDIR"
+# shellcheck disable=SC2086  # TAP_ARGS: option words and paths
 set -- --mode "$MODE" ${VM:+--vm "$VM"} ${TESTS_DIR:+--tests-dir "$TESTS_DIR"} \
-	${GUEST_DIR:+--guest-dir "$GUEST_DIR"} "$OUTDIR" "$@"
+	${GUEST_DIR:+--guest-dir "$GUEST_DIR"} $TAP_ARGS "$OUTDIR" "$@"
 if ! sh "$HERE/build-box.sh" "$@" >"$OUTDIR/build.log" 2>&1; then
 	echo "1..1"
 	echo "not ok 1 - kvmbox: build the box (build-box.sh failed)"
