@@ -64,8 +64,10 @@ GUEST_TIMEOUT=${KVMI_LINUX_TIMEOUT:-120}
 VM_EXTRA_ARGS=${KVMI_VM_EXTRA_ARGS:-}
 PROBE_CMD=${KVMI_BOX_PROBE_CMD:-}
 BUSYBOX=${KVMI_BUSYBOX:-/bin/busybox}
-MODULES="irqbypass ccp kvm kvm-amd"     # insmod order inside the box
-STAMP=complete-v2                       # marks a finished cache entry
+# insmod order inside the box: KVM, then vsock over the loopback transport
+# (the introspection tests run their vsock transport there).
+MODULES="irqbypass ccp kvm kvm-amd vsock vmw_vsock_virtio_transport_common vsock_loopback"
+STAMP=complete-v3                       # marks a finished cache entry
 
 usage() { sed -n '2,/^set -eu/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit "$1"; }
 
@@ -392,6 +394,10 @@ run_tap_programs() {
 		[ -x "$p" ] || continue
 		n=${p##*/}
 		run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/guests
+		# The introspection test again over AF_VSOCK (CID 1, loopback).
+		case "$n" in
+		test_introspect*) run_tap "${n%-static}-vsock" "$p" /kvmi/bin/kvmi-vm /kvmi/guests vsock ;;
+		esac
 	done
 }
 
