@@ -23,6 +23,8 @@
 #   KVMI_DEMO_BOX_FILES  more files for the box (space-separated paths; they
 #                        land in /kvmi/extra, a demo-hook.sh there is sourced
 #                        by the box right before the guest starts)
+#   KVMI_DEMO_INTROSPECT 1 (default): attach the kvmi tool to the guest
+#                        (demo/demo-hook.sh); 0: only boot the guest
 #   KVMI_BOX_TIMEOUT     overall limit of the box run (default 600)
 #   KVMI_CACHE           download cache of build-box.sh
 #
@@ -38,10 +40,11 @@ BUILD_BOX=$ROOT/tests/kvmbox/build-box.sh
 BOOT_BOX=$ROOT/tests/kvmbox/boot-box.sh
 
 MEMORY=${KVMI_DEMO_MEMORY:-256M}
-APPEND=${KVMI_DEMO_APPEND:-console=ttyS0 reboot=k panic=-1}
+APPEND=${KVMI_DEMO_APPEND:-console=ttyS0 reboot=k panic=-1 nokaslr}
 GUEST_TIMEOUT=${KVMI_DEMO_TIMEOUT:-120}
 VM_ARGS=${KVMI_DEMO_VM_ARGS:-}
 BOX_FILES=${KVMI_DEMO_BOX_FILES:-}
+INTROSPECT=${KVMI_DEMO_INTROSPECT:-1}
 BOX_TIMEOUT=${KVMI_BOX_TIMEOUT:-600}
 
 say() { printf 'demo: %s\n' "$*"; }
@@ -170,6 +173,31 @@ run_in_box() {
 	return "$(cat "$OUT/guest.rc")"
 }
 
+# ---------------------------------------------------------------- introspection
+# Live introspection of the demo guest: kvmi-vm connects to the `kvmi` tool,
+# which reads the guest's registers and its kernel's version string, pauses
+# and resumes it, and prints the UNHOOK event at shutdown.  The guest stays
+# up (kvmi.linger) long enough for the tool's script.
+setup_introspection() {
+	[ "$INTROSPECT" = 1 ] || return 0
+	sock=/tmp/kvmi-demo.sock
+	APPEND="$APPEND kvmi.linger=${KVMI_DEMO_LINGER:-30}"
+	VM_ARGS="$VM_ARGS --introspector unix:$sock --name debian-demo"
+	if [ "$where" = box ]; then
+		[ -f "$BUILD/kvmi-static" ] || die "$BUILD/kvmi-static not built"
+		BOX_FILES="$BOX_FILES $BUILD/kvmi-static $ROOT/demo/demo-hook.sh"
+		say "introspection: the kvmi tool listens inside the box; kvmi-vm connects to it"
+	else
+		[ -x "$BUILD/kvmi" ] || die "$BUILD/kvmi not built"
+		printf '%s\n' info "regs 0" "sleep 20" pause "regs 0" "sleep 3" resume \
+			"trace unhook seconds=120" >"$OUT/kvmi-demo.script"
+		( "$BUILD/kvmi" -t 60 -f "$OUT/kvmi-demo.script" listen "unix:$sock" 2>&1 |
+			sed -u 's/^/[kvmi] /' ) &
+		sleep 1
+		say "introspection: the kvmi tool listens on unix:$sock; kvmi-vm connects to it"
+	fi
+}
+
 # ---------------------------------------------------------------- main
 where=auto
 case "${1:-}" in
@@ -182,6 +210,7 @@ if [ "$where" = auto ]; then
 	if hardware_kvm; then where=direct; else where=box; fi
 fi
 mkdir -p "$OUT"
+setup_introspection
 if [ "$where" = direct ]; then
 	if hardware_kvm; then
 		say "hardware KVM on this host: running kvmi-vm directly on /dev/kvm"

@@ -292,6 +292,9 @@ int main(int argc, char **argv)
 	size_t key_len = 0;
 	bool quiet = false;
 
+	/* Line by line even into a pipe: events stream to jq or a log as they come. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
 	while ((opt = getopt_long(argc, argv, "+s:k:t:w:n:f:qhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's': addr = optarg; break;

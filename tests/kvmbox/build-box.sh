@@ -217,6 +217,16 @@ echo "memory:  $(awk '/^MemTotal/ {t=$2} /^MemFree/ {f=$2} END {printf "%d MiB t
 echo "cmdline: $(cat /proc/cmdline)"
 echo "====================================================="
 echo "KVMI-LINUX-GUEST-OK"
+# kvmi.linger=N on the kernel command line keeps the guest alive N more
+# seconds (the demo's introspection tool works on it meanwhile), with a
+# heartbeat so that a pause shows on the console.
+linger=$(sed -n 's/.*kvmi\.linger=\([0-9][0-9]*\).*/\1/p' /proc/cmdline)
+i=0
+while [ "$i" -lt "${linger:-0}" ]; do
+	sleep 1
+	i=$((i + 1))
+	echo "guest: alive, uptime $(cut -d' ' -f1 /proc/uptime)s"
+done
 # Let the UART drain, then reset (reboot=k: keyboard-controller pulse,
 # which kvmi-vm treats as the end of the guest).
 sleep 1
@@ -284,6 +294,9 @@ finish() {
 
 # ------------------------------------------------------------ box set-up
 setup_kvm() {
+	# Huge pages for shared memory: kvmi-vm's guest RAM (a memfd) then gets
+	# 2 MiB nested-paging mappings; halves a Linux boot in the box.
+	echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || true
 	for m in $MODULES; do
 		if ! out=$(insmod "/kvmi/modules/$m.ko" 2>&1); then
 			comment "insmod $m: $out"
