@@ -434,6 +434,43 @@ out:
 	unlink(keyfile);
 }
 
+/* A CRASH reply stops the guest the way a triple fault would. */
+static void test_crash_action(void)
+{
+	const char *log = "test_introspect-crash.log";
+	struct kvmi_listener *l = NULL;
+	struct kvmi_dom *dom = NULL;
+	struct kvmi_event_msg *ev;
+	struct mbox m;
+	pid_t pid;
+	int ret, status;
+
+	ret = kvmi_listener_open(tool_addr, NULL, &l);
+	if (ret) {
+		ok(0, "listen for the CRASH test (%d)", ret);
+		return;
+	}
+	pid = start_vmm(log, NULL);
+	ret = kvmi_listener_accept(l, 20000, &dom);
+	if (!ret)
+		ret = wait_mbox(dom, &m);
+	if (!ret)
+		ret = kvmi_dom_pause_vcpu(dom, 1, true);
+	ev = ret ? NULL : next_event(dom, 10000);
+	ok(ev && ev->event == KVMI_EVENT_PAUSE_VCPU, "pause vCPU 1 for the CRASH test");
+	if (ev) {
+		ok(kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CRASH, NULL, 0) == 0, "reply CRASH");
+		kvmi_event_free(ev);
+	}
+	status = wait_vmm(pid, 20);
+	ok(status == 4, "CRASH stops the guest: kvmi-vm exit status 4 (got %d)", status);
+	if (status != 4)
+		show_log(log);
+	if (dom)
+		kvmi_dom_close(dom);
+	kvmi_listener_close(l);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "vsock"))) {
@@ -460,6 +497,7 @@ int main(int argc, char **argv)
 	printf("# transport %s\n", vmm_addr);
 	test_session();
 	test_policy_and_key();
+	test_crash_action();
 	unlink(sock_path);
 	printf("1..%d\n", tap_n);
 	return tap_failed ? 1 : 0;
