@@ -96,6 +96,7 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned id)
 	vcpu->id = id;
 	atomic_init(&vcpu->state, VCPU_CREATED);
 	atomic_init(&vcpu->pause_request, false);
+	atomic_init(&vcpu->in_guest, false);
 	vcpu->jobs_tail = &vcpu->jobs;
 	pthread_cond_init(&vcpu->wake, NULL);
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
@@ -332,6 +333,8 @@ static void handle_mmio(struct vcpu *vcpu)
 
 	if (run->mmio.len > sizeof(run->mmio.data))
 		return;
+	if (vcpu->vm->hooks.mmio && vcpu->vm->hooks.mmio(vcpu->vm->hooks.opaque, vcpu))
+		return;
 	if (run->mmio.is_write)
 		bus_write(&vcpu->vm->mmio, vcpu, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
 	else
@@ -341,8 +344,13 @@ static void handle_mmio(struct vcpu *vcpu)
 static void handle_internal_error(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
+	struct vm *vm = vcpu->vm;
 	char why[256];
 	int n;
+
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && vm->hooks.emulation_failure &&
+	    vm->hooks.emulation_failure(vm->hooks.opaque, vcpu))
+		return;
 
 	n = snprintf(why, sizeof(why), "KVM internal error, suberror %u%s", run->internal.suberror,
 		     run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
@@ -443,12 +451,24 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
 	return run;
 }
 
+/* Out of guest mode while another thread changes what the guest must not
+ * see half done; jobs still run. */
+static void wait_while_held(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	while (atomic_load(&vm->hold) && !vm->stopping && !vcpu->jobs)
+		pthread_cond_wait(&vcpu->wake, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
 	sigset_t unblock;
-	int err;
+	int err, ret;
 
 	sigemptyset(&unblock);
 	sigaddset(&unblock, VCPU_KICK_SIGNAL);
@@ -470,7 +490,15 @@ static void *vcpu_thread(void *arg)
 			if (vm_stopping(vm))
 				break;
 		}
-		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+		atomic_store(&vcpu->in_guest, true);
+		if (atomic_load(&vm->hold)) {
+			atomic_store(&vcpu->in_guest, false);
+			wait_while_held(vcpu);
+			continue;
+		}
+		ret = ioctl(vcpu->fd, KVM_RUN, 0);
+		atomic_store(&vcpu->in_guest, false);
+		if (ret < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				if (vm->hooks.vcpu_kicked)

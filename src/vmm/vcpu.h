@@ -52,6 +52,7 @@ struct vcpu {
 
 	_Atomic int state;          /* enum vcpu_state; written by the vCPU thread only */
 	atomic_bool pause_request;  /* set by anyone, acted on by the vCPU thread */
+	atomic_bool in_guest;       /* inside KVM_RUN (see vm_hold_vcpus()) */
 	bool done;                  /* guest said GUEST_DONE (vCPU thread only) */
 
 	/* Job queue and the condition the vCPU sleeps on while it waits for

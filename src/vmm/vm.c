@@ -286,6 +286,30 @@ void vm_vcpu_done(struct vm *vm, struct vcpu *vcpu)
 		vm_request_stop(vm, KVMI_VM_EXIT_OK);
 }
 
+void vm_hold_vcpus(struct vm *vm)
+{
+	atomic_fetch_add(&vm->hold, 1);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	/* The vCPU sets in_guest before it checks hold, we set hold before we
+	 * check in_guest: one of us sees the other. */
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		while (atomic_load(&vm->vcpus[i].in_guest)) {
+			vcpu_kick(&vm->vcpus[i]);
+			usleep(20);
+		}
+	}
+}
+
+void vm_release_vcpus(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	atomic_fetch_sub(&vm->hold, 1);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		pthread_cond_broadcast(&vm->vcpus[i].wake);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;

@@ -12,6 +12,7 @@
 #define KVMI_VM_VM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,6 +52,12 @@ struct vm_hooks {
 	/* Called on the vCPU thread before every KVM_RUN (pending pauses,
 	 * TRAP events). */
 	void (*vcpu_prerun)(void *opaque, struct vcpu *vcpu);
+	/* A KVM_EXIT_MMIO; return true when handled (an access to guest RAM
+	 * that page tracking made exit), false to send it to the MMIO bus. */
+	bool (*mmio)(void *opaque, struct vcpu *vcpu);
+	/* KVM could not emulate an instruction; return true when the hook
+	 * fixed the cause and the vCPU may simply re-enter. */
+	bool (*emulation_failure)(void *opaque, struct vcpu *vcpu);
 };
 
 enum vm_boot_kind { VM_BOOT_NONE, VM_BOOT_PAYLOAD, VM_BOOT_LINUX };
@@ -87,6 +94,7 @@ struct vm {
 	pthread_cond_t cond;
 	bool stopping;
 	int exit_status;
+	atomic_uint hold;          /* > 0: vCPUs must stay out of KVM_RUN */
 	unsigned nr_vcpus_done;
 };
 
@@ -103,6 +111,14 @@ int vm_run(struct vm *vm);
 /* Any thread: stop the VM with this status; the first request wins. */
 void vm_request_stop(struct vm *vm, int status);
 bool vm_stopping(struct vm *vm);
+
+/*
+ * Keeps every vCPU out of guest mode until vm_release_vcpus(): for changes
+ * the guest must never observe half done (replacing memslots).  Returns
+ * once no vCPU is inside KVM_RUN.  Any thread; holds nest.
+ */
+void vm_hold_vcpus(struct vm *vm);
+void vm_release_vcpus(struct vm *vm);
 
 /* A vCPU reports that it finished (GUEST_DONE); the VM stops once all did. */
 void vm_vcpu_done(struct vm *vm, struct vcpu *vcpu);

@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 
 #include "../../introspection/introspection.h"
+#include "../pagetrack.h"
 #include "../util.h"
 #include "../vcpu.h"
 #include "../vm.h"
@@ -31,6 +32,8 @@
  * noted. */
 struct intro_vcpu {
 	bool trap_pending;          /* an injected exception awaits its TRAP event */
+	bool rep_complete;          /* the tool asked for no more PF events ... */
+	uint64_t rep_rip;           /* ... for the instruction at this RIP */
 };
 
 struct kvmi_backend {
@@ -44,6 +47,12 @@ struct kvmi_backend {
 	pthread_t thread;
 	bool thread_started;
 	struct intro_vcpu *vcpus;
+
+	/* Page restrictions set by the tool (view 0) and the memslot layout
+	 * that enforces them; written by the introspection thread, read by
+	 * vCPU threads on MMIO exits. */
+	pthread_rwlock_t pt_lock;
+	struct pagetrack pt;
 };
 
 static struct vcpu *vcpu_of(struct kvmi_backend *b, unsigned idx)
@@ -119,6 +128,7 @@ static int be_check_event(struct kvmi_backend *b, unsigned id)
 	case KVMI_EVENT_PAUSE_VCPU:
 	case KVMI_EVENT_TRAP:
 	case KVMI_EVENT_UNHOOK:
+	case KVMI_EVENT_PF:
 		return 0;
 	default:
 		/* Not deliverable by this VMM on this host (yet): see
@@ -139,6 +149,16 @@ static void be_session_end(struct kvmi_backend *b)
 	 * Nothing else is tool-made yet (page restrictions, MSR filters and
 	 * breakpoints come with the events issue and are undone here). */
 	pr_debug("introspection: session over; the guest keeps running");
+	/* Every page restriction goes with the tool. */
+	vm_hold_vcpus(b->vm);
+	pthread_rwlock_wrlock(&b->pt_lock);
+	if (b->pt.n) {
+		pagetrack_clear(&b->pt);
+		if (guest_memory_apply_tracking(&b->vm->mem, &b->pt, NULL, NULL))
+			pr_err("introspection: cannot restore the guest's memory slots");
+	}
+	pthread_rwlock_unlock(&b->pt_lock);
+	vm_release_vcpus(b->vm);
 	for (unsigned i = 0; i < b->vm->nr_vcpus; i++)
 		vcpu_wake(&b->vm->vcpus[i]);
 }
@@ -229,6 +249,47 @@ static int be_read_physical(struct kvmi_backend *b, uint64_t gpa, void *buf, siz
 static int be_write_physical(struct kvmi_backend *b, uint64_t gpa, const void *buf, size_t size)
 {
 	return guest_write(&b->vm->mem, gpa, buf, size) ? -KVM_ENOENT : 0;
+}
+
+static int be_set_page_access(struct kvmi_backend *b, uint16_t view,
+			      const struct kvmi_page_access_entry *e, unsigned count)
+{
+	struct pt_entry *pe;
+	unsigned n = 0, removed = 0, added = 0;
+	int first = 0, err;
+
+	if (view != 0)
+		return -KVM_EOPNOTSUPP; /* no EPT views on stock KVM */
+	pe = calloc(count, sizeof(*pe));
+	if (!pe)
+		return -KVM_ENOMEM;
+	for (unsigned i = 0; i < count; i++) {
+		/* Execute restrictions need the single-step path (not yet):
+		 * refuse such entries, apply the others (first error wins). */
+		if (!(e[i].access & KVMI_PAGE_ACCESS_X)) {
+			if (!first)
+				first = -KVM_EOPNOTSUPP;
+			continue;
+		}
+		pe[n++] = (struct pt_entry){ e[i].gpa >> 12, e[i].access };
+	}
+	/* Replacing a slot removes its pages for a moment: no vCPU may run
+	 * then (a page walk through a missing page table is fatal). */
+	vm_hold_vcpus(b->vm);
+	pthread_rwlock_wrlock(&b->pt_lock);
+	err = pagetrack_update(&b->pt, pe, n);
+	if (!err)
+		err = guest_memory_apply_tracking(&b->vm->mem, &b->pt, &removed, &added);
+	pthread_rwlock_unlock(&b->pt_lock);
+	vm_release_vcpus(b->vm);
+	free(pe);
+	if (err) {
+		pr_err("introspection: SET_PAGE_ACCESS: %s", strerror(-err));
+		return err == -ENOMEM ? -KVM_ENOMEM : -KVM_EINVAL;
+	}
+	pr_debug("introspection: SET_PAGE_ACCESS %u entries: %u slots removed, %u added, %u tracked pages",
+		 count, removed, added, (unsigned)b->pt.n);
+	return first;
 }
 
 static int be_get_max_gfn(struct kvmi_backend *b, uint64_t *gfn)
@@ -339,6 +400,7 @@ static const struct kvmi_backend_ops backend_ops = {
 	.read_physical = be_read_physical,
 	.write_physical = be_write_physical,
 	.get_max_gfn = be_get_max_gfn,
+	.set_page_access = be_set_page_access,
 	.get_tsc_speed = be_get_tsc_speed,
 	.get_registers = be_get_registers,
 	.set_registers = be_set_registers,
@@ -408,6 +470,192 @@ static void hook_prerun(void *opaque, struct vcpu *vcpu)
 		kvmi_vcpu_handle_pauses(b->srv, vcpu->id, &res);
 		handle_action(b, vcpu, "PAUSE_VCPU", &res);
 	}
+}
+
+/*
+ * Completes the pending MMIO without letting the guest run: KVM finishes
+ * an interrupted instruction on the next KVM_RUN before it looks at
+ * immediate_exit.  Used to undo an access (RETRY): complete, then put the
+ * registers back as they were before the instruction.
+ */
+static int complete_without_running(struct vcpu *vcpu)
+{
+	int ret = -EIO;
+
+	/* A read-modify-write instruction exits once more for its store: drop
+	 * it (the instruction is being undone) and finish again. */
+	for (int i = 0; i < 16; i++) {
+		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		ret = ioctl(vcpu->fd, KVM_RUN, 0);
+		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		if (ret < 0)
+			return errno == EINTR ? 0 : -errno;
+		if (vcpu->run->exit_reason != KVM_EXIT_MMIO)
+			return -EIO;
+		if (!vcpu->run->mmio.is_write) {
+			void *hva = gpa_to_hva(&vcpu->vm->mem, vcpu->run->mmio.phys_addr, vcpu->run->mmio.len);
+
+			if (hva)
+				memcpy(vcpu->run->mmio.data, hva, vcpu->run->mmio.len);
+		}
+	}
+	return ret < 0 ? ret : -EIO;
+}
+
+/* Reads may be served from the tool's ctx_data window (a guest-virtual
+ * range): true when it covers this access. */
+static bool ctx_covers(struct vcpu *vcpu, const struct kvmi_event_pf_reply *r, uint64_t gpa,
+		       unsigned len, const uint8_t **data)
+{
+	uint64_t ctx_gpa;
+
+	if (!r->ctx_size || r->ctx_size > KVMI_PF_CTX_DATA_SIZE)
+		return false;
+	kvmi_vcpu_translate_gva(vcpu, r->ctx_addr, &ctx_gpa);
+	if (ctx_gpa == KVMI_UNMAPPED_GVA || (ctx_gpa >> 12) != ((ctx_gpa + r->ctx_size - 1) >> 12))
+		return false;
+	if (gpa < ctx_gpa || gpa + len > ctx_gpa + r->ctx_size)
+		return false;
+	*data = r->ctx_data + (gpa - ctx_gpa);
+	return true;
+}
+
+static void complete_access(struct kvm_run *run, void *hva, const uint8_t *read_data)
+{
+	if (run->mmio.is_write)
+		memcpy(hva, run->mmio.data, run->mmio.len);
+	else
+		memcpy(run->mmio.data, read_data ? read_data : hva, run->mmio.len);
+}
+
+/*
+ * A guest access to RAM that exited because of page tracking (or while a
+ * slot was being replaced).  Allowed accesses complete silently; forbidden
+ * ones become a PF event with pre-read / pre-write semantics.
+ */
+static bool hook_mmio(void *opaque, struct vcpu *vcpu)
+{
+	struct kvmi_backend *b = opaque;
+	struct intro_vcpu *iv = &b->vcpus[vcpu->id];
+	struct kvm_run *run = vcpu->run;
+	uint64_t gpa = run->mmio.phys_addr;
+	unsigned len = run->mmio.len;
+	uint8_t need = run->mmio.is_write ? PT_W : PT_R, allowed;
+	struct kvmi_event_pf ev;
+	struct kvmi_event_pf_reply rpl;
+	struct kvmi_event_result res;
+	struct kvm_regs regs;
+	const uint8_t *ctx = NULL;
+	void *hva = gpa_to_hva(&b->vm->mem, gpa, len);
+
+	if (!hva)
+		return false; /* not RAM: a device */
+
+	pthread_rwlock_rdlock(&b->pt_lock);
+	allowed = pagetrack_get(&b->pt, gpa >> 12);
+	pthread_rwlock_unlock(&b->pt_lock);
+	if ((allowed & need) || !kvmi_vcpu_event_enabled(b->srv, vcpu->id, KVMI_EVENT_PF)) {
+		complete_access(run, hva, NULL);
+		return true;
+	}
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0) {
+		complete_access(run, hva, NULL);
+		return true;
+	}
+	/* rep_complete: the rest of this (string) instruction goes through. */
+	if (iv->rep_complete && regs.rip == iv->rep_rip) {
+		complete_access(run, hva, NULL);
+		return true;
+	}
+	iv->rep_complete = false;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.gva = KVMI_UNMAPPED_GVA; /* KVM's MMIO exit does not tell it */
+	ev.gpa = gpa;
+	ev.access = need;
+	ev.view = 0;
+	memset(&rpl, 0, sizeof(rpl));
+	if (kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_PF, &ev, sizeof(ev), &rpl, sizeof(rpl), &res) ||
+	    !res.delivered) {
+		complete_access(run, hva, NULL); /* nobody listens: as CONTINUE */
+		return true;
+	}
+	switch (res.action) {
+	case KVMI_EVENT_ACTION_RETRY:
+		if (run->mmio.is_write) {
+			/* KVM emulated the whole store before exiting (RIP is
+			 * already past it), so it cannot run again: perform it if
+			 * the tool granted W meanwhile, as a re-execution would,
+			 * else drop it. */
+			pthread_rwlock_rdlock(&b->pt_lock);
+			allowed = pagetrack_get(&b->pt, gpa >> 12);
+			pthread_rwlock_unlock(&b->pt_lock);
+			if (allowed & PT_W)
+				complete_access(run, hva, NULL);
+			break;
+		}
+		/* A load has not been committed yet: finish it without running
+		 * the guest and restore the registers it started with (or those
+		 * the tool set with SET_REGISTERS during the event), so the
+		 * instruction runs again. */
+		if (res.regs_applied && ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+			break;
+		memcpy(run->mmio.data, hva, len);
+		if (complete_without_running(vcpu) || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+			pr_err("vcpu %u: cannot retry the read of %#llx; it completes", vcpu->id,
+			       (unsigned long long)gpa);
+		break;
+	case KVMI_EVENT_ACTION_CRASH:
+		handle_action(b, vcpu, "PF", &res);
+		break;
+	default: /* CONTINUE */
+		if (rpl.rep_complete) {
+			iv->rep_complete = true;
+			iv->rep_rip = regs.rip;
+		}
+		if (!run->mmio.is_write && ctx_covers(vcpu, &rpl, gpa, len, &ctx))
+			complete_access(run, hva, ctx);
+		else
+			complete_access(run, hva, NULL);
+		break;
+	}
+	return true;
+}
+
+/*
+ * An instruction fetch from a page that tracking removed from the memslots
+ * (read-protected, execution allowed) cannot be emulated by KVM.  Until the
+ * single-step path exists, give the page its rights back rather than kill
+ * the guest, and say so.
+ */
+static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
+{
+	struct kvmi_backend *b = opaque;
+	struct kvm_regs regs;
+	struct pt_entry forget;
+	uint64_t gpa;
+	bool tracked;
+
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+		return false;
+	kvmi_vcpu_translate_gva(vcpu, regs.rip, &gpa);
+	if (gpa == KVMI_UNMAPPED_GVA)
+		return false;
+	vm_hold_vcpus(b->vm);
+	pthread_rwlock_wrlock(&b->pt_lock);
+	tracked = pagetrack_get(&b->pt, gpa >> 12) != PT_RWX;
+	if (tracked) {
+		forget = (struct pt_entry){ gpa >> 12, PT_RWX };
+		if (pagetrack_update(&b->pt, &forget, 1) ||
+		    guest_memory_apply_tracking(&b->vm->mem, &b->pt, NULL, NULL))
+			tracked = false;
+	}
+	pthread_rwlock_unlock(&b->pt_lock);
+	vm_release_vcpus(b->vm);
+	if (tracked)
+		pr_warn("vcpu %u: the guest executes from restricted page %#llx; its restriction is dropped "
+			"(execute tracking is not supported yet)", vcpu->id, (unsigned long long)(gpa & ~0xfffull));
+	return tracked;
 }
 
 /* ---- set-up and the connection thread --------------------------------- */
@@ -485,6 +733,8 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 		return -ENOMEM;
 	b->vm = vm;
 	b->cfg = *cfg;
+	pthread_rwlock_init(&b->pt_lock, NULL);
+	pagetrack_init(&b->pt);
 	b->vcpus = calloc(vm->nr_vcpus, sizeof(*b->vcpus));
 	if (!b->vcpus) {
 		err = -ENOMEM;
@@ -540,6 +790,8 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 	vm->intro = b;
 	vm->hooks.opaque = b;
 	vm->hooks.vcpu_prerun = hook_prerun;
+	vm->hooks.mmio = hook_mmio;
+	vm->hooks.emulation_failure = hook_emulation_failure;
 	return 0;
 
 err:
@@ -606,6 +858,8 @@ void introspect_destroy(struct vm *vm)
 		return;
 	introspect_stop(vm);
 	kvmi_server_destroy(b->srv);
+	pagetrack_destroy(&b->pt);
+	pthread_rwlock_destroy(&b->pt_lock);
 	free(b->key);
 	free(b->vcpus);
 	free(b);
