@@ -415,6 +415,16 @@ static void handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_SYSTEM_EVENT:
 		handle_system_event(vcpu);
 		break;
+	case KVM_EXIT_X86_WRMSR:
+		/* Only MSRs an introspection tool controls are filtered. */
+		if (vcpu->vm->hooks.wrmsr)
+			vcpu->vm->hooks.wrmsr(vcpu->vm->hooks.opaque, vcpu);
+		else
+			run->msr.error = 1;
+		break;
+	case KVM_EXIT_X86_RDMSR:
+		run->msr.error = 1; /* never filtered for reads: as the CPU would */
+		break;
 	default:
 		snprintf(why, sizeof(why), "unexpected exit reason %u (%s)", run->exit_reason,
 			 exit_reason_name(run->exit_reason));

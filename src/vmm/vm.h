@@ -58,6 +58,9 @@ struct vm_hooks {
 	/* KVM could not emulate an instruction; return true when the hook
 	 * fixed the cause and the vCPU may simply re-enter. */
 	bool (*emulation_failure)(void *opaque, struct vcpu *vcpu);
+	/* KVM_EXIT_X86_WRMSR of a filtered MSR: the hook completes it (sets
+	 * run->msr.error). */
+	void (*wrmsr)(void *opaque, struct vcpu *vcpu);
 };
 
 enum vm_boot_kind { VM_BOOT_NONE, VM_BOOT_PAYLOAD, VM_BOOT_LINUX };

@@ -137,6 +137,20 @@ static void show_log(const char *log)
 	fclose(f);
 }
 
+static bool log_has(const char *log, const char *text)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen(log, "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, text) != NULL;
+	fclose(f);
+	return found;
+}
+
 static int read_mbox(struct kvmi_dom *dom, struct mbox *m)
 {
 	return kvmi_dom_read_physical(dom, MBOX_GPA, m, sizeof(*m));
@@ -268,6 +282,7 @@ static void test_session(void)
 	struct mbox m1, m2, m3;
 	uint32_t version = 0, nvcpus = 0, mode = 0;
 	uint64_t go = MBOX_GO;
+	bool msr_ok;
 	pid_t pid;
 	int ret, status;
 
@@ -347,14 +362,35 @@ static void test_session(void)
 	   (unsigned long long)m1.counter[0], (unsigned long long)m2.counter[0]);
 
 	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_UNHOOK, true) == 0, "enable UNHOOK again");
+	msr_ok = kvmi_dom_check_event(dom, KVMI_EVENT_MSR) == 0;
+	if (msr_ok) {
+		ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_MSR, true) == 0 &&
+		   kvmi_dom_control_msr(dom, 0, 0x175, true) == 0, "watch writes of MSR 0x175 on vCPU 0");
+		ok(kvmi_dom_control_msr(dom, 0, 0x2000, true) == -EINVAL, "CONTROL_MSR outside the allowed ranges: EINVAL");
+	} else {
+		ok(1, "# SKIP MSR events not available on this host");
+	}
 	ok(kvmi_dom_write_physical(dom, MBOX_GPA + 8, &go, sizeof(go)) == 0, "WRITE_PHYSICAL the go word");
 	ev = next_event(dom, 20000);
+	if (msr_ok) {
+		struct kvmi_event_msr_reply mr = { .new_val = 0x5678 };
+
+		ok(ev && ev->event == KVMI_EVENT_MSR && ev->vcpu == 0 && ev->specific.msr.msr == 0x175 &&
+		   ev->specific.msr.new_value == 0x1234 && ev->specific.msr.old_value != 0x1234,
+		   "MSR event: index, old and new value of the guest's WRMSR");
+		if (ev)
+			kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, &mr, sizeof(mr));
+		kvmi_event_free(ev);
+		ev = next_event(dom, 20000);
+	}
 	ok(ev && ev->event == KVMI_EVENT_UNHOOK, "UNHOOK arrives when the guest shuts down");
 	kvmi_event_free(ev);
 	kvmi_dom_close(dom);
 	dom = NULL;
 	status = wait_vmm(pid, 30);
 	ok(status == 0, "guest saw the write and the injected #UD, VM exit status 0 (got %d)", status);
+	if (msr_ok)
+		ok(log_has(log, "msr 0x175 = 0x5678"), "CONTINUE wrote the tool's new_val: the guest reads 0x5678");
 	if (status)
 		show_log(log);
 	pid = 0;

@@ -30,7 +30,12 @@
 
 /* Per-vCPU introspection state, touched by the vCPU thread only unless
  * noted. */
+#define MSR_RANGE_LEN 0x2000u   /* CONTROL_MSR: 0..0x1fff and 0xc0000000..0xc0001fff */
+#define MSR_HIGH_BASE 0xc0000000u
+
 struct intro_vcpu {
+	/* MSRs whose writes this vCPU reports (CONTROL_MSR), by range. */
+	uint8_t msr_lo[MSR_RANGE_LEN / 8], msr_hi[MSR_RANGE_LEN / 8];
 	bool trap_pending;          /* an injected exception awaits its TRAP event */
 	bool rep_complete;          /* the tool asked for no more PF events ... */
 	uint64_t rep_rip;           /* ... for the instruction at this RIP */
@@ -53,7 +58,59 @@ struct kvmi_backend {
 	 * vCPU threads on MMIO exits. */
 	pthread_rwlock_t pt_lock;
 	struct pagetrack pt;
+
+	bool have_msr_filter;       /* KVM_CAP_X86_USER_SPACE_MSR + MSR filter */
+	pthread_mutex_t msr_lock;   /* the per-vCPU masks and the VM's filter */
 };
+
+/* The bit of msr in a vCPU's masks, or NULL outside the allowed ranges. */
+static uint8_t *msr_byte(struct intro_vcpu *iv, uint32_t msr, uint8_t *bit)
+{
+	if (msr < MSR_RANGE_LEN) {
+		*bit = (uint8_t)(1u << (msr & 7));
+		return &iv->msr_lo[msr / 8];
+	}
+	if (msr >= MSR_HIGH_BASE && msr - MSR_HIGH_BASE < MSR_RANGE_LEN) {
+		*bit = (uint8_t)(1u << ((msr - MSR_HIGH_BASE) & 7));
+		return &iv->msr_hi[(msr - MSR_HIGH_BASE) / 8];
+	}
+	return NULL;
+}
+
+static bool msr_controlled(struct intro_vcpu *iv, uint32_t msr)
+{
+	uint8_t bit, *p = msr_byte(iv, msr, &bit);
+
+	return p && (*p & bit);
+}
+
+/*
+ * The VM's MSR filter: writes of an MSR any vCPU controls exit to us, all
+ * other accesses run without exits.  Caller holds msr_lock.
+ */
+static int update_msr_filter(struct kvmi_backend *b)
+{
+	static uint8_t lo[MSR_RANGE_LEN / 8], hi[MSR_RANGE_LEN / 8];
+	struct kvm_msr_filter f;
+	bool any = false;
+
+	memset(lo, 0xff, sizeof(lo));
+	memset(hi, 0xff, sizeof(hi));
+	for (unsigned v = 0; v < b->vm->nr_vcpus; v++) {
+		for (unsigned i = 0; i < sizeof(lo); i++) {
+			lo[i] &= (uint8_t)~b->vcpus[v].msr_lo[i];
+			hi[i] &= (uint8_t)~b->vcpus[v].msr_hi[i];
+			any |= b->vcpus[v].msr_lo[i] || b->vcpus[v].msr_hi[i];
+		}
+	}
+	memset(&f, 0, sizeof(f));
+	f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+	if (any) {
+		f.ranges[0] = (struct kvm_msr_filter_range){ KVM_MSR_FILTER_WRITE, MSR_RANGE_LEN, 0, lo };
+		f.ranges[1] = (struct kvm_msr_filter_range){ KVM_MSR_FILTER_WRITE, MSR_RANGE_LEN, MSR_HIGH_BASE, hi };
+	}
+	return ioctl(b->vm->vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0 ? -errno : 0;
+}
 
 static struct vcpu *vcpu_of(struct kvmi_backend *b, unsigned idx)
 {
@@ -121,10 +178,18 @@ static unsigned be_vcpu_count(struct kvmi_backend *b)
 	return b->vm->nr_vcpus;
 }
 
+static int be_check_command(struct kvmi_backend *b, unsigned id)
+{
+	if (id == KVMI_CONTROL_MSR && !b->have_msr_filter)
+		return -KVM_EOPNOTSUPP;
+	return 0;
+}
+
 static int be_check_event(struct kvmi_backend *b, unsigned id)
 {
-	(void)b;
 	switch (id) {
+	case KVMI_EVENT_MSR:
+		return b->have_msr_filter ? 0 : -KVM_EOPNOTSUPP;
 	case KVMI_EVENT_PAUSE_VCPU:
 	case KVMI_EVENT_TRAP:
 	case KVMI_EVENT_UNHOOK:
@@ -159,6 +224,17 @@ static void be_session_end(struct kvmi_backend *b)
 	}
 	pthread_rwlock_unlock(&b->pt_lock);
 	vm_release_vcpus(b->vm);
+	/* ...and so does every MSR interception. */
+	if (b->have_msr_filter) {
+		pthread_mutex_lock(&b->msr_lock);
+		for (unsigned i = 0; i < b->vm->nr_vcpus; i++) {
+			memset(b->vcpus[i].msr_lo, 0, sizeof(b->vcpus[i].msr_lo));
+			memset(b->vcpus[i].msr_hi, 0, sizeof(b->vcpus[i].msr_hi));
+		}
+		if (update_msr_filter(b))
+			pr_err("introspection: cannot clear the MSR filter");
+		pthread_mutex_unlock(&b->msr_lock);
+	}
 	for (unsigned i = 0; i < b->vm->nr_vcpus; i++)
 		vcpu_wake(&b->vm->vcpus[i]);
 }
@@ -292,6 +368,29 @@ static int be_set_page_access(struct kvmi_backend *b, uint16_t view,
 	return first;
 }
 
+static int be_control_msr(struct kvmi_backend *b, unsigned idx, uint32_t msr, bool enable)
+{
+	struct intro_vcpu *iv = &b->vcpus[idx];
+	uint8_t bit, *p, old;
+	int err;
+
+	if (!b->have_msr_filter)
+		return -KVM_EOPNOTSUPP;
+	pthread_mutex_lock(&b->msr_lock);
+	p = msr_byte(iv, msr, &bit);
+	if (!p) {
+		pthread_mutex_unlock(&b->msr_lock);
+		return -KVM_EINVAL;
+	}
+	old = *p;
+	*p = enable ? (uint8_t)(*p | bit) : (uint8_t)(*p & ~bit);
+	err = old == *p ? 0 : update_msr_filter(b);
+	if (err)
+		*p = old;
+	pthread_mutex_unlock(&b->msr_lock);
+	return err ? -KVM_EINVAL : 0;
+}
+
 static int be_get_max_gfn(struct kvmi_backend *b, uint64_t *gfn)
 {
 	*gfn = kvmi_vm_max_gfn(b->vm);
@@ -389,6 +488,7 @@ static int be_translate_gva(struct kvmi_backend *b, unsigned idx, uint64_t gva, 
 
 static const struct kvmi_backend_ops backend_ops = {
 	.vcpu_count = be_vcpu_count,
+	.check_command = be_check_command,
 	.check_event = be_check_event,
 	.queue_vcpu_job = be_queue_vcpu_job,
 	.wait_reply = be_wait_reply,
@@ -401,6 +501,7 @@ static const struct kvmi_backend_ops backend_ops = {
 	.write_physical = be_write_physical,
 	.get_max_gfn = be_get_max_gfn,
 	.set_page_access = be_set_page_access,
+	.control_msr = be_control_msr,
 	.get_tsc_speed = be_get_tsc_speed,
 	.get_registers = be_get_registers,
 	.set_registers = be_set_registers,
@@ -658,6 +759,62 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 	return tracked;
 }
 
+static int set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = { .hdr.nmsrs = 1, .e = { .index = index, .data = value } };
+
+	return ioctl(vcpu->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EINVAL;
+}
+
+static int get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = { .hdr.nmsrs = 1, .e = { .index = index } };
+
+	if (ioctl(vcpu->fd, KVM_GET_MSRS, &m) != 1)
+		return -EINVAL;
+	*value = m.e.data;
+	return 0;
+}
+
+/*
+ * A guest WRMSR of a filtered MSR.  KVM has not written it: with the event
+ * the tool sees old and new value, and CONTINUE writes the reply's new_val
+ * (the tool vetoes by echoing the old one).  msr.error = 1 makes the guest
+ * take #GP, as the CPU would for a value the MSR refuses.
+ */
+static void hook_wrmsr(void *opaque, struct vcpu *vcpu)
+{
+	struct kvmi_backend *b = opaque;
+	struct kvm_run *run = vcpu->run;
+	struct kvmi_event_msr ev = { .msr = run->msr.index, .new_value = run->msr.data };
+	struct kvmi_event_msr_reply rpl = { .new_val = run->msr.data };
+	struct kvmi_event_result res;
+	uint64_t value = run->msr.data;
+	bool controlled;
+
+	pthread_mutex_lock(&b->msr_lock);
+	controlled = msr_controlled(&b->vcpus[vcpu->id], run->msr.index);
+	pthread_mutex_unlock(&b->msr_lock);
+	/* Events come only for writes that change the value. */
+	if (controlled && get_msr(vcpu, run->msr.index, &ev.old_value) == 0 && ev.old_value != value &&
+	    kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_MSR, &ev, sizeof(ev), &rpl, sizeof(rpl), &res) == 0 &&
+	    res.delivered) {
+		if (res.action == KVMI_EVENT_ACTION_CRASH) {
+			handle_action(b, vcpu, "MSR", &res);
+			run->msr.error = 0;
+			return;
+		}
+		value = rpl.new_val;
+	}
+	run->msr.error = set_msr(vcpu, run->msr.index, value) ? 1 : 0;
+}
+
 /* ---- set-up and the connection thread --------------------------------- */
 
 static void server_log(void *ctx, enum kvmi_srv_log_level level, const char *msg)
@@ -735,6 +892,16 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 	b->cfg = *cfg;
 	pthread_rwlock_init(&b->pt_lock, NULL);
 	pagetrack_init(&b->pt);
+	pthread_mutex_init(&b->msr_lock, NULL);
+	/* MSR events: writes exit to userspace through the MSR filter. */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) > 0) {
+		struct kvm_enable_cap cap = {
+			.cap = KVM_CAP_X86_USER_SPACE_MSR, .args = { KVM_MSR_EXIT_REASON_FILTER },
+		};
+
+		b->have_msr_filter = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
+	}
+	pr_debug("introspection: MSR events %s", b->have_msr_filter ? "available" : "unavailable");
 	b->vcpus = calloc(vm->nr_vcpus, sizeof(*b->vcpus));
 	if (!b->vcpus) {
 		err = -ENOMEM;
@@ -792,6 +959,7 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 	vm->hooks.vcpu_prerun = hook_prerun;
 	vm->hooks.mmio = hook_mmio;
 	vm->hooks.emulation_failure = hook_emulation_failure;
+	vm->hooks.wrmsr = hook_wrmsr;
 	return 0;
 
 err:
@@ -860,6 +1028,7 @@ void introspect_destroy(struct vm *vm)
 	kvmi_server_destroy(b->srv);
 	pagetrack_destroy(&b->pt);
 	pthread_rwlock_destroy(&b->pt_lock);
+	pthread_mutex_destroy(&b->msr_lock);
 	free(b->key);
 	free(b->vcpus);
 	free(b);

@@ -6,6 +6,8 @@
  * iteration, until the introspection tool writes the "go" word with
  * WRITE_PHYSICAL.  So the tool can see that a paused vCPU stops, and that a
  * SET_REGISTERS sent during an event reached the vCPU (its RBX shows up).
+ * After "go", vCPU 0 writes MSR 0x175 with 0x1234 and prints what it reads
+ * back (the tool may have rewritten the value through an MSR event).
  * Exceptions the tool injects (a #UD) are counted, not skipped: an injected
  * exception interrupts an instruction that did not fault.
  */
@@ -74,6 +76,12 @@ void guest_main(unsigned nr_vcpus, unsigned vcpu)
 	GUEST_SYNC(1);
 	run_in_ring3(spin_until_go, &vcpu);
 	if (vcpu == 0) {
+		uint32_t lo, hi;
+
+		/* An MSR write the tool may watch (and rewrite): SYSENTER_ESP. */
+		__asm__ volatile("wrmsr" : : "c"(0x175), "a"(0x1234), "d"(0) : "memory");
+		__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(0x175));
+		GUEST_PRINTF("msr 0x175 = 0x%llx", ((unsigned long long)hi << 32) | lo);
 		GUEST_PRINTF("go; %llu injected #UD", (unsigned long long)MBOX->injected_ud);
 		GUEST_ASSERT(MBOX->injected_ud >= 1);
 	}
