@@ -422,6 +422,10 @@ static void handle_exit(struct vcpu *vcpu)
 		else
 			run->msr.error = 1;
 		break;
+	case KVM_EXIT_DEBUG:
+		if (vcpu->vm->hooks.debug)
+			vcpu->vm->hooks.debug(vcpu->vm->hooks.opaque, vcpu);
+		break;
 	case KVM_EXIT_X86_RDMSR:
 		run->msr.error = 1; /* never filtered for reads: as the CPU would */
 		break;

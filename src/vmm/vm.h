@@ -61,6 +61,8 @@ struct vm_hooks {
 	/* KVM_EXIT_X86_WRMSR of a filtered MSR: the hook completes it (sets
 	 * run->msr.error). */
 	void (*wrmsr)(void *opaque, struct vcpu *vcpu);
+	/* KVM_EXIT_DEBUG (single-step, breakpoints). */
+	void (*debug)(void *opaque, struct vcpu *vcpu);
 };
 
 enum vm_boot_kind { VM_BOOT_NONE, VM_BOOT_PAYLOAD, VM_BOOT_LINUX };

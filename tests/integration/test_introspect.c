@@ -282,7 +282,8 @@ static void test_session(void)
 	struct mbox m1, m2, m3;
 	uint32_t version = 0, nvcpus = 0, mode = 0;
 	uint64_t go = MBOX_GO;
-	bool msr_ok;
+	bool msr_ok, ss_ok = false;
+	struct kvmi_features f2;
 	pid_t pid;
 	int ret, status;
 
@@ -299,6 +300,10 @@ static void test_session(void)
 	ok(kvmi_dom_hello(dom)->uuid[0] == 0x01 && kvmi_dom_hello(dom)->uuid[15] == 0xef,
 	   "handshake carries the VM UUID");
 	ok(kvmi_dom_get_version(dom, &version, &feat) == 0 && version == 1, "GET_VERSION = 1");
+	ret = kvmi_dom_get_version(dom, &version, &f2);
+	ok(ret == 0 && (f2.singlestep != 0) == (kvmi_dom_check_event(dom, KVMI_EVENT_SINGLESTEP) == 0) &&
+	   !f2.spp && !f2.ve,
+	   "features: single-step as the host offers it, no SPP/#VE (singlestep=%u)", f2.singlestep);
 	ok(kvmi_dom_get_guest_info(dom, &nvcpus) == 0 && nvcpus == NR_VCPUS, "GET_GUEST_INFO: %d vCPUs", NR_VCPUS);
 	ok(kvmi_dom_check_command(dom, KVMI_GET_REGISTERS) == 0, "CHECK_COMMAND GET_REGISTERS allowed");
 	ok(kvmi_dom_check_event(dom, KVMI_EVENT_PAUSE_VCPU) == 0, "CHECK_EVENT PAUSE_VCPU deliverable");
@@ -378,10 +383,31 @@ static void test_session(void)
 		ok(ev && ev->event == KVMI_EVENT_MSR && ev->vcpu == 0 && ev->specific.msr.msr == 0x175 &&
 		   ev->specific.msr.new_value == 0x1234 && ev->specific.msr.old_value != 0x1234,
 		   "MSR event: index, old and new value of the guest's WRMSR");
+		/* Single-step the instructions after the WRMSR (ring 0). */
+		ss_ok = kvmi_dom_check_event(dom, KVMI_EVENT_SINGLESTEP) == 0;
+		if (ev && ss_ok)
+			ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_SINGLESTEP, true) == 0 &&
+			   kvmi_dom_control_singlestep(dom, 0, true) == 0, "CONTROL_SINGLESTEP on during the MSR event");
 		if (ev)
 			kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, &mr, sizeof(mr));
 		kvmi_event_free(ev);
 		ev = next_event(dom, 20000);
+		if (ss_ok) {
+			uint64_t rip[3] = { 0 };
+			unsigned steps = 0;
+
+			while (ev && ev->event == KVMI_EVENT_SINGLESTEP && steps < 3) {
+				rip[steps++] = ev->common.arch.regs.rip;
+				if (steps == 3)
+					kvmi_dom_control_singlestep(dom, 0, false);
+				kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+				kvmi_event_free(ev);
+				ev = next_event(dom, 20000);
+			}
+			ok(steps == 3 && rip[0] != rip[1] && rip[1] != rip[2] && !ev->specific.singlestep.failed,
+			   "SINGLESTEP events, one per instruction (rip %#llx, %#llx, %#llx)",
+			   (unsigned long long)rip[0], (unsigned long long)rip[1], (unsigned long long)rip[2]);
+		}
 	}
 	ok(ev && ev->event == KVMI_EVENT_UNHOOK, "UNHOOK arrives when the guest shuts down");
 	kvmi_event_free(ev);

@@ -37,6 +37,8 @@ struct intro_vcpu {
 	/* MSRs whose writes this vCPU reports (CONTROL_MSR), by range. */
 	uint8_t msr_lo[MSR_RANGE_LEN / 8], msr_hi[MSR_RANGE_LEN / 8];
 	bool trap_pending;          /* an injected exception awaits its TRAP event */
+	bool singlestep;            /* CONTROL_SINGLESTEP on (vCPU thread only) */
+	atomic_bool singlestep_off; /* the tool left: turn it off before the next entry */
 	bool rep_complete;          /* the tool asked for no more PF events ... */
 	uint64_t rep_rip;           /* ... for the instruction at this RIP */
 };
@@ -60,6 +62,7 @@ struct kvmi_backend {
 	struct pagetrack pt;
 
 	bool have_msr_filter;       /* KVM_CAP_X86_USER_SPACE_MSR + MSR filter */
+	bool have_singlestep;       /* KVM_CAP_SET_GUEST_DEBUG */
 	pthread_mutex_t msr_lock;   /* the per-vCPU masks and the VM's filter */
 };
 
@@ -182,6 +185,35 @@ static int be_check_command(struct kvmi_backend *b, unsigned id)
 {
 	if (id == KVMI_CONTROL_MSR && !b->have_msr_filter)
 		return -KVM_EOPNOTSUPP;
+	if (id == KVMI_VCPU_CONTROL_SINGLESTEP && !b->have_singlestep)
+		return -KVM_EOPNOTSUPP;
+	return 0;
+}
+
+static void be_get_features(struct kvmi_backend *b, struct kvmi_features *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->singlestep = b->have_singlestep;
+}
+
+static int set_singlestep(struct vcpu *vcpu, bool on)
+{
+	struct kvm_guest_debug dbg = {
+		.control = on ? KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP : 0,
+	};
+
+	return ioctl(vcpu->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0 ? -errno : 0;
+}
+
+static int be_control_singlestep(struct kvmi_backend *b, unsigned idx, bool enable)
+{
+	struct intro_vcpu *iv = &b->vcpus[idx];
+
+	if (!b->have_singlestep)
+		return -KVM_EOPNOTSUPP;
+	if (set_singlestep(vcpu_of(b, idx), enable))
+		return -KVM_EINVAL;
+	iv->singlestep = enable;
 	return 0;
 }
 
@@ -190,6 +222,8 @@ static int be_check_event(struct kvmi_backend *b, unsigned id)
 	switch (id) {
 	case KVMI_EVENT_MSR:
 		return b->have_msr_filter ? 0 : -KVM_EOPNOTSUPP;
+	case KVMI_EVENT_SINGLESTEP:
+		return b->have_singlestep ? 0 : -KVM_EOPNOTSUPP;
 	case KVMI_EVENT_PAUSE_VCPU:
 	case KVMI_EVENT_TRAP:
 	case KVMI_EVENT_UNHOOK:
@@ -235,8 +269,11 @@ static void be_session_end(struct kvmi_backend *b)
 			pr_err("introspection: cannot clear the MSR filter");
 		pthread_mutex_unlock(&b->msr_lock);
 	}
-	for (unsigned i = 0; i < b->vm->nr_vcpus; i++)
+	for (unsigned i = 0; i < b->vm->nr_vcpus; i++) {
+		atomic_store(&b->vcpus[i].singlestep_off, true);
+		vcpu_kick(&b->vm->vcpus[i]);
 		vcpu_wake(&b->vm->vcpus[i]);
+	}
 }
 
 /* ---- VM-scoped commands (introspection thread) ------------------------ */
@@ -502,6 +539,8 @@ static const struct kvmi_backend_ops backend_ops = {
 	.get_max_gfn = be_get_max_gfn,
 	.set_page_access = be_set_page_access,
 	.control_msr = be_control_msr,
+	.control_singlestep = be_control_singlestep,
+	.get_features = be_get_features,
 	.get_tsc_speed = be_get_tsc_speed,
 	.get_registers = be_get_registers,
 	.set_registers = be_set_registers,
@@ -563,6 +602,10 @@ static void hook_prerun(void *opaque, struct vcpu *vcpu)
 	struct kvmi_backend *b = opaque;
 	struct kvmi_event_result res;
 
+	if (atomic_exchange(&b->vcpus[vcpu->id].singlestep_off, false) && b->vcpus[vcpu->id].singlestep) {
+		set_singlestep(vcpu, false);
+		b->vcpus[vcpu->id].singlestep = false;
+	}
 	if (b->vcpus[vcpu->id].trap_pending)
 		send_trap(b, vcpu);
 	/* PAUSE_VCPU events have the lowest priority: after jobs and other
@@ -815,6 +858,20 @@ static void hook_wrmsr(void *opaque, struct vcpu *vcpu)
 	run->msr.error = set_msr(vcpu, run->msr.index, value) ? 1 : 0;
 }
 
+/* One instruction done under CONTROL_SINGLESTEP: the SINGLESTEP event (if
+ * the tool enabled it); stepping goes on until the tool turns it off. */
+static void hook_debug(void *opaque, struct vcpu *vcpu)
+{
+	struct kvmi_backend *b = opaque;
+	struct kvmi_event_singlestep ev = { .failed = 0 };
+	struct kvmi_event_result res;
+
+	if (!b->vcpus[vcpu->id].singlestep)
+		return;
+	if (kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_SINGLESTEP, &ev, sizeof(ev), NULL, 0, &res) == 0)
+		handle_action(b, vcpu, "SINGLESTEP", &res);
+}
+
 /* ---- set-up and the connection thread --------------------------------- */
 
 static void server_log(void *ctx, enum kvmi_srv_log_level level, const char *msg)
@@ -901,7 +958,10 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 
 		b->have_msr_filter = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
 	}
-	pr_debug("introspection: MSR events %s", b->have_msr_filter ? "available" : "unavailable");
+	b->have_singlestep = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_GUEST_DEBUG) > 0;
+	pr_debug("introspection: MSR events %s, single-step %s",
+		 b->have_msr_filter ? "available" : "unavailable",
+		 b->have_singlestep ? "available" : "unavailable");
 	b->vcpus = calloc(vm->nr_vcpus, sizeof(*b->vcpus));
 	if (!b->vcpus) {
 		err = -ENOMEM;
@@ -960,6 +1020,7 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 	vm->hooks.mmio = hook_mmio;
 	vm->hooks.emulation_failure = hook_emulation_failure;
 	vm->hooks.wrmsr = hook_wrmsr;
+	vm->hooks.debug = hook_debug;
 	return 0;
 
 err:
