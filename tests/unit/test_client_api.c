@@ -203,10 +203,11 @@ static void t_names(void)
 
 static void t_bad_addresses(void)
 {
+	static const char too_long[] = "unix:/this/path/is/way/too/long/for/a/sockaddr_un/"
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 	static const char *const bad[] = {
 		"", "tcp:1.2.3.4:5", "unix:", "vsock:", "vsock:3", "vsock:3:0", "vsock:x:5",
-		"vsock:3:99999999999", "unix:/this/path/is/way/too/long/for/a/sockaddr_un/"
-		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+		"vsock:3:99999999999", too_long,
 	};
 	struct kvmi_listener *l = (struct kvmi_listener *)1;
 	struct kvmi_config bad_cfg = { .size = 1 };

@@ -802,26 +802,34 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 	return tracked;
 }
 
+/* struct kvm_msrs with room for one entry (a flexible array member cannot
+ * sit inside another struct in ISO C). */
+union one_msr {
+	struct kvm_msrs hdr;
+	uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+};
+
 static int set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e = { .index = index, .data = value } };
+	union one_msr m;
 
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.hdr.entries[0].index = index;
+	m.hdr.entries[0].data = value;
 	return ioctl(vcpu->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EINVAL;
 }
 
 static int get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e = { .index = index } };
+	union one_msr m;
 
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.hdr.entries[0].index = index;
 	if (ioctl(vcpu->fd, KVM_GET_MSRS, &m) != 1)
 		return -EINVAL;
-	*value = m.e.data;
+	*value = m.hdr.entries[0].data;
 	return 0;
 }
 
