@@ -210,6 +210,18 @@ static void exercise_vcpu_commands(struct kvmi_dom *dom)
 	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_XSETBV, true) == -EOPNOTSUPP,
 	   "an event this host cannot deliver cannot be enabled");
 	ok(kvmi_dom_read_physical(dom, 0x7ff00000ull, &v, 8) == -ENOENT, "READ_PHYSICAL beyond RAM: ENOENT");
+	{
+		struct kvmi_query_physical q = { .gfn = MBOX_GPA >> 12 };
+		struct kvmi_query_physical_reply qr = { 0 };
+
+		ret = kvmi_dom_command(dom, KVMI_QUERY_PHYSICAL, &q, sizeof(q), &qr, sizeof(qr), NULL);
+		ok(ret == 0 && qr.gfn == 0 && qr.size == (256ull << 20) >> 12,
+		   "QUERY_PHYSICAL: the RAM region holding the mailbox (gfn %#llx, %llu pages)",
+		   (unsigned long long)qr.gfn, (unsigned long long)qr.size);
+		q.gfn = 0x7ff00;
+		ok(kvmi_dom_command(dom, KVMI_QUERY_PHYSICAL, &q, sizeof(q), &qr, sizeof(qr), NULL) == -ENOENT,
+		   "QUERY_PHYSICAL beyond RAM: ENOENT");
+	}
 	ok(kvmi_dom_read_physical(dom, MBOX_GPA + 4090, &v, 8) == -EINVAL, "READ_PHYSICAL across a page: EINVAL");
 }
 

@@ -405,6 +405,23 @@ static int be_set_page_access(struct kvmi_backend *b, uint16_t view,
 	return first;
 }
 
+/* QUERY_PHYSICAL: the RAM region holding gfn, as {first gfn, pages}. */
+static int be_query_physical(struct kvmi_backend *b, uint64_t gfn, struct kvmi_query_physical_reply *r)
+{
+	const struct guest_memory *mem = &b->vm->mem;
+
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		uint64_t first = mem->regions[i].gpa >> 12, pages = mem->regions[i].size >> 12;
+
+		if (gfn >= first && gfn - first < pages) {
+			r->gfn = first;
+			r->size = pages;
+			return 0;
+		}
+	}
+	return -KVM_ENOENT;
+}
+
 static int be_control_msr(struct kvmi_backend *b, unsigned idx, uint32_t msr, bool enable)
 {
 	struct intro_vcpu *iv = &b->vcpus[idx];
@@ -539,6 +556,7 @@ static const struct kvmi_backend_ops backend_ops = {
 	.get_max_gfn = be_get_max_gfn,
 	.set_page_access = be_set_page_access,
 	.control_msr = be_control_msr,
+	.query_physical = be_query_physical,
 	.control_singlestep = be_control_singlestep,
 	.get_features = be_get_features,
 	.get_tsc_speed = be_get_tsc_speed,
