@@ -38,7 +38,8 @@ int memslot_map_add(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8
 
 	if (!size || (gpa | size) & (GUEST_PAGE_SIZE - 1))
 		return -EINVAL;
-	for (i = 0; i < mem->nr_slots_max; i++) {
+	for (unsigned k = 0; k < mem->nr_slots_max; k++) {
+		i = (mem->free_hint + k) % mem->nr_slots_max;
 		if (!mem->slots[i].used) {
 			s = &mem->slots[i];
 			break;
@@ -52,6 +53,7 @@ int memslot_map_add(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8
 		return err;
 	s->used = true;
 	mem->nr_slots_used++;
+	mem->free_hint = (s->id + 1) % mem->nr_slots_max;
 	if (slot_id)
 		*slot_id = s->id;
 	return 0;
@@ -70,6 +72,8 @@ int memslot_map_remove(struct guest_memory *mem, uint32_t slot_id)
 		return err;
 	s->used = false;
 	mem->nr_slots_used--;
+	if (slot_id < mem->free_hint)
+		mem->free_hint = slot_id;
 	return 0;
 }
 
@@ -186,8 +190,8 @@ static bool same_segment(const struct pt_segment *a, const struct pt_segment *b)
 	return a->gpa == b->gpa && a->size == b->size && a->kind == b->kind;
 }
 
-/* Is segment s part of layout v (both sorted by gpa)? */
-static bool layout_has(const struct pt_segment *v, size_t n, const struct pt_segment *s)
+/* Index of segment s in layout v (sorted by gpa), or n if absent. */
+static size_t layout_find(const struct pt_segment *v, size_t n, const struct pt_segment *s)
 {
 	size_t lo = 0, hi = n;
 
@@ -199,7 +203,12 @@ static bool layout_has(const struct pt_segment *v, size_t n, const struct pt_seg
 		else
 			hi = mid;
 	}
-	return lo < n && same_segment(&v[lo], s);
+	return lo < n && same_segment(&v[lo], s) ? lo : n;
+}
+
+static bool layout_has(const struct pt_segment *v, size_t n, const struct pt_segment *s)
+{
+	return layout_find(v, n, s) < n;
 }
 
 static int apply_region(struct guest_memory *mem, struct mem_region *r, const struct pagetrack *pt,
@@ -235,9 +244,7 @@ static int apply_region(struct guest_memory *mem, struct mem_region *r, const st
 		if (s->kind == PT_HOLE)
 			continue;
 		/* Kept from the old layout? */
-		for (j = 0; j < r->nr_layout; j++)
-			if (same_segment(&r->layout[j], s))
-				break;
+		j = layout_find(r->layout, r->nr_layout, s);
 		if (j < r->nr_layout && r->slot_ids[j] != UINT32_MAX) {
 			ids[i] = r->slot_ids[j];
 			continue;

@@ -55,6 +55,7 @@ struct guest_memory {
 	struct memslot *slots;  /* indexed by KVM slot id */
 	unsigned nr_slots_max;  /* KVM_CAP_NR_MEMSLOTS */
 	unsigned nr_slots_used;
+	unsigned free_hint;     /* where the search for a free slot id starts */
 };
 
 /* Creates the memfd, maps it and registers one memslot per region. */

@@ -88,8 +88,42 @@ static void test_apply(void)
 	pagetrack_destroy(&pt);
 }
 
+/* Slot counts follow the number of distinct ranges, not of pages. */
+static void test_coalescing(void)
+{
+	static struct pt_entry e[10000];
+	struct guest_memory mem;
+	struct pagetrack pt;
+	unsigned rm, ad;
+
+	pagetrack_init(&pt);
+	ok(guest_memory_init(&mem, -1, 256 << 20, 32764) == 0, "coalescing: 256 MiB");
+	for (unsigned i = 0; i < 511; i++)
+		e[i] = (struct pt_entry){ 0x1000 + i, PT_R | PT_X };
+	pagetrack_update(&pt, e, 511);
+	ok(guest_memory_apply_tracking(&mem, &pt, &rm, &ad) == 0 && mem.nr_slots_used == 3,
+	   "511 adjacent write-protected pages: 3 slots (got %u)", mem.nr_slots_used);
+	for (unsigned i = 0; i < 10000; i++)
+		e[i] = (struct pt_entry){ 0x2000 + i, PT_R | PT_X };
+	pagetrack_update(&pt, e, 10000);
+	ok(guest_memory_apply_tracking(&mem, &pt, &rm, &ad) == 0 && mem.nr_slots_used == 5,
+	   "plus 10,000 adjacent ones elsewhere: 5 slots (got %u)", mem.nr_slots_used);
+	pagetrack_clear(&pt);
+	for (unsigned i = 0; i < 10000; i++)
+		e[i] = (struct pt_entry){ 0x8000 + 2 * i, PT_R | PT_X };
+	pagetrack_update(&pt, e, 10000);
+	ok(guest_memory_apply_tracking(&mem, &pt, &rm, &ad) == 0 && mem.nr_slots_used == 20001,
+	   "10,000 scattered pages: one slot per range, 20,001 (got %u)", mem.nr_slots_used);
+	pagetrack_clear(&pt);
+	ok(guest_memory_apply_tracking(&mem, &pt, &rm, &ad) == 0 && mem.nr_slots_used == 1,
+	   "all forgotten: back to 1 slot");
+	guest_memory_destroy(&mem);
+	pagetrack_destroy(&pt);
+}
+
 int main(void)
 {
+	test_coalescing();
 	test_update();
 	test_layout();
 	test_apply();
