@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON_TEST_ARGS ?= --print-errorlogs
 
-.PHONY: all deps build demo check check-asan fuzz clean
+.PHONY: all deps build demo check check-asan fuzz bench clean
 
 all: build
 
@@ -40,6 +40,13 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@./scripts/install-deps.sh --fuzz
 	./fuzz/run-fuzzers.sh $(FUZZ_SECONDS) build-fuzz
+
+# Benchmarks (issue 5): event round trips, memory reads, QEMU's gdbstub as
+# the peer, page tracking, quiet overhead.  Writes bench/RESULTS.md and
+# bench/latency.svg; takes a few minutes.
+bench: build
+	@./scripts/install-deps.sh --bench
+	./bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
