@@ -521,6 +521,18 @@ static struct kvmi_event_msg *next_pf(struct kvmi_dom *dom)
 	return NULL;
 }
 
+/* The next PF event of one vCPU; the other vCPUs' events are continued. */
+static struct kvmi_event_msg *next_pf_of(struct kvmi_dom *dom, uint16_t vcpu)
+{
+	struct kvmi_event_msg *ev;
+
+	while ((ev = next_pf(dom)) && ev->vcpu != vcpu) {
+		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+		kvmi_event_free(ev);
+	}
+	return ev;
+}
+
 static int set_access(struct kvmi_dom *dom, uint64_t gpa, uint8_t access)
 {
 	return kvmi_dom_set_page_access(dom, &gpa, &access, 1, 0);
@@ -584,12 +596,7 @@ static void test_page_access(void)
 	read_mbox(dom, &m1);
 	if (ev)
 		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_RETRY, NULL, 0);
-	ev2 = NULL;
-	while (ev && (ev2 = next_pf(dom)) && ev2->vcpu != ev->vcpu) {
-		kvmi_dom_reply_event(dom, ev2, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
-		kvmi_event_free(ev2);
-		ev2 = NULL;
-	}
+	ev2 = ev ? next_pf_of(dom, ev->vcpu) : NULL;
 	read_mbox(dom, &m2);
 	ok(ev && ev2 && ev2->specific.pf.gpa != ev->specific.pf.gpa &&
 	   m2.counter[ev->vcpu] == m1.counter[ev->vcpu] && m2.rbx_seen[ev->vcpu] == m1.rbx_seen[ev->vcpu],
@@ -625,12 +632,7 @@ static void test_page_access(void)
 	}
 	if (ev)
 		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_RETRY, NULL, 0);
-	ev2 = NULL;
-	while (ev && (ev2 = next_pf(dom)) && ev2->vcpu != ev->vcpu) {
-		kvmi_dom_reply_event(dom, ev2, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
-		kvmi_event_free(ev2);
-		ev2 = NULL;
-	}
+	ev2 = ev ? next_pf_of(dom, ev->vcpu) : NULL;
 	ok(ev && ev2 && ev2->common.arch.regs.rip == ev->common.arch.regs.rip &&
 	   ev2->specific.pf.gpa == ev->specific.pf.gpa && ev2->specific.pf.access == KVMI_PAGE_ACCESS_R,
 	   "RETRY of a pre-read event: the load runs again (same RIP, same access)");
