@@ -495,8 +495,6 @@ static void *vcpu_thread(void *arg)
 		goto out;
 	}
 	atomic_store(&vcpu->state, VCPU_RUNNING);
-	if (vm->hooks.vcpu_start)
-		vm->hooks.vcpu_start(vm->hooks.opaque, vcpu);
 
 	while (vcpu_wait_runnable(vcpu)) {
 		if (vm->hooks.vcpu_prerun) {
@@ -515,8 +513,6 @@ static void *vcpu_thread(void *arg)
 		if (ret < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-				if (vm->hooks.vcpu_kicked)
-					vm->hooks.vcpu_kicked(vm->hooks.opaque, vcpu);
 				continue;
 			}
 			pr_err("vcpu %u: KVM_RUN: %s", vcpu->id, strerror(errno));

@@ -45,10 +45,6 @@ struct vm_hooks {
 	void *opaque;
 	/* A guest ucall; return true when handled (the default logs it). */
 	bool (*ucall)(void *opaque, struct vcpu *vcpu, struct kvmi_ucall *uc);
-	/* Called on the vCPU thread before its first KVM_RUN. */
-	void (*vcpu_start)(void *opaque, struct vcpu *vcpu);
-	/* Called on the vCPU thread when it was kicked out of KVM_RUN. */
-	void (*vcpu_kicked)(void *opaque, struct vcpu *vcpu);
 	/* Called on the vCPU thread before every KVM_RUN (pending pauses,
 	 * TRAP events). */
 	void (*vcpu_prerun)(void *opaque, struct vcpu *vcpu);

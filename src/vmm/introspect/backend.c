@@ -462,30 +462,7 @@ static int be_get_registers(struct kvmi_backend *b, unsigned idx, uint32_t *mode
 			    struct kvmi_x86_regs *regs, struct kvmi_x86_sregs *sregs,
 			    struct kvmi_x86_msr_entry *msrs, unsigned nmsrs)
 {
-	struct kvmi_get_registers_reply *r;
-	uint32_t *idxs = NULL;
-	int err;
-
-	r = calloc(1, sizeof(*r) + nmsrs * sizeof(*msrs));
-	if (nmsrs)
-		idxs = calloc(nmsrs, sizeof(*idxs));
-	if (!r || (nmsrs && !idxs)) {
-		free(r);
-		free(idxs);
-		return -KVM_ENOMEM;
-	}
-	for (unsigned i = 0; i < nmsrs; i++)
-		idxs[i] = msrs[i].index;
-	err = kvmi_vcpu_get_registers(vcpu_of(b, idx), idxs, nmsrs, r);
-	if (!err) {
-		*mode = r->mode;
-		*regs = r->regs;
-		*sregs = r->sregs;
-		memcpy(msrs, r + 1, nmsrs * sizeof(*msrs));
-	}
-	free(r);
-	free(idxs);
-	return err;
+	return kvmi_vcpu_get_registers(vcpu_of(b, idx), mode, regs, sregs, msrs, nmsrs);
 }
 
 static int be_set_registers(struct kvmi_backend *b, unsigned idx, const struct kvmi_x86_regs *regs)
@@ -820,37 +797,6 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 	return tracked;
 }
 
-/* struct kvm_msrs with room for one entry (a flexible array member cannot
- * sit inside another struct in ISO C). */
-union one_msr {
-	struct kvm_msrs hdr;
-	uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
-};
-
-static int set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
-{
-	union one_msr m;
-
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = 1;
-	m.hdr.entries[0].index = index;
-	m.hdr.entries[0].data = value;
-	return ioctl(vcpu->fd, KVM_SET_MSRS, &m) == 1 ? 0 : -EINVAL;
-}
-
-static int get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value)
-{
-	union one_msr m;
-
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = 1;
-	m.hdr.entries[0].index = index;
-	if (ioctl(vcpu->fd, KVM_GET_MSRS, &m) != 1)
-		return -EINVAL;
-	*value = m.hdr.entries[0].data;
-	return 0;
-}
-
 /*
  * A guest WRMSR of a filtered MSR.  KVM has not written it: with the event
  * the tool sees old and new value, and CONTINUE writes the reply's new_val
@@ -871,7 +817,7 @@ static void hook_wrmsr(void *opaque, struct vcpu *vcpu)
 	controlled = msr_controlled(&b->vcpus[vcpu->id], run->msr.index);
 	pthread_mutex_unlock(&b->msr_lock);
 	/* Events come only for writes that change the value. */
-	if (controlled && get_msr(vcpu, run->msr.index, &ev.old_value) == 0 && ev.old_value != value &&
+	if (controlled && kvmi_vcpu_get_msr(vcpu, run->msr.index, &ev.old_value) == 0 && ev.old_value != value &&
 	    kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_MSR, &ev, sizeof(ev), &rpl, sizeof(rpl), &res) == 0 &&
 	    res.delivered) {
 		if (res.action == KVMI_EVENT_ACTION_CRASH) {
@@ -881,7 +827,7 @@ static void hook_wrmsr(void *opaque, struct vcpu *vcpu)
 		}
 		value = rpl.new_val;
 	}
-	run->msr.error = set_msr(vcpu, run->msr.index, value) ? 1 : 0;
+	run->msr.error = kvmi_vcpu_set_msr(vcpu, run->msr.index, value) ? 1 : 0;
 }
 
 /* One instruction done under CONTROL_SINGLESTEP: the SINGLESTEP event (if

@@ -39,27 +39,51 @@ _Static_assert(sizeof(struct kvm_xsave) == KVMI_XSAVE_SIZE, "kvm_xsave layout");
 #define MTRR_TYPE_WT 4
 #define MTRR_TYPE_WB 6
 
-/* Reads n MSRs; 0, or -KVM_EINVAL if any of them cannot be read. */
-static int read_msrs(struct vcpu *vcpu, const uint32_t *idx, unsigned n, uint64_t *val)
+/* KVM_GET_MSRS / KVM_SET_MSRS on n entries (index set, data read or
+ * written in place); KVM's answer: how many entries it processed, or -1. */
+static int msrs_ioctl(struct vcpu *vcpu, unsigned long req, struct kvm_msr_entry *e, unsigned n)
 {
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(m->entries[0]));
 	int ret;
 
 	if (!m)
-		return -KVM_ENOMEM;
+		return -1;
 	m->nmsrs = n;
-	for (unsigned i = 0; i < n; i++)
-		m->entries[i].index = idx[i];
-	ret = ioctl(vcpu->fd, KVM_GET_MSRS, m);
-	if (ret == (int)n) {
-		for (unsigned i = 0; i < n; i++)
-			val[i] = m->entries[i].data;
-		ret = 0;
-	} else {
-		ret = -KVM_EINVAL;
-	}
+	memcpy(m->entries, e, n * sizeof(*e));
+	ret = ioctl(vcpu->fd, req, m);
+	if (ret > 0)
+		memcpy(e, m->entries, (size_t)ret * sizeof(*e));
 	free(m);
 	return ret;
+}
+
+/* Reads n MSRs; 0, or -KVM_EINVAL if any of them cannot be read. */
+static int read_msrs(struct vcpu *vcpu, const uint32_t *idx, unsigned n, uint64_t *val)
+{
+	struct kvm_msr_entry e[8];
+
+	if (n > ARRAY_SIZE(e))
+		return -KVM_EINVAL;
+	memset(e, 0, sizeof(e));
+	for (unsigned i = 0; i < n; i++)
+		e[i].index = idx[i];
+	if (msrs_ioctl(vcpu, KVM_GET_MSRS, e, n) != (int)n)
+		return -KVM_EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		val[i] = e[i].data;
+	return 0;
+}
+
+int kvmi_vcpu_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value)
+{
+	return read_msrs(vcpu, &index, 1, value);
+}
+
+int kvmi_vcpu_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
+{
+	struct kvm_msr_entry e = { .index = index, .data = value };
+
+	return msrs_ioctl(vcpu, KVM_SET_MSRS, &e, 1) == 1 ? 0 : -KVM_EINVAL;
 }
 
 unsigned kvmi_cpu_mode(const struct kvmi_x86_sregs *s)
@@ -77,57 +101,52 @@ int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch)
 		MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_EFER,
 		MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_IA32_CR_PAT, MSR_KERNEL_GS_BASE,
 	};
-	uint64_t v[ARRAY_SIZE(idx)];
-	int ret;
+	struct kvm_msr_entry e[ARRAY_SIZE(idx)];
+	unsigned i = 0;
 
 	memset(arch, 0, sizeof(*arch));
 	if (ioctl(vcpu->fd, KVM_GET_REGS, &arch->regs) < 0 ||
 	    ioctl(vcpu->fd, KVM_GET_SREGS, &arch->sregs) < 0)
 		return -KVM_EINVAL;
-	/* CSTAR does not exist on Intel's view of some hosts: read the MSRs one
-	 * by one so one missing MSR leaves a zero, not a failed event. */
-	for (unsigned i = 0; i < ARRAY_SIZE(idx); i++) {
-		ret = read_msrs(vcpu, &idx[i], 1, &v[i]);
-		if (ret)
-			v[i] = 0;
+	/* One KVM_GET_MSRS per event (this is the event path).  KVM stops at
+	 * the first MSR it cannot read (CSTAR on Intel's view of some hosts):
+	 * that one stays zero and the rest are read from the next. */
+	memset(e, 0, sizeof(e));
+	for (unsigned k = 0; k < ARRAY_SIZE(idx); k++)
+		e[k].index = idx[k];
+	while (i < ARRAY_SIZE(idx)) {
+		int n = msrs_ioctl(vcpu, KVM_GET_MSRS, e + i, ARRAY_SIZE(idx) - i);
+
+		if (n < 0)
+			break;
+		i += (unsigned)n;
+		if (i < ARRAY_SIZE(idx))
+			e[i++].data = 0;
 	}
-	arch->msrs.sysenter_cs = v[0];
-	arch->msrs.sysenter_esp = v[1];
-	arch->msrs.sysenter_eip = v[2];
-	arch->msrs.efer = v[3];
-	arch->msrs.star = v[4];
-	arch->msrs.lstar = v[5];
-	arch->msrs.cstar = v[6];
-	arch->msrs.pat = v[7];
-	arch->msrs.shadow_gs = v[8];
+	arch->msrs.sysenter_cs = e[0].data;
+	arch->msrs.sysenter_esp = e[1].data;
+	arch->msrs.sysenter_eip = e[2].data;
+	arch->msrs.efer = e[3].data;
+	arch->msrs.star = e[4].data;
+	arch->msrs.lstar = e[5].data;
+	arch->msrs.cstar = e[6].data;
+	arch->msrs.pat = e[7].data;
+	arch->msrs.shadow_gs = e[8].data;
 	arch->mode = (uint8_t)kvmi_cpu_mode(&arch->sregs);
 	arch->view = 0;
 	return 0;
 }
 
-int kvmi_vcpu_get_registers(struct vcpu *vcpu, const uint32_t *msrs, unsigned nmsrs,
-			    struct kvmi_get_registers_reply *reply)
+int kvmi_vcpu_get_registers(struct vcpu *vcpu, uint32_t *mode, struct kvmi_x86_regs *regs,
+			    struct kvmi_x86_sregs *sregs, struct kvmi_x86_msr_entry *msrs, unsigned nmsrs)
 {
-	struct kvmi_x86_msr_entry *e = (struct kvmi_x86_msr_entry *)(reply + 1);
-	uint64_t *vals;
-	int ret;
-
-	memset(reply, 0, sizeof(*reply));
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &reply->regs) < 0 ||
-	    ioctl(vcpu->fd, KVM_GET_SREGS, &reply->sregs) < 0)
+	if (ioctl(vcpu->fd, KVM_GET_REGS, regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, sregs) < 0)
 		return -KVM_EINVAL;
-	reply->mode = kvmi_cpu_mode(&reply->sregs);
-	reply->msrs.nmsrs = nmsrs;
-	if (!nmsrs)
-		return 0;
-	vals = calloc(nmsrs, sizeof(*vals));
-	if (!vals)
-		return -KVM_ENOMEM;
-	ret = read_msrs(vcpu, msrs, nmsrs, vals);
-	for (unsigned i = 0; !ret && i < nmsrs; i++)
-		e[i] = (struct kvmi_x86_msr_entry){ .index = msrs[i], .data = vals[i] };
-	free(vals);
-	return ret;
+	*mode = kvmi_cpu_mode(sregs);
+	/* The wire entries are struct kvm_msr_entry (asserted above). */
+	if (nmsrs && msrs_ioctl(vcpu, KVM_GET_MSRS, (struct kvm_msr_entry *)msrs, nmsrs) != (int)nmsrs)
+		return -KVM_EINVAL;
+	return 0;
 }
 
 int kvmi_vcpu_set_regs(struct vcpu *vcpu, const struct kvmi_x86_regs *regs)

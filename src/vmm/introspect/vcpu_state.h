@@ -19,9 +19,11 @@ unsigned kvmi_cpu_mode(const struct kvmi_x86_sregs *sregs);
 /* The common part of every event: regs, sregs, the nine MSRs, mode, view. */
 int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch);
 
-/* GET_REGISTERS: reply must have room for 472 + 16 * nmsrs bytes. */
-int kvmi_vcpu_get_registers(struct vcpu *vcpu, const uint32_t *msrs, unsigned nmsrs,
-			    struct kvmi_get_registers_reply *reply);
+/* GET_REGISTERS: msrs[i].data is read for every msrs[i].index. */
+int kvmi_vcpu_get_registers(struct vcpu *vcpu, uint32_t *mode, struct kvmi_x86_regs *regs,
+			    struct kvmi_x86_sregs *sregs, struct kvmi_x86_msr_entry *msrs, unsigned nmsrs);
+int kvmi_vcpu_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value);
+int kvmi_vcpu_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value);
 int kvmi_vcpu_set_regs(struct vcpu *vcpu, const struct kvmi_x86_regs *regs);
 int kvmi_vcpu_get_cpuid(struct vcpu *vcpu, uint32_t function, uint32_t index,
 			struct kvmi_get_cpuid_reply *reply);
