@@ -43,15 +43,24 @@ int ks_h_control_vm_events(struct kvmi_cmd *cmd)
 		if (err)
 			return err;
 	}
-	if (srv->ops->control_vm_events) {
-		err = srv->ops->control_vm_events(srv->b, req->event_id, req->enable);
-		if (err)
-			return err;
-	}
+	/* The bit first: the backend may wake vCPUs that then look at it
+	 * (CREATE_VCPU releases vCPUs held for the tool). */
 	if (req->enable)
-		atomic_fetch_or(&srv->vm_events, bit);
+		err = !!(atomic_fetch_or(&srv->vm_events, bit) & bit);
 	else
-		atomic_fetch_and(&srv->vm_events, ~bit);
+		err = !!(atomic_fetch_and(&srv->vm_events, ~bit) & bit);
+	if (srv->ops->control_vm_events) {
+		bool was = err;
+
+		err = srv->ops->control_vm_events(srv->b, req->event_id, req->enable);
+		if (err) {
+			if (was)
+				atomic_fetch_or(&srv->vm_events, bit);
+			else
+				atomic_fetch_and(&srv->vm_events, ~bit);
+			return err;
+		}
+	}
 	return ks_reply(srv, &cmd->rctx, 0, NULL, 0);
 }
 

@@ -52,6 +52,8 @@ static void usage(FILE *f)
 		"      --policy FILE             the same as a file (see docs/policy.md)\n"
 		"      --handshake-timeout SECS  give up on a stalled handshake (default 10)\n"
 		"      --unhook-timeout SECS     wait for the tool after UNHOOK at shutdown (default 5)\n"
+		"      --introspector-wait       no guest instruction runs before a tool has connected\n"
+		"                                and enabled CREATE_VCPU (each vCPU then raises it)\n"
 		"  -v, --verbose         log more (repeat for debug)\n"
 		"  -h, --help            this text\n"
 		"      --version         print the version\n"
@@ -67,7 +69,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_KVM_DEVICE = 256, OPT_VERSION, OPT_NO_SERIAL_INPUT, OPT_INTROSPECTOR, OPT_NAME,
 	       OPT_UUID, OPT_KEY, OPT_ALLOW_COMMANDS, OPT_ALLOW_EVENTS, OPT_POLICY,
-	       OPT_HANDSHAKE_TIMEOUT, OPT_UNHOOK_TIMEOUT };
+	       OPT_HANDSHAKE_TIMEOUT, OPT_UNHOOK_TIMEOUT, OPT_WAIT };
 	static const struct option longopts[] = {
 		{ "guest", required_argument, NULL, 'g' },
 		{ "kernel", required_argument, NULL, 'k' },
@@ -87,6 +89,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
 		{ "unhook-timeout", required_argument, NULL, OPT_UNHOOK_TIMEOUT },
+		{ "introspector-wait", no_argument, NULL, OPT_WAIT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -141,6 +144,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_ALLOW_COMMANDS: o->intro.allow_commands = optarg; break;
 		case OPT_ALLOW_EVENTS: o->intro.allow_events = optarg; break;
 		case OPT_POLICY: o->intro.policy_file = optarg; break;
+		case OPT_WAIT: o->intro.wait_for_tool = true; break;
 		case OPT_HANDSHAKE_TIMEOUT:
 		case OPT_UNHOOK_TIMEOUT:
 			if (parse_uint(optarg, 3600, &v)) {

@@ -467,12 +467,19 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
 
 /* Out of guest mode while another thread changes what the guest must not
  * see half done; jobs still run. */
+bool vcpu_held(struct vcpu *vcpu)
+{
+	unsigned hold = atomic_load(&vcpu->vm->hold);
+
+	return hold > 1 || (hold == 1 && !atomic_load(&vcpu->hold_exempt));
+}
+
 static void wait_while_held(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
 
 	pthread_mutex_lock(&vm->lock);
-	while (atomic_load(&vm->hold) && !vm->stopping && !vcpu->jobs)
+	while (vcpu_held(vcpu) && !vm->stopping && !vcpu->jobs)
 		pthread_cond_wait(&vcpu->wake, &vm->lock);
 	pthread_mutex_unlock(&vm->lock);
 }
@@ -503,7 +510,7 @@ static void *vcpu_thread(void *arg)
 				break;
 		}
 		atomic_store(&vcpu->in_guest, true);
-		if (atomic_load(&vm->hold)) {
+		if (vcpu_held(vcpu)) {
 			atomic_store(&vcpu->in_guest, false);
 			wait_while_held(vcpu);
 			continue;

@@ -53,6 +53,9 @@ struct vcpu {
 	_Atomic int state;          /* enum vcpu_state; written by the vCPU thread only */
 	atomic_bool pause_request;  /* set by anyone, acted on by the vCPU thread */
 	atomic_bool in_guest;       /* inside KVM_RUN (see vm_hold_vcpus()) */
+	/* This vCPU took the VM's only hold itself and may still run (it
+	 * single-steps while the others stay out; see vcpu_held()). */
+	atomic_bool hold_exempt;
 	bool done;                  /* guest said GUEST_DONE (vCPU thread only) */
 
 	/* Job queue and the condition the vCPU sleeps on while it waits for
@@ -70,6 +73,9 @@ void vcpu_join(struct vcpu *vcpu);
 
 /* Makes a running vCPU leave KVM_RUN soon; safe from any thread. */
 void vcpu_kick(struct vcpu *vcpu);
+/* Must the vCPU stay out of KVM_RUN now?  vm_hold_vcpus() holds every vCPU
+ * but one that set hold_exempt while its own hold is the only one. */
+bool vcpu_held(struct vcpu *vcpu);
 void vcpu_pause(struct vcpu *vcpu);    /* asynchronous; the state shows when it took */
 void vcpu_resume(struct vcpu *vcpu);
 enum vcpu_state vcpu_state(const struct vcpu *vcpu);

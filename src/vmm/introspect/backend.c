@@ -23,9 +23,11 @@
 #include "../util.h"
 #include "../vcpu.h"
 #include "../vm.h"
+#include "probe.h"
 #include "vcpu_state.h"
 
 #define DEFAULT_UNHOOK_TIMEOUT_MS 5000
+#define RFLAGS_TF                 (1ull << 8)
 #define PAUSE_WAIT_TIMEOUT_MS     2000
 
 /* Per-vCPU introspection state, touched by the vCPU thread only unless
@@ -41,6 +43,15 @@ struct intro_vcpu {
 	atomic_bool singlestep_off; /* the tool left: turn it off before the next entry */
 	bool rep_complete;          /* the tool asked for no more PF events ... */
 	uint64_t rep_rip;           /* ... for the instruction at this RIP */
+	bool created;               /* CREATE_VCPU handled before the first entry */
+	bool breakpoints;           /* BREAKPOINT enabled: int3 exits to us */
+	/* An instruction fetched from an execute-protected page runs as one
+	 * single step with the page opened, the other vCPUs held out. */
+	bool exec_step;
+	uint64_t exec_gfn;
+	uint8_t exec_orig, exec_opened;
+	bool exec_tf;               /* the guest's own RFLAGS.TF before the step */
+	struct kvm_segment exec_cs, exec_ss; /* ... and its CS/SS (see undo_db_delivery) */
 };
 
 struct kvmi_backend {
@@ -64,6 +75,13 @@ struct kvmi_backend {
 	bool have_msr_filter;       /* KVM_CAP_X86_USER_SPACE_MSR + MSR filter */
 	bool have_singlestep;       /* KVM_CAP_SET_GUEST_DEBUG */
 	pthread_mutex_t msr_lock;   /* the per-vCPU masks and the VM's filter */
+
+	bool have_blockirq;         /* KVM_GUESTDBG_BLOCKIRQ: no interrupt during a step */
+	enum kvmi_int3_path bp_path; /* how a guest int3 reaches us (probe.c) */
+	atomic_int stepper;         /* vCPU in an execute step, or -1 */
+
+	atomic_bool in_session;     /* between session_start and session_end */
+	atomic_uint sessions;       /* sessions started so far */
 };
 
 /* The bit of msr in a vCPU's masks, or NULL outside the allowed ranges. */
@@ -196,24 +214,50 @@ static void be_get_features(struct kvmi_backend *b, struct kvmi_features *f)
 	f->singlestep = b->have_singlestep;
 }
 
-static int set_singlestep(struct vcpu *vcpu, bool on)
+/* The vCPU's KVM_SET_GUEST_DEBUG state from what the tool and the
+ * execute path want.  vCPU thread. */
+static int update_guest_debug(struct kvmi_backend *b, struct vcpu *vcpu)
 {
-	struct kvm_guest_debug dbg = {
-		.control = on ? KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP : 0,
-	};
+	struct intro_vcpu *iv = &b->vcpus[vcpu->id];
+	struct kvm_guest_debug dbg;
 
+	memset(&dbg, 0, sizeof(dbg));
+	if (iv->singlestep || iv->exec_step)
+		dbg.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+	if (iv->exec_step && b->have_blockirq)
+		dbg.control |= KVM_GUESTDBG_BLOCKIRQ;
+	if (iv->breakpoints && b->bp_path == KVMI_INT3_DEBUG_EXIT)
+		dbg.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
 	return ioctl(vcpu->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0 ? -errno : 0;
 }
 
 static int be_control_singlestep(struct kvmi_backend *b, unsigned idx, bool enable)
 {
 	struct intro_vcpu *iv = &b->vcpus[idx];
+	bool was = iv->singlestep;
 
 	if (!b->have_singlestep)
 		return -KVM_EOPNOTSUPP;
-	if (set_singlestep(vcpu_of(b, idx), enable))
-		return -KVM_EINVAL;
 	iv->singlestep = enable;
+	if (update_guest_debug(b, vcpu_of(b, idx))) {
+		iv->singlestep = was;
+		return -KVM_EINVAL;
+	}
+	return 0;
+}
+
+/* CONTROL_EVENTS: BREAKPOINT needs the guest-debug state of the vCPU. */
+static int be_control_events(struct kvmi_backend *b, unsigned idx, unsigned id, bool enable)
+{
+	struct intro_vcpu *iv = &b->vcpus[idx];
+
+	if (id != KVMI_EVENT_BREAKPOINT)
+		return 0;
+	iv->breakpoints = enable;
+	if (update_guest_debug(b, vcpu_of(b, idx))) {
+		iv->breakpoints = !enable;
+		return -KVM_EOPNOTSUPP;
+	}
 	return 0;
 }
 
@@ -228,7 +272,10 @@ static int be_check_event(struct kvmi_backend *b, unsigned id)
 	case KVMI_EVENT_TRAP:
 	case KVMI_EVENT_UNHOOK:
 	case KVMI_EVENT_PF:
+	case KVMI_EVENT_CREATE_VCPU:
 		return 0;
+	case KVMI_EVENT_BREAKPOINT:
+		return b->bp_path != KVMI_INT3_NONE ? 0 : -KVM_EOPNOTSUPP;
 	default:
 		/* Not deliverable by this VMM on this host (yet): see
 		 * docs/limitations.md. */
@@ -236,9 +283,21 @@ static int be_check_event(struct kvmi_backend *b, unsigned id)
 	}
 }
 
+/* CREATE_VCPU releases vCPUs held by --introspector-wait (the server has
+ * already set the enable bit when this runs). */
+static int be_control_vm_events(struct kvmi_backend *b, unsigned id, bool enable)
+{
+	if (id == KVMI_EVENT_CREATE_VCPU && enable)
+		for (unsigned i = 0; i < b->vm->nr_vcpus; i++)
+			vcpu_wake(&b->vm->vcpus[i]);
+	return 0;
+}
+
 static void be_session_start(struct kvmi_backend *b)
 {
 	pr_debug("introspection: session with the tool at %s", b->cfg.address);
+	atomic_fetch_add(&b->sessions, 1);
+	atomic_store(&b->in_session, true);
 }
 
 static void be_session_end(struct kvmi_backend *b)
@@ -248,6 +307,7 @@ static void be_session_end(struct kvmi_backend *b)
 	 * Nothing else is tool-made yet (page restrictions, MSR filters and
 	 * breakpoints come with the events issue and are undone here). */
 	pr_debug("introspection: session over; the guest keeps running");
+	atomic_store(&b->in_session, false);
 	/* Every page restriction goes with the tool. */
 	vm_hold_vcpus(b->vm);
 	pthread_rwlock_wrlock(&b->pt_lock);
@@ -376,16 +436,8 @@ static int be_set_page_access(struct kvmi_backend *b, uint16_t view,
 	pe = calloc(count, sizeof(*pe));
 	if (!pe)
 		return -KVM_ENOMEM;
-	for (unsigned i = 0; i < count; i++) {
-		/* Execute restrictions need the single-step path (not yet):
-		 * refuse such entries, apply the others (first error wins). */
-		if (!(e[i].access & KVMI_PAGE_ACCESS_X)) {
-			if (!first)
-				first = -KVM_EOPNOTSUPP;
-			continue;
-		}
+	for (unsigned i = 0; i < count; i++)
 		pe[n++] = (struct pt_entry){ e[i].gpa >> 12, e[i].access };
-	}
 	/* Replacing a slot removes its pages for a moment: no vCPU may run
 	 * then (a page walk through a missing page table is fatal). */
 	vm_hold_vcpus(b->vm);
@@ -400,8 +452,8 @@ static int be_set_page_access(struct kvmi_backend *b, uint16_t view,
 		pr_err("introspection: SET_PAGE_ACCESS: %s", strerror(-err));
 		return err == -ENOMEM ? -KVM_ENOMEM : -KVM_EINVAL;
 	}
-	pr_debug("introspection: SET_PAGE_ACCESS %u entries: %u slots removed, %u added, %u tracked pages",
-		 count, removed, added, (unsigned)b->pt.n);
+	pr_debug("introspection: SET_PAGE_ACCESS %u entries: %u slots removed, %u added, %u tracked pages, "
+		 "memslots in use %u", count, removed, added, (unsigned)b->pt.n, b->vm->mem.nr_slots_used);
 	return first;
 }
 
@@ -526,6 +578,7 @@ static const struct kvmi_backend_ops backend_ops = {
 	.wake_vcpu = be_wake_vcpu,
 	.get_event_arch = be_get_event_arch,
 	.session_start = be_session_start,
+	.control_vm_events = be_control_vm_events,
 	.session_end = be_session_end,
 	.pause_vcpu = be_pause_vcpu,
 	.read_physical = be_read_physical,
@@ -535,6 +588,7 @@ static const struct kvmi_backend_ops backend_ops = {
 	.control_msr = be_control_msr,
 	.query_physical = be_query_physical,
 	.control_singlestep = be_control_singlestep,
+	.control_events = be_control_events,
 	.get_features = be_get_features,
 	.get_tsc_speed = be_get_tsc_speed,
 	.get_registers = be_get_registers,
@@ -592,14 +646,54 @@ static void send_trap(struct kvmi_backend *b, struct vcpu *vcpu)
 		handle_action(b, vcpu, "TRAP", &res);
 }
 
+/* --introspector-wait: may this vCPU run its first instruction? (called
+ * with the VM lock held: reads atomics only) */
+static bool first_entry_allowed(void *ctx)
+{
+	struct kvmi_backend *b = ctx;
+
+	if (atomic_load(&b->in_session))
+		return kvmi_vcpu_event_enabled(b->srv, 0, KVMI_EVENT_CREATE_VCPU);
+	/* a tool came and went without asking for CREATE_VCPU: run */
+	return atomic_load(&b->sessions) > 0;
+}
+
+/*
+ * Before the first instruction of a vCPU: with --introspector-wait, wait for
+ * the tool (serving its vCPU commands meanwhile); then raise CREATE_VCPU if
+ * the tool enabled it.  The vCPU stays here until the tool replies, which
+ * is how a tool keeps a new vCPU stopped.
+ */
+static void vcpu_created(struct kvmi_backend *b, struct vcpu *vcpu)
+{
+	struct kvmi_event_result res;
+
+	b->vcpus[vcpu->id].created = true;
+	if (b->cfg.wait_for_tool) {
+		pr_debug("vcpu %u: waiting for an introspection tool (--introspector-wait)", vcpu->id);
+		if (be_wait_reply(b, vcpu->id, first_entry_allowed, b))
+			return;
+	}
+	if (kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_CREATE_VCPU, NULL, 0, NULL, 0, &res) == 0)
+		handle_action(b, vcpu, "CREATE_VCPU", &res);
+}
+
 static void hook_prerun(void *opaque, struct vcpu *vcpu)
 {
 	struct kvmi_backend *b = opaque;
 	struct kvmi_event_result res;
 
-	if (atomic_exchange(&b->vcpus[vcpu->id].singlestep_off, false) && b->vcpus[vcpu->id].singlestep) {
-		set_singlestep(vcpu, false);
+	if (!b->vcpus[vcpu->id].created) {
+		vcpu_created(b, vcpu);
+		if (vm_stopping(b->vm))
+			return;
+	}
+
+	if (atomic_exchange(&b->vcpus[vcpu->id].singlestep_off, false) &&
+	    (b->vcpus[vcpu->id].singlestep || b->vcpus[vcpu->id].breakpoints)) {
 		b->vcpus[vcpu->id].singlestep = false;
+		b->vcpus[vcpu->id].breakpoints = false;
+		update_guest_debug(b, vcpu);
 	}
 	if (b->vcpus[vcpu->id].trap_pending)
 		send_trap(b, vcpu);
@@ -761,40 +855,290 @@ static bool hook_mmio(void *opaque, struct vcpu *vcpu)
 	return true;
 }
 
+/* ---- execute protection ---------------------------------------------- */
+
+static bool step_slot_free(void *ctx)
+{
+	struct kvmi_backend *b = ctx;
+
+	return atomic_load(&b->stepper) < 0;
+}
+
+static void wake_all(struct kvmi_backend *b)
+{
+	for (unsigned i = 0; i < b->vm->nr_vcpus; i++)
+		vcpu_wake(&b->vm->vcpus[i]);
+}
+
+/* Sets gfn's rights and the slot layout; pt_lock held for writing, every
+ * vCPU out of guest mode. */
+static int set_rights_locked(struct kvmi_backend *b, uint64_t gfn, uint8_t access)
+{
+	struct pt_entry e = { gfn, access };
+	int err = pagetrack_update(&b->pt, &e, 1);
+
+	return err ? err : guest_memory_apply_tracking(&b->vm->mem, &b->pt, NULL, NULL);
+}
+
 /*
- * An instruction fetch from a page that tracking removed from the memslots
- * (read-protected, execution allowed) cannot be emulated by KVM.  Until the
- * single-step path exists, give the page its rights back rather than kill
- * the guest, and say so.
+ * Runs the instruction at RIP, on execute-protected page gfn, once: the
+ * page is mapped back (its rights plus R and X: a fetch needs a mapping),
+ * the other vCPUs are held out of guest mode so none slips through, and
+ * the vCPU re-enters with single-step on; exec_step_end() puts everything
+ * back on the debug exit.  One vCPU steps at a time; the others wait for
+ * their turn serving their jobs.  Returns false if the VM is stopping.
+ */
+static bool exec_step_begin(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t gfn)
+{
+	struct intro_vcpu *iv = &b->vcpus[vcpu->id];
+	uint8_t rights;
+	int none = -1, err;
+
+	while (!atomic_compare_exchange_strong(&b->stepper, &none, (int)vcpu->id)) {
+		none = -1;
+		if (be_wait_reply(b, vcpu->id, step_slot_free, b))
+			return false;
+	}
+	vm_hold_vcpus(b->vm);
+	pthread_rwlock_wrlock(&b->pt_lock);
+	rights = pagetrack_get(&b->pt, gfn);
+	err = 0;
+	if ((rights & (PT_R | PT_X)) != (PT_R | PT_X))
+		err = set_rights_locked(b, gfn, rights | PT_R | PT_X);
+	pthread_rwlock_unlock(&b->pt_lock);
+	if ((rights & (PT_R | PT_X)) == (PT_R | PT_X) || err) {
+		/* Lifted meanwhile (the instruction just runs), or the slot
+		 * could not be mapped (the guest would loop: stop it). */
+		if (err) {
+			pr_err("vcpu %u: cannot map page %#llx for an execute step: %s", vcpu->id,
+			       (unsigned long long)(gfn << 12), strerror(-err));
+			vm_request_stop(b->vm, KVMI_VM_EXIT_HOST);
+		}
+		vm_release_vcpus(b->vm);
+		atomic_store(&b->stepper, -1);
+		wake_all(b);
+		return !err;
+	}
+	{
+		struct kvm_regs regs;
+		struct kvm_sregs sregs;
+
+		iv->exec_tf = ioctl(vcpu->fd, KVM_GET_REGS, &regs) == 0 && (regs.rflags & RFLAGS_TF);
+		memset(&sregs, 0, sizeof(sregs));
+		ioctl(vcpu->fd, KVM_GET_SREGS, &sregs);
+		iv->exec_cs = sregs.cs;
+		iv->exec_ss = sregs.ss;
+	}
+	iv->exec_step = true;
+	iv->exec_gfn = gfn;
+	iv->exec_orig = rights;
+	iv->exec_opened = rights | PT_R | PT_X;
+	if (update_guest_debug(b, vcpu))
+		pr_warn("vcpu %u: cannot single-step; the page stays open until the next exit", vcpu->id);
+	atomic_store(&vcpu->hold_exempt, true);
+	return true;
+}
+
+/* Reads guest virtual memory through the vCPU's page tables. */
+static int read_guest_virt(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t gva, void *buf, size_t len)
+{
+	uint8_t *out = buf;
+
+	while (len) {
+		size_t n = 0x1000 - (gva & 0xfff);
+		uint64_t gpa;
+		const void *p;
+
+		if (n > len)
+			n = len;
+		if (kvmi_vcpu_translate_gva(vcpu, gva, &gpa) || gpa == KVMI_UNMAPPED_GVA)
+			return -EFAULT;
+		p = gpa_to_hva(&b->vm->mem, gpa, n);
+		if (!p)
+			return -EFAULT;
+		memcpy(out, p, n);
+		out += n;
+		gva += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Some hosts (docs/test-hosts.md: kvm_pvm) do not exit after a single step
+ * at CPL 3: the guest takes a #DB through its IDT and the exit comes at the
+ * first instruction of its handler.  The guest did not ask for that trap:
+ * undo its delivery like an iretq would (RIP, RFLAGS without TF and RSP
+ * from the frame, CS/SS as before the step).
+ */
+static void undo_db_delivery(struct kvmi_backend *b, struct vcpu *vcpu)
+{
+	struct intro_vcpu *iv = &b->vcpus[vcpu->id];
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	uint64_t frame[5], handler, top;
+	uint8_t gate[16];
+	unsigned ist;
+
+	if ((iv->exec_cs.selector & 3) == 0 || iv->exec_tf)
+		return;
+	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0 ||
+	    (sregs.cs.selector & 3) != 0 || sregs.idt.limit < 2 * 16 - 1 ||
+	    read_guest_virt(b, vcpu, sregs.idt.base + 16, gate, sizeof(gate)))
+		return;
+	handler = (uint64_t)(gate[0] | gate[1] << 8) | (uint64_t)(gate[6] | gate[7] << 8) << 16 |
+		  (uint64_t)(gate[8] | gate[9] << 8 | gate[10] << 16 | (uint32_t)gate[11] << 24) << 32;
+	/* The exit may come after the handler's first instruction: find the
+	 * frame where the CPU put it, at the top of the ring-0 (or IST) stack
+	 * named by the TSS. */
+	ist = gate[4] & 7;
+	if (regs.rip - handler >= 16 ||
+	    read_guest_virt(b, vcpu, sregs.tr.base + (ist ? 0x24 + 8 * (ist - 1) : 4), &top, sizeof(top)) ||
+	    read_guest_virt(b, vcpu, (top & ~0xfull) - sizeof(frame), frame, sizeof(frame)) ||
+	    (frame[1] & 3) != 3)
+		return;
+	regs.rip = frame[0];
+	regs.rflags = frame[2] & ~RFLAGS_TF;
+	regs.rsp = frame[3];
+	sregs.cs = iv->exec_cs;
+	sregs.ss = iv->exec_ss;
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		pr_err("vcpu %u: cannot undo the #DB of an execute step", vcpu->id);
+	else
+		pr_debug("vcpu %u: undid the guest #DB of a CPL 3 step (host quirk)", vcpu->id);
+}
+
+/* The stepped instruction is done (debug exit) or abandoned: restore. */
+static void exec_step_end(struct kvmi_backend *b, struct vcpu *vcpu)
+{
+	struct intro_vcpu *iv = &b->vcpus[vcpu->id];
+
+	if (vcpu->run->exit_reason == KVM_EXIT_DEBUG)
+		undo_db_delivery(b, vcpu);
+
+	iv->exec_step = false;
+	update_guest_debug(b, vcpu);
+	if (!iv->singlestep)
+		kvmi_vcpu_drop_step_trap(vcpu, iv->exec_tf);
+	pthread_rwlock_wrlock(&b->pt_lock);
+	/* unless the tool changed the page's rights during the step */
+	if (pagetrack_get(&b->pt, iv->exec_gfn) == iv->exec_opened &&
+	    set_rights_locked(b, iv->exec_gfn, iv->exec_orig))
+		pr_err("vcpu %u: cannot restore the restriction of page %#llx", vcpu->id,
+		       (unsigned long long)(iv->exec_gfn << 12));
+	pthread_rwlock_unlock(&b->pt_lock);
+	atomic_store(&vcpu->hold_exempt, false);
+	vm_release_vcpus(b->vm);
+	atomic_store(&b->stepper, -1);
+	wake_all(b);
+}
+
+/* Guest byte at a virtual address (for the int3 check). */
+static int read_guest_byte(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t gva, uint8_t *byte)
+{
+	uint64_t gpa;
+	const uint8_t *p;
+
+	if (kvmi_vcpu_translate_gva(vcpu, gva, &gpa) || gpa == KVMI_UNMAPPED_GVA)
+		return -EFAULT;
+	p = gpa_to_hva(&b->vm->mem, gpa, 1);
+	if (!p)
+		return -EFAULT;
+	*byte = *p;
+	return 0;
+}
+
+/*
+ * A guest int3 at RIP (debug exit or, on hosts whose emulator rejects it,
+ * an emulation failure): the BREAKPOINT event.  CONTINUE (or nobody
+ * listening) delivers the #BP to the guest as the CPU would have; RETRY
+ * re-enters without it (the tool removed its breakpoint or moved RIP).
+ */
+static void handle_int3(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t rip)
+{
+	struct kvmi_event_breakpoint ev;
+	struct kvmi_event_result res;
+	uint64_t gpa = KVMI_UNMAPPED_GVA;
+
+	kvmi_vcpu_translate_gva(vcpu, rip, &gpa);
+	memset(&ev, 0, sizeof(ev));
+	ev.gpa = gpa;
+	ev.insn_len = 1;
+	res.action = KVMI_EVENT_ACTION_CONTINUE;
+	if (b->vcpus[vcpu->id].breakpoints)
+		kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_BREAKPOINT, &ev, sizeof(ev), NULL, 0, &res);
+	switch (res.action) {
+	case KVMI_EVENT_ACTION_RETRY:
+		break;
+	case KVMI_EVENT_ACTION_CRASH:
+		handle_action(b, vcpu, "BREAKPOINT", &res);
+		break;
+	default:
+		if (res.regs_applied)
+			break; /* the tool moved the vCPU: nothing to deliver at RIP */
+		if (kvmi_vcpu_reinject_bp(vcpu, b->bp_path == KVMI_INT3_EMULATION))
+			pr_err("vcpu %u: cannot deliver #BP to the guest", vcpu->id);
+		break;
+	}
+}
+
+/*
+ * KVM could not emulate an instruction.  Ours when the instruction sits on
+ * a page that tracking removed from the memslots (read- or
+ * execute-protected): without X it is a pre-exec PF event (gva = RIP),
+ * and CONTINUE runs the instruction as one single step with the page
+ * mapped; with X (only R was removed) the step happens silently.  Also
+ * ours: an int3 the host's emulator rejects (BREAKPOINT).
  */
 static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 {
 	struct kvmi_backend *b = opaque;
+	struct kvmi_event_pf ev;
+	struct kvmi_event_pf_reply rpl;
+	struct kvmi_event_result res;
 	struct kvm_regs regs;
-	struct pt_entry forget;
 	uint64_t gpa;
-	bool tracked;
+	uint8_t rights, byte;
 
 	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
 		return false;
 	kvmi_vcpu_translate_gva(vcpu, regs.rip, &gpa);
 	if (gpa == KVMI_UNMAPPED_GVA)
 		return false;
-	vm_hold_vcpus(b->vm);
-	pthread_rwlock_wrlock(&b->pt_lock);
-	tracked = pagetrack_get(&b->pt, gpa >> 12) != PT_RWX;
-	if (tracked) {
-		forget = (struct pt_entry){ gpa >> 12, PT_RWX };
-		if (pagetrack_update(&b->pt, &forget, 1) ||
-		    guest_memory_apply_tracking(&b->vm->mem, &b->pt, NULL, NULL))
-			tracked = false;
-	}
+	pthread_rwlock_rdlock(&b->pt_lock);
+	rights = pagetrack_get(&b->pt, gpa >> 12);
 	pthread_rwlock_unlock(&b->pt_lock);
-	vm_release_vcpus(b->vm);
-	if (tracked)
-		pr_warn("vcpu %u: the guest executes from restricted page %#llx; its restriction is dropped "
-			"(execute tracking is not supported yet)", vcpu->id, (unsigned long long)(gpa & ~0xfffull));
-	return tracked;
+	if (b->vcpus[vcpu->id].exec_step)
+		exec_step_end(b, vcpu); /* the stepped instruction failed itself */
+	if ((rights & (PT_R | PT_X)) == (PT_R | PT_X)) {
+		/* The page is mapped: not a fetch problem.  An int3? */
+		if (b->bp_path == KVMI_INT3_EMULATION && read_guest_byte(b, vcpu, regs.rip, &byte) == 0 &&
+		    byte == 0xcc) {
+			handle_int3(b, vcpu, regs.rip);
+			return true;
+		}
+		return false;
+	}
+	if (!(rights & PT_X)) {
+		memset(&ev, 0, sizeof(ev));
+		ev.gva = regs.rip;
+		ev.gpa = gpa;
+		ev.access = KVMI_PAGE_ACCESS_X;
+		memset(&rpl, 0, sizeof(rpl));
+		if (kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_PF, &ev, sizeof(ev), &rpl, sizeof(rpl), &res) == 0 &&
+		    res.delivered) {
+			if (res.action == KVMI_EVENT_ACTION_CRASH) {
+				handle_action(b, vcpu, "PF", &res);
+				return true;
+			}
+			/* RETRY: re-enter as is (the tool changed rights or
+			 * registers; otherwise the fetch faults again). */
+			if (res.action == KVMI_EVENT_ACTION_RETRY || res.regs_applied)
+				return true;
+		}
+	}
+	exec_step_begin(b, vcpu, gpa >> 12);
+	return true;
 }
 
 /*
@@ -838,7 +1182,17 @@ static void hook_debug(void *opaque, struct vcpu *vcpu)
 	struct kvmi_event_singlestep ev = { .failed = 0 };
 	struct kvmi_event_result res;
 
-	if (!b->vcpus[vcpu->id].singlestep)
+	struct intro_vcpu *iv = &b->vcpus[vcpu->id];
+	struct kvm_debug_exit_arch *d = &vcpu->run->debug.arch;
+
+	if (d->exception == 3) { /* int3 under USE_SW_BP */
+		if (iv->breakpoints || b->bp_path == KVMI_INT3_DEBUG_EXIT)
+			handle_int3(b, vcpu, d->pc);
+		return;
+	}
+	if (iv->exec_step)
+		exec_step_end(b, vcpu);
+	if (!iv->singlestep)
 		return;
 	if (kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_SINGLESTEP, &ev, sizeof(ev), NULL, 0, &res) == 0)
 		handle_action(b, vcpu, "SINGLESTEP", &res);
@@ -931,9 +1285,18 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 		b->have_msr_filter = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
 	}
 	b->have_singlestep = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_GUEST_DEBUG) > 0;
-	pr_debug("introspection: MSR events %s, single-step %s",
-		 b->have_msr_filter ? "available" : "unavailable",
-		 b->have_singlestep ? "available" : "unavailable");
+	{
+		int dbg2 = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_GUEST_DEBUG2);
+
+		b->have_blockirq = dbg2 > 0 && (dbg2 & KVM_GUESTDBG_BLOCKIRQ);
+	}
+	b->bp_path = b->have_singlestep ? kvmi_probe_int3(vm->kvm_fd) : KVMI_INT3_NONE;
+	atomic_store(&b->stepper, -1);
+	pr_info("introspection: MSR events %s, single-step %s%s, breakpoints through %s",
+		b->have_msr_filter ? "available" : "unavailable",
+		b->have_singlestep ? "available" : "unavailable",
+		b->have_singlestep && !b->have_blockirq ? " (interrupts not blocked while stepping)" : "",
+		kvmi_int3_path_name(b->bp_path));
 	b->vcpus = calloc(vm->nr_vcpus, sizeof(*b->vcpus));
 	if (!b->vcpus) {
 		err = -ENOMEM;

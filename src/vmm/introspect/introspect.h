@@ -22,6 +22,9 @@ struct introspect_config {
 	const char *policy_file;
 	int handshake_timeout_ms;   /* <= 0: 10 s */
 	int unhook_timeout_ms;      /* <= 0: 5 s */
+	/* Hold every vCPU before its first instruction until a tool has
+	 * enabled CREATE_VCPU (each vCPU then raises it) or has come and gone. */
+	bool wait_for_tool;
 };
 
 /* Parses a UUID "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx".  0 or -EINVAL. */

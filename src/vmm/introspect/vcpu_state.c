@@ -4,6 +4,7 @@
 #include "vcpu_state.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,4 +354,67 @@ uint64_t kvmi_vm_max_gfn(const struct vm *vm)
 	const struct mem_region *r = &vm->mem.regions[vm->mem.nr_regions - 1];
 
 	return (r->gpa + r->size) >> 12;
+}
+
+/*
+ * Delivers the #BP of the int3 at RIP.  KVM treats an injected #BP as the
+ * soft exception it is and steps over the int3 itself; with skip_first the
+ * caller moves RIP past the one-byte int3 first (hosts whose emulator gave
+ * up on the int3 inject a plain exception).
+ */
+int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first)
+{
+	struct kvm_vcpu_events ev;
+	struct kvm_regs regs;
+
+	if (skip_first) {
+		if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+			return -errno;
+		regs.rip++;
+		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+			return -errno;
+	}
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	ev.exception.injected = 0;
+	ev.exception.pending = 1;
+	ev.exception.nr = 3;
+	ev.exception.has_error_code = 0;
+	ev.exception.error_code = 0;
+	ev.exception_has_payload = 0;
+	ev.exception_payload = 0;
+	ev.flags = KVM_VCPUEVENT_VALID_PAYLOAD;
+	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) == 0)
+		return 0;
+	ev.flags = 0;
+	ev.exception.pending = 0;
+	ev.exception.injected = 1;
+	return ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
+}
+
+/*
+ * After a single step the VMM made for itself: some hosts leave RFLAGS.TF
+ * set (or a #DB queued) in the guest at CPL 3, which the guest would then
+ * take as its own debug trap.  Clear what the guest did not have.
+ */
+int kvmi_vcpu_drop_step_trap(struct vcpu *vcpu, bool guest_tf)
+{
+	struct kvm_vcpu_events ev;
+	struct kvm_regs regs;
+
+	if (!guest_tf && ioctl(vcpu->fd, KVM_GET_REGS, &regs) == 0 && (regs.rflags & (1ull << 8))) {
+		regs.rflags &= ~(1ull << 8);
+		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+			return -errno;
+	}
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	if ((ev.exception.pending || ev.exception.injected) && ev.exception.nr == 1 && !guest_tf) {
+		ev.exception.pending = 0;
+		ev.exception.injected = 0;
+		ev.flags = 0;
+		if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+			return -errno;
+	}
+	return 0;
 }

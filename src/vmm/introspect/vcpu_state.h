@@ -10,6 +10,8 @@
 
 #include <kvmi/kvmi-wire.h>
 
+#include <stdbool.h>
+
 struct vcpu;
 struct vm;
 
@@ -31,6 +33,8 @@ int kvmi_vcpu_get_xsave(struct vcpu *vcpu, void *region /* KVMI_XSAVE_SIZE */);
 int kvmi_vcpu_set_xsave(struct vcpu *vcpu, const void *region, size_t size);
 int kvmi_vcpu_get_xcr(struct vcpu *vcpu, uint8_t xcr, uint64_t *value);
 int kvmi_vcpu_get_tsc_speed(struct vcpu *vcpu, uint64_t *hz);
+int kvmi_vcpu_drop_step_trap(struct vcpu *vcpu, bool guest_tf);
+int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first);
 int kvmi_vcpu_translate_gva(struct vcpu *vcpu, uint64_t gva, uint64_t *gpa);
 int kvmi_vcpu_get_mtrr_type(struct vcpu *vcpu, uint64_t gpa, uint8_t *type);
 /* Queues an exception for the next entry; -KVM_EBUSY if one is pending. */

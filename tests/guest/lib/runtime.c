@@ -128,7 +128,8 @@ static void setup_idt(struct guest_cpu *c)
 			.offset0 = (uint16_t)a,
 			.selector = GUEST_SEL_KCODE,
 			.ist = 0,
-			.type_attr = 0x8e,      /* present, DPL 0, interrupt gate */
+			/* present, interrupt gate; DPL 3 for #BP so that ring 3 may int3 */
+			.type_attr = v == VEC_BP ? 0xee : 0x8e,
 			.offset1 = (uint16_t)(a >> 16),
 			.offset2 = (uint32_t)(a >> 32),
 		};

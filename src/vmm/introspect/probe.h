@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* Start-up probes of what this host's KVM delivers to userspace. */
+#ifndef KVMI_VM_INTROSPECT_PROBE_H
+#define KVMI_VM_INTROSPECT_PROBE_H
+
+enum kvmi_int3_path {
+	KVMI_INT3_NONE,         /* int3 never exits: BREAKPOINT unavailable */
+	KVMI_INT3_DEBUG_EXIT,   /* KVM_EXIT_DEBUG, exception 3 (hardware KVM) */
+	KVMI_INT3_EMULATION,    /* an emulation failure at the int3 (ring 0) */
+};
+
+/* Runs one int3 in a throw-away VM on kvm_fd (/dev/kvm). */
+enum kvmi_int3_path kvmi_probe_int3(int kvm_fd);
+const char *kvmi_int3_path_name(enum kvmi_int3_path path);
+
+#endif

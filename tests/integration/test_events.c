@@ -1,0 +1,788 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Events end to end: kvmi-vm runs the "events" payload on 2 vCPUs, whose
+ * vCPUs execute commands the test posts in a mailbox (read, write or
+ * execute a page, int3, a known instruction sequence) at ring 0 or ring 3,
+ * and this test, as the introspection tool, restricts pages and answers
+ * the events.  Every check looks at what the guest observed: the value a
+ * read returned, whether a write landed, whether code ran.
+ *
+ * Covered: CREATE_VCPU holding a vCPU (--introspector-wait); pre-read,
+ * pre-write and pre-exec PF events at ring 0 and 3 with CONTINUE, RETRY and
+ * CRASH; ctx_data reads; silent completion of allowed accesses; two vCPUs
+ * on one page; BREAKPOINT (where the host delivers int3); single-step
+ * through a known sequence; 1, 511 and 10,000 protected pages with the
+ * memslot count kvmi-vm reports; disconnect while a PF event waits.
+ *
+ * usage: test_events KVMI_VM GUEST_DIR       TAP; "1..0 # SKIP" without /dev/kvm
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <kvmi/kvmi.h>
+
+#define MBOX_GPA   0x300000ull
+#define DATA_GPA   0x310000ull
+#define CODE_GPA   0x320000ull
+#define INT3_GPA   0x330000ull
+#define STEP_GPA   0x340000ull
+#define MBOX_MAGIC 0x4556454e54534d42ull
+#define SPARE_GPA  0x2000000ull         /* 32 MiB: RAM the guest never touches */
+
+enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT };
+#define OP_RING3 0x100
+
+#define R KVMI_PAGE_ACCESS_R
+#define W KVMI_PAGE_ACCESS_W
+#define X KVMI_PAGE_ACCESS_X
+
+struct slot {
+	uint64_t seq, op, arg, result, done, alive;
+	uint64_t pad[2];
+};
+
+struct mbox {
+	uint64_t magic;
+	uint64_t bp_count, bp_rip;
+	uint64_t pad[5];
+	struct slot slot[4];
+};
+
+#define SLOT_GPA(v) (MBOX_GPA + __builtin_offsetof(struct mbox, slot) + (v) * sizeof(struct slot))
+
+static const char *vmm, *guest_dir;
+static int tap_n, tap_failed;
+static char sock_path[128], addr[160];
+
+static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	if (!cond)
+		tap_failed++;
+}
+
+static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* kvmi-vm on the events payload, 2 vCPUs, -v (the memslot count is a
+ * debug line); extra arguments end with NULL. */
+static pid_t start_vmm(const char *log, ...)
+{
+	const char *argv[32];
+	char guest[512];
+	unsigned n = 0;
+	va_list ap;
+	pid_t pid;
+
+	snprintf(guest, sizeof(guest), "%s/events.elf", guest_dir);
+	argv[n++] = vmm;
+	argv[n++] = "--guest";
+	argv[n++] = guest;
+	argv[n++] = "--introspector";
+	argv[n++] = addr;
+	argv[n++] = "--timeout";
+	argv[n++] = "120";
+	argv[n++] = "--no-serial-input";
+	argv[n++] = "--vcpus";
+	argv[n++] = "2";
+	argv[n++] = "-v";
+	va_start(ap, log);
+	for (const char *a; (a = va_arg(ap, const char *)) && n < 30;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(vmm, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_vmm(pid_t pid, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 10; i++) {
+		int st;
+
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(100000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static void show_log(const char *log)
+{
+	char line[512];
+	FILE *f = fopen(log, "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		diag("vmm: %s", line);
+	}
+	fclose(f);
+}
+
+/* The memslot count of the last SET_PAGE_ACCESS kvmi-vm logged, or -1. */
+static int last_slot_count(const char *log)
+{
+	char line[512];
+	int n = -1;
+	FILE *f = fopen(log, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "memslots in use ");
+
+		if (p)
+			n = atoi(p + strlen("memslots in use "));
+	}
+	fclose(f);
+	return n;
+}
+
+static struct kvmi_event_msg *next_event(struct kvmi_dom *dom, int timeout_ms)
+{
+	struct kvmi_event_msg *ev = NULL;
+
+	if (kvmi_dom_next_event(dom, timeout_ms, &ev))
+		return NULL;
+	return ev;
+}
+
+static void reply(struct kvmi_dom *dom, struct kvmi_event_msg *ev, uint8_t action)
+{
+	if (ev) {
+		kvmi_dom_reply_event(dom, ev, action, NULL, 0);
+		kvmi_event_free(ev);
+	}
+}
+
+static int set_access(struct kvmi_dom *dom, uint64_t gpa, uint8_t access)
+{
+	return kvmi_dom_set_page_access(dom, &gpa, &access, 1, 0);
+}
+
+static uint64_t read_u64(struct kvmi_dom *dom, uint64_t gpa)
+{
+	uint64_t v = ~0ull;
+
+	kvmi_dom_read_physical(dom, gpa, &v, sizeof(v));
+	return v;
+}
+
+static void write_u64(struct kvmi_dom *dom, uint64_t gpa, uint64_t v)
+{
+	kvmi_dom_write_physical(dom, gpa, &v, sizeof(v));
+}
+
+/* Posts a command to vCPU v's slot; returns its sequence number. */
+static uint64_t post(struct kvmi_dom *dom, unsigned v, uint64_t op, uint64_t arg)
+{
+	struct slot s;
+
+	if (kvmi_dom_read_physical(dom, SLOT_GPA(v), &s, sizeof(s)))
+		return 0;
+	write_u64(dom, SLOT_GPA(v) + __builtin_offsetof(struct slot, op), op);
+	write_u64(dom, SLOT_GPA(v) + __builtin_offsetof(struct slot, arg), arg);
+	write_u64(dom, SLOT_GPA(v), s.seq + 1);
+	return s.seq + 1;
+}
+
+/* Waits for command seq of vCPU v (events must be answered meanwhile by
+ * the caller); 0 and the result, or -ETIMEDOUT. */
+static int wait_done(struct kvmi_dom *dom, unsigned v, uint64_t seq, uint64_t *result)
+{
+	struct slot s;
+
+	for (int i = 0; i < 500; i++) {
+		if (kvmi_dom_read_physical(dom, SLOT_GPA(v), &s, sizeof(s)) == 0 && s.done == seq) {
+			if (result)
+				*result = s.result;
+			return 0;
+		}
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
+}
+
+/* The next event, if it is a PF of vCPU v with this access (else NULL,
+ * after answering it with CONTINUE). */
+static struct kvmi_event_msg *expect_pf(struct kvmi_dom *dom, unsigned v, uint8_t access)
+{
+	struct kvmi_event_msg *ev = next_event(dom, 10000);
+
+	if (ev && ev->event == KVMI_EVENT_PF && ev->vcpu == v && ev->specific.pf.access == access)
+		return ev;
+	if (ev) {
+		diag("unexpected event %s vcpu %u access %u gpa %#llx", kvmi_event_name(ev->event), ev->vcpu,
+		     ev->event == KVMI_EVENT_PF ? ev->specific.pf.access : 0,
+		     ev->event == KVMI_EVENT_PF ? (unsigned long long)ev->specific.pf.gpa : 0ull);
+		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	} else {
+		diag("no event");
+	}
+	return NULL;
+}
+
+/* Runs op on vCPU v with no event expected; the result, or ~0. */
+static uint64_t run_quiet(struct kvmi_dom *dom, unsigned v, uint64_t op, uint64_t arg, bool *quiet)
+{
+	uint64_t seq = post(dom, v, op, arg), res = ~0ull;
+	struct kvmi_event_msg *ev;
+
+	if (wait_done(dom, v, seq, &res))
+		res = ~0ull;
+	ev = next_event(dom, 100);
+	*quiet = ev == NULL;
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	return res;
+}
+
+static const char *ring(uint64_t op)
+{
+	return (op & OP_RING3) ? "ring 3" : "ring 0";
+}
+
+/* Read protection: CONTINUE reads memory, ctx_data replaces it, RETRY
+ * runs the load again; writes (allowed) complete silently. */
+static void read_protection(struct kvmi_dom *dom, uint64_t rg)
+{
+	struct kvmi_event_pf_reply rpl;
+	struct kvmi_event_msg *ev, *ev2;
+	uint64_t seq, res = 0, v1 = 0x1111000000000000ull | rg, v2 = 0x2222;
+	bool quiet;
+	int ret;
+
+	write_u64(dom, DATA_GPA, v1);
+	ok(set_access(dom, DATA_GPA, W | X) == 0, "%s: read-protect the data page", ring(rg));
+	seq = post(dom, 0, OP_READ | rg, 0);
+	ev = expect_pf(dom, 0, R);
+	ok(ev && ev->specific.pf.gpa == DATA_GPA, "%s: pre-read PF event at the data page's gpa", ring(rg));
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	ret = wait_done(dom, 0, seq, &res);
+	ok(ret == 0 && res == v1, "%s: CONTINUE: the guest read the memory (%#llx)", ring(rg),
+	   (unsigned long long)res);
+
+	seq = post(dom, 0, OP_READ | rg, 0);
+	ev = expect_pf(dom, 0, R);
+	memset(&rpl, 0, sizeof(rpl));
+	rpl.ctx_addr = DATA_GPA;
+	rpl.ctx_size = 8;
+	memcpy(rpl.ctx_data, &v2, 8);
+	if (ev) {
+		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, &rpl, sizeof(rpl));
+		kvmi_event_free(ev);
+	}
+	ok(wait_done(dom, 0, seq, &res) == 0 && res == v2 && read_u64(dom, DATA_GPA) == v1,
+	   "%s: CONTINUE with ctx_data: the guest read the tool's value, memory unchanged", ring(rg));
+
+	seq = post(dom, 0, OP_READ | rg, 0);
+	ev = expect_pf(dom, 0, R);
+	if (ev)
+		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_RETRY, NULL, 0);
+	ev2 = ev ? expect_pf(dom, 0, R) : NULL;
+	ok(ev && ev2 && ev2->common.arch.regs.rip == ev->common.arch.regs.rip,
+	   "%s: RETRY of a load: the same instruction faults again", ring(rg));
+	kvmi_event_free(ev);
+	reply(dom, ev2, KVMI_EVENT_ACTION_CONTINUE);
+	ok(wait_done(dom, 0, seq, &res) == 0 && res == v1, "%s: ... and completes after CONTINUE", ring(rg));
+
+	res = run_quiet(dom, 0, OP_WRITE | rg, v1 + 1, &quiet);
+	ok(quiet && res == 0 && read_u64(dom, DATA_GPA) == v1 + 1,
+	   "%s: an allowed write to the read-protected page lands without an event", ring(rg));
+}
+
+/* Write protection: CONTINUE lands, RETRY without W drops the store,
+ * RETRY after granting W lands. */
+static void write_protection(struct kvmi_dom *dom, uint64_t rg)
+{
+	struct kvmi_event_msg *ev;
+	uint64_t seq, a = 0xa0 | rg, b = 0xb0 | rg, c = 0xc0 | rg, res;
+	bool quiet;
+
+	write_u64(dom, DATA_GPA, 0);
+	ok(set_access(dom, DATA_GPA, R | X) == 0, "%s: write-protect the data page", ring(rg));
+	seq = post(dom, 0, OP_WRITE | rg, a);
+	ev = expect_pf(dom, 0, W);
+	ok(ev && ev->specific.pf.gpa == DATA_GPA, "%s: pre-write PF event at the data page's gpa", ring(rg));
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	ok(wait_done(dom, 0, seq, NULL) == 0 && read_u64(dom, DATA_GPA) == a, "%s: CONTINUE: the write landed",
+	   ring(rg));
+
+	seq = post(dom, 0, OP_WRITE | rg, b);
+	ev = expect_pf(dom, 0, W);
+	reply(dom, ev, KVMI_EVENT_ACTION_RETRY);
+	ok(ev && wait_done(dom, 0, seq, NULL) == 0 && read_u64(dom, DATA_GPA) == a,
+	   "%s: RETRY without W: the write was vetoed, the guest moved on", ring(rg));
+
+	seq = post(dom, 0, OP_WRITE | rg, c);
+	ev = expect_pf(dom, 0, W);
+	set_access(dom, DATA_GPA, R | W | X);
+	reply(dom, ev, KVMI_EVENT_ACTION_RETRY);
+	ok(ev && wait_done(dom, 0, seq, NULL) == 0 && read_u64(dom, DATA_GPA) == c,
+	   "%s: RETRY after lifting the protection: the write landed", ring(rg));
+	res = run_quiet(dom, 0, OP_READ | rg, 0, &quiet);
+	ok(quiet && res == c, "%s: reads of the write-protected page never raised events", ring(rg));
+}
+
+/* Execute protection: the fetch is a pre-exec PF event (gva = RIP);
+ * CONTINUE runs the instruction once (the page stays protected), RETRY
+ * without change faults again, RETRY after lifting runs freely. */
+static void exec_protection(struct kvmi_dom *dom, uint64_t rg)
+{
+	struct kvmi_event_msg *ev, *ev2;
+	uint64_t seq, res = 0, code = 0;
+	bool quiet;
+	int ret;
+
+	kvmi_dom_read_physical(dom, CODE_GPA, &code, sizeof(code));
+	ok(set_access(dom, CODE_GPA, R | W) == 0, "%s: execute-protect the code page", ring(rg));
+	seq = post(dom, 0, OP_EXEC | rg, 0);
+	ev = expect_pf(dom, 0, X);
+	ok(ev && ev->specific.pf.gpa == CODE_GPA && ev->specific.pf.gva == CODE_GPA &&
+	   ev->common.arch.regs.rip == CODE_GPA,
+	   "%s: pre-exec PF event with gpa, gva and RIP of the function", ring(rg));
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	ev = expect_pf(dom, 0, X);
+	ok(ev && ev->specific.pf.gva == CODE_GPA + 5,
+	   "%s: after CONTINUE the next instruction on the page faults again (protection restored)", ring(rg));
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	ret = wait_done(dom, 0, seq, &res);
+	ok(ret == 0 && res == 0x1234, "%s: the function ran (returned %#llx)", ring(rg), (unsigned long long)res);
+
+	seq = post(dom, 0, OP_EXEC | rg, 0);
+	ev = expect_pf(dom, 0, X);
+	if (ev)
+		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_RETRY, NULL, 0);
+	ev2 = ev ? expect_pf(dom, 0, X) : NULL;
+	ok(ev && ev2 && ev2->specific.pf.gva == ev->specific.pf.gva,
+	   "%s: RETRY of a fetch without change: the same fetch faults again", ring(rg));
+	kvmi_event_free(ev);
+	if (ev2)
+		set_access(dom, CODE_GPA, R | W | X);
+	reply(dom, ev2, KVMI_EVENT_ACTION_RETRY);
+	ok(ev2 && wait_done(dom, 0, seq, &res) == 0 && res == 0x1234 && next_event(dom, 100) == NULL,
+	   "%s: RETRY after lifting the protection: the function ran without more events", ring(rg));
+
+	set_access(dom, CODE_GPA, R | W);
+	res = run_quiet(dom, 0, OP_READ | rg, CODE_GPA, &quiet);
+	ok(quiet && res == code, "%s: a data read of the execute-protected page completes silently", ring(rg));
+	set_access(dom, CODE_GPA, R | W | X);
+}
+
+/* Both vCPUs on one protected page at once, for reads and for fetches. */
+static void two_vcpus(struct kvmi_dom *dom)
+{
+	struct kvmi_event_msg *ev[4];
+	uint64_t seq0, seq1, r0 = 0, r1 = 0, v = 0x7777;
+	unsigned n = 0, mask = 0;
+
+	write_u64(dom, DATA_GPA, v);
+	set_access(dom, DATA_GPA, W | X);
+	seq0 = post(dom, 0, OP_READ | OP_RING3, 0);
+	seq1 = post(dom, 1, OP_READ, 0);
+	while (n < 2 && (ev[n] = next_event(dom, 10000))) {
+		if (ev[n]->event == KVMI_EVENT_PF && ev[n]->specific.pf.access == R &&
+		    ev[n]->specific.pf.gpa == DATA_GPA)
+			mask |= 1u << ev[n]->vcpu;
+		n++;
+	}
+	ok(mask == 3, "two vCPUs read the same protected page: one pre-read event each, both pending");
+	while (n)
+		reply(dom, ev[--n], KVMI_EVENT_ACTION_CONTINUE);
+	ok(wait_done(dom, 0, seq0, &r0) == 0 && wait_done(dom, 1, seq1, &r1) == 0 && r0 == v && r1 == v,
+	   "both reads completed with the memory value");
+	set_access(dom, DATA_GPA, R | W | X);
+
+	set_access(dom, CODE_GPA, R | W);
+	seq0 = post(dom, 0, OP_EXEC, 0);
+	seq1 = post(dom, 1, OP_EXEC | OP_RING3, 0);
+	mask = 0;
+	for (int i = 0; i < 8; i++) {
+		struct kvmi_event_msg *e = next_event(dom, 5000);
+
+		if (!e)
+			break;
+		if (e->event == KVMI_EVENT_PF && e->specific.pf.access == X)
+			mask |= 1u << e->vcpu;
+		reply(dom, e, KVMI_EVENT_ACTION_CONTINUE);
+		if (mask == 3 && i >= 3)
+			break;
+	}
+	r0 = r1 = 0;
+	for (int i = 0; i < 20; i++) {
+		struct kvmi_event_msg *e = next_event(dom, 50);
+
+		reply(dom, e, KVMI_EVENT_ACTION_CONTINUE);
+	}
+	ok(mask == 3 && wait_done(dom, 0, seq0, &r0) == 0 && wait_done(dom, 1, seq1, &r1) == 0 &&
+	   r0 == 0x1234 && r1 == 0x1234,
+	   "two vCPUs execute the same protected page: pre-exec events from both, both calls returned");
+	set_access(dom, CODE_GPA, R | W | X);
+}
+
+static void breakpoints(struct kvmi_dom *dom)
+{
+	struct kvmi_event_msg *ev;
+	struct mbox m;
+	uint64_t seq, res = 0, before;
+	uint8_t nop = 0x90, int3 = 0xcc;
+	int ret;
+
+	kvmi_dom_read_physical(dom, MBOX_GPA, &m, sizeof(m));
+	before = m.bp_count;
+	if (kvmi_dom_check_event(dom, KVMI_EVENT_BREAKPOINT) != 0) {
+		diag("this host does not deliver int3 to userspace: BREAKPOINT refused");
+		ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_BREAKPOINT, true) != 0,
+		   "CONTROL_EVENTS(BREAKPOINT) is refused like CHECK_EVENT says");
+		seq = post(dom, 0, OP_INT3 | OP_RING3, 0);
+		ok(wait_done(dom, 0, seq, &res) == 0 && res == before + 1,
+		   "the guest's own int3 still reaches its #BP handler");
+		return;
+	}
+	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_BREAKPOINT, true) == 0, "enable BREAKPOINT on vCPU 0");
+	seq = post(dom, 0, OP_INT3, 0);
+	ev = next_event(dom, 10000);
+	ok(ev && ev->event == KVMI_EVENT_BREAKPOINT && ev->specific.breakpoint.gpa == INT3_GPA &&
+	   ev->specific.breakpoint.insn_len == 1, "ring 0 int3: BREAKPOINT event with its gpa and length 1");
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	ret = wait_done(dom, 0, seq, &res);
+	if (kvmi_dom_read_physical(dom, MBOX_GPA, &m, sizeof(m)))
+		m.bp_rip = 0;
+	ok(ret == 0 && res == before + 1 && m.bp_rip == INT3_GPA + 1,
+	   "CONTINUE: the guest's #BP handler ran once, with RIP after the int3 (%#llx)",
+	   (unsigned long long)m.bp_rip);
+
+	seq = post(dom, 0, OP_INT3, 0);
+	ev = next_event(dom, 10000);
+	kvmi_dom_write_physical(dom, INT3_GPA, &nop, 1);
+	if (ev && ev->event == KVMI_EVENT_BREAKPOINT)
+		reply(dom, ev, KVMI_EVENT_ACTION_RETRY);
+	ok(ev && wait_done(dom, 0, seq, &res) == 0 && res == before + 1,
+	   "RETRY after the tool removed its breakpoint: no #BP in the guest, the code ran on");
+	kvmi_dom_write_physical(dom, INT3_GPA, &int3, 1);
+
+	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_BREAKPOINT, false) == 0, "disable BREAKPOINT");
+	seq = post(dom, 0, OP_INT3, 0);
+	ev = next_event(dom, 300);
+	ok(!ev && wait_done(dom, 0, seq, &res) == 0 && res == before + 2,
+	   "without the event the guest's int3 reaches its own handler");
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+}
+
+static void single_step(struct kvmi_dom *dom)
+{
+	struct kvmi_features f;
+	struct kvmi_event_msg *ev;
+	uint64_t seq = 0, res = 0, want[] = { STEP_GPA + 2, STEP_GPA + 4, STEP_GPA + 6, STEP_GPA + 7 };
+	unsigned matched = 0, steps = 0;
+	uint32_t ver;
+	int ret;
+
+	if (kvmi_dom_get_version(dom, &ver, &f) || !f.singlestep) {
+		diag("no single-step on this host");
+		ok(kvmi_dom_check_command(dom, KVMI_VCPU_CONTROL_SINGLESTEP) != 0,
+		   "CONTROL_SINGLESTEP refused like features.singlestep says");
+		return;
+	}
+	ok(kvmi_dom_pause_vcpu(dom, 0, true) == 0, "pause vCPU 0 for single-stepping");
+	ev = next_event(dom, 10000);
+	if (!ev || ev->event != KVMI_EVENT_PAUSE_VCPU) {
+		ok(0, "PAUSE_VCPU event");
+		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+		return;
+	}
+	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_SINGLESTEP, true) == 0 &&
+	   kvmi_dom_control_singlestep(dom, 0, true) == 0, "enable single-step on the paused vCPU");
+	seq = post(dom, 0, OP_STEP, 0);
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	while (matched < 4 && steps < 5000 && (ev = next_event(dom, 10000))) {
+		if (ev->event == KVMI_EVENT_SINGLESTEP) {
+			uint64_t rip = ev->common.arch.regs.rip;
+
+			steps++;
+			if (rip == want[matched])
+				matched++;
+			else if (rip > STEP_GPA && rip < STEP_GPA + 8)
+				diag("step at %#llx out of order", (unsigned long long)rip);
+			if (matched == 4)
+				kvmi_dom_control_singlestep(dom, 0, false);
+		}
+		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	}
+	ok(matched == 4, "SINGLESTEP events after each instruction of the known sequence (%u steps in all)", steps);
+	while ((ev = next_event(dom, 200)))
+		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	ret = wait_done(dom, 0, seq, &res);
+	ok(ret == 0 && res == 2, "the stepped sequence computed its value (%llu)", (unsigned long long)res);
+}
+
+/* 1, 511 adjacent and 10,000 scattered pages: the memslot count grows
+ * with the number of ranges, and the guest still sees its events. */
+static void many_pages(struct kvmi_dom *dom, const char *log)
+{
+	static uint64_t gpa[511];
+	static uint8_t acc[511];
+	struct kvmi_event_msg *ev;
+	int base, n, err = 0;
+	uint64_t seq;
+
+	set_access(dom, SPARE_GPA, R | W | X);
+	base = last_slot_count(log);
+	err = set_access(dom, SPARE_GPA, R | X);
+	n = last_slot_count(log);
+	ok(!err && n == base + 2, "1 write-protected page: %d -> %d memslots (+2)", base, n);
+	for (unsigned i = 0; i < 511; i++) {
+		gpa[i] = SPARE_GPA + 0x1000ull * i;
+		acc[i] = R | X;
+	}
+	err = kvmi_dom_set_page_access(dom, gpa, acc, 511, 0);
+	n = last_slot_count(log);
+	ok(!err && n == base + 2, "511 adjacent write-protected pages share one slot: %d memslots", n);
+	for (unsigned i = 0; i < 511; i++)
+		acc[i] = R | W | X;
+	kvmi_dom_set_page_access(dom, gpa, acc, 511, 0);
+	ok(last_slot_count(log) == base, "lifting them restores %d memslots", base);
+
+	for (unsigned done = 0; done < 10000 && !err;) {
+		unsigned k = 10000 - done < 511 ? 10000 - done : 511;
+
+		for (unsigned i = 0; i < k; i++) {
+			gpa[i] = SPARE_GPA + 0x2000ull * (done + i);   /* every other page */
+			acc[i] = R | X;
+		}
+		err = kvmi_dom_set_page_access(dom, gpa, acc, k, 0);
+		done += k;
+	}
+	n = last_slot_count(log);
+	ok(!err && n == base + 20000, "10,000 scattered write-protected pages: %d memslots (one per range + gaps)", n);
+	set_access(dom, DATA_GPA, R | X);
+	seq = post(dom, 1, OP_WRITE | OP_RING3, 0x5151);
+	ev = expect_pf(dom, 1, W);
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	ok(ev && wait_done(dom, 1, seq, NULL) == 0 && read_u64(dom, DATA_GPA) == 0x5151,
+	   "with 10,001 protected pages the guest runs and its write raises its event");
+	set_access(dom, DATA_GPA, R | W | X);
+	for (unsigned done = 0; done < 10000;) {
+		unsigned k = 10000 - done < 511 ? 10000 - done : 511;
+
+		for (unsigned i = 0; i < k; i++) {
+			gpa[i] = SPARE_GPA + 0x2000ull * (done + i);
+			acc[i] = R | W | X;
+		}
+		kvmi_dom_set_page_access(dom, gpa, acc, k, 0);
+		done += k;
+	}
+	ok(last_slot_count(log) == base, "all lifted: back to %d memslots", base);
+}
+
+static int wait_magic(struct kvmi_dom *dom, int tries)
+{
+	for (int i = 0; i < tries; i++) {
+		if (read_u64(dom, MBOX_GPA) == MBOX_MAGIC)
+			return 0;
+		usleep(20000);
+	}
+	return -ETIMEDOUT;
+}
+
+static void test_main_session(void)
+{
+	const char *log = "test_events-main.log";
+	struct kvmi_listener *l = NULL;
+	struct kvmi_dom *dom = NULL, *dom2 = NULL;
+	struct kvmi_event_msg *ev, *cv[2] = { NULL, NULL };
+	struct slot s1;
+	uint64_t seq, res = 0;
+	pid_t pid;
+	int ret, status;
+
+	ret = kvmi_listener_open(addr, NULL, &l);
+	if (ret) {
+		ok(0, "listen (%d)", ret);
+		return;
+	}
+	pid = start_vmm(log, "--introspector-wait", NULL);
+	ret = kvmi_listener_accept(l, 20000, &dom);
+	ok(ret == 0, "kvmi-vm --introspector-wait connected");
+	if (ret)
+		goto out;
+	ok(kvmi_dom_check_event(dom, KVMI_EVENT_CREATE_VCPU) == 0, "CHECK_EVENT(CREATE_VCPU): deliverable");
+	usleep(300000);
+	ok(read_u64(dom, MBOX_GPA) == 0, "no guest instruction ran before the tool enabled CREATE_VCPU");
+	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_CREATE_VCPU, true) == 0, "enable CREATE_VCPU");
+	for (int i = 0; i < 2; i++) {
+		ev = next_event(dom, 10000);
+		if (ev && ev->event == KVMI_EVENT_CREATE_VCPU && ev->vcpu < 2 && !cv[ev->vcpu])
+			cv[ev->vcpu] = ev;
+		else
+			reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	}
+	ok(cv[0] && cv[1], "one CREATE_VCPU event from each vCPU before its first instruction");
+	reply(dom, cv[0], KVMI_EVENT_ACTION_CONTINUE);
+	ret = wait_magic(dom, 500);
+	usleep(300000);
+	kvmi_dom_read_physical(dom, SLOT_GPA(1), &s1, sizeof(s1));
+	ok(ret == 0 && s1.alive == 0, "vCPU 0 runs while vCPU 1 is held by its unanswered CREATE_VCPU");
+	reply(dom, cv[1], KVMI_EVENT_ACTION_CONTINUE);
+	for (int i = 0; i < 200 && s1.alive == 0; i++) {
+		usleep(10000);
+		kvmi_dom_read_physical(dom, SLOT_GPA(1), &s1, sizeof(s1));
+	}
+	ok(s1.alive == 1, "vCPU 1 starts once the tool replied");
+
+	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_PF, true) == 0 &&
+	   kvmi_dom_control_events(dom, 1, KVMI_EVENT_PF, true) == 0, "enable PF on both vCPUs");
+	read_protection(dom, 0);
+	read_protection(dom, OP_RING3);
+	write_protection(dom, 0);
+	write_protection(dom, OP_RING3);
+	exec_protection(dom, 0);
+	exec_protection(dom, OP_RING3);
+	two_vcpus(dom);
+	breakpoints(dom);
+	single_step(dom);
+	many_pages(dom, log);
+
+	/* The tool goes away while vCPU 0 waits on a pre-write event: the
+	 * write completes, every restriction goes, the guest runs on. */
+	set_access(dom, DATA_GPA, X);
+	set_access(dom, CODE_GPA, R | W);
+	seq = post(dom, 0, OP_WRITE, 0xd1d1);
+	ev = expect_pf(dom, 0, W);
+	ok(ev != NULL, "a pre-write event is pending when the tool disconnects");
+	kvmi_event_free(ev);
+	kvmi_dom_close(dom);
+	dom = NULL;
+	ret = kvmi_listener_accept(l, 20000, &dom2);
+	ok(ret == 0, "kvmi-vm reconnects");
+	if (ret)
+		goto out;
+	ok(wait_done(dom2, 0, seq, NULL) == 0 && read_u64(dom2, DATA_GPA) == 0xd1d1,
+	   "the waiting write completed as CONTINUE");
+	kvmi_dom_control_events(dom2, 0, KVMI_EVENT_PF, true);
+	seq = post(dom2, 0, OP_READ, 0);
+	ok(wait_done(dom2, 0, seq, &res) == 0 && res == 0xd1d1 && next_event(dom2, 200) == NULL,
+	   "read protection lifted with the tool (no event, the value read)");
+	seq = post(dom2, 0, OP_EXEC | OP_RING3, 0);
+	ok(wait_done(dom2, 0, seq, &res) == 0 && res == 0x1234 && next_event(dom2, 200) == NULL,
+	   "execute protection lifted with the tool");
+	post(dom2, 0, OP_EXIT, 0);
+	post(dom2, 1, OP_EXIT, 0);
+	kvmi_dom_close(dom2);
+	status = wait_vmm(pid, 30);
+	ok(status == 0, "the guest finished normally (exit status %d)", status);
+	pid = 0;
+	if (status != 0 || tap_failed)
+		show_log(log);
+out:
+	if (dom)
+		kvmi_dom_close(dom);
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		show_log(log);
+	}
+	kvmi_listener_close(l);
+}
+
+/* CRASH answering a pre-read, pre-write or pre-exec event stops the guest. */
+static void test_crash(unsigned op, uint64_t gpa, uint8_t access, uint8_t need)
+{
+	const char *log = "test_events-crash.log";
+	struct kvmi_listener *l = NULL;
+	struct kvmi_dom *dom = NULL;
+	struct kvmi_event_msg *ev = NULL;
+	pid_t pid;
+	int ret, status;
+
+	ret = kvmi_listener_open(addr, NULL, &l);
+	if (ret) {
+		ok(0, "listen (%d)", ret);
+		return;
+	}
+	pid = start_vmm(log, NULL);
+	ret = kvmi_listener_accept(l, 20000, &dom);
+	if (!ret)
+		ret = wait_magic(dom, 500);
+	if (!ret) {
+		kvmi_dom_control_events(dom, 0, KVMI_EVENT_PF, true);
+		set_access(dom, gpa, access);
+		post(dom, 0, op | OP_RING3, 0);
+		ev = expect_pf(dom, 0, need);
+	}
+	if (ev)
+		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CRASH, NULL, 0);
+	kvmi_event_free(ev);
+	status = wait_vmm(pid, 20);
+	ok(ev && status == 4, "CRASH answering a pre-%s event stops the guest (exit status %d)",
+	   need == R ? "read" : need == W ? "write" : "exec", status);
+	if (status != 4)
+		show_log(log);
+	if (dom)
+		kvmi_dom_close(dom);
+	kvmi_listener_close(l);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s KVMI_VM GUEST_DIR\n", argv[0]);
+		return 2;
+	}
+	vmm = argv[1];
+	guest_dir = argv[2];
+	if (access("/dev/kvm", R_OK | W_OK)) {
+		printf("1..0 # SKIP no usable /dev/kvm\n");
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmi-ev-%d.sock", (int)getpid());
+	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
+	test_main_session();
+	test_crash(OP_READ, DATA_GPA, W | X, R);
+	test_crash(OP_WRITE, DATA_GPA, R | X, W);
+	test_crash(OP_EXEC, CODE_GPA, R | W, X);
+	unlink(sock_path);
+	printf("1..%d\n", tap_n);
+	return tap_failed ? 1 : 0;
+}
