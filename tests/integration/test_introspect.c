@@ -553,7 +553,7 @@ static void test_page_access(void)
 	struct kvmi_event_msg *ev, *ev2;
 	struct kvmi_event_pf_reply rpl;
 	struct mbox m1, m2;
-	uint64_t go = MBOX_GO, gpas[2] = { MBOX_GPA, 0x310000 };
+	uint64_t go = MBOX_GO, gpas[2] = { 0x310000, 0x311000 };
 	uint8_t acc[2] = { KVMI_PAGE_ACCESS_R, KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_X };
 	unsigned writes = 0;
 	pid_t pid;
@@ -574,8 +574,9 @@ static void test_page_access(void)
 	ok(kvmi_dom_check_event(dom, KVMI_EVENT_PF) == 0, "CHECK_EVENT PF: deliverable");
 	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_PF, true) == 0 &&
 	   kvmi_dom_control_events(dom, 1, KVMI_EVENT_PF, true) == 0, "enable PF events on both vCPUs");
-	ok(kvmi_dom_set_page_access(dom, gpas, acc, 2, 0) == -EOPNOTSUPP,
-	   "an entry without X is refused (execute tracking not supported), the others applied");
+	ok(kvmi_dom_set_page_access(dom, gpas, acc, 2, 0) == 0, "two pages in one SET_PAGE_ACCESS");
+	acc[0] = acc[1] = KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_W | KVMI_PAGE_ACCESS_X;
+	ok(kvmi_dom_set_page_access(dom, gpas, acc, 2, 0) == 0, "... and forgotten again");
 
 	ok(set_access(dom, MBOX_GPA, KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_X) == 0, "write-protect the mailbox page");
 	for (int i = 0; i < 5; i++) {

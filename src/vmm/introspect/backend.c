@@ -77,6 +77,7 @@ struct kvmi_backend {
 	pthread_mutex_t msr_lock;   /* the per-vCPU masks and the VM's filter */
 
 	bool have_blockirq;         /* KVM_GUESTDBG_BLOCKIRQ: no interrupt during a step */
+	bool exit_on_emulation_failure; /* KVM_CAP_EXIT_ON_EMULATION_FAILURE on */
 	enum kvmi_int3_path bp_path; /* how a guest int3 reaches us (probe.c) */
 	atomic_int stepper;         /* vCPU in an execute step, or -1 */
 
@@ -1083,6 +1084,21 @@ static void handle_int3(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t rip)
 }
 
 /*
+ * An emulation failure that tracking did not cause.  KVM's own answer at
+ * CPL > 0, which KVM_CAP_EXIT_ON_EMULATION_FAILURE turned into an exit, is
+ * a #UD for the guest; at CPL 0 the VMM stops the guest (false).
+ */
+static bool not_ours(struct kvmi_backend *b, struct vcpu *vcpu)
+{
+	struct kvm_sregs sregs;
+
+	if (!b->exit_on_emulation_failure || ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0 ||
+	    (sregs.cs.selector & 3) == 0)
+		return false;
+	return kvmi_vcpu_inject_exception(vcpu, 6, 0, 0) == 0;
+}
+
+/*
  * KVM could not emulate an instruction.  Ours when the instruction sits on
  * a page that tracking removed from the memslots (read- or
  * execute-protected): without X it is a pre-exec PF event (gva = RIP),
@@ -1104,7 +1120,7 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 		return false;
 	kvmi_vcpu_translate_gva(vcpu, regs.rip, &gpa);
 	if (gpa == KVMI_UNMAPPED_GVA)
-		return false;
+		return not_ours(b, vcpu);
 	pthread_rwlock_rdlock(&b->pt_lock);
 	rights = pagetrack_get(&b->pt, gpa >> 12);
 	pthread_rwlock_unlock(&b->pt_lock);
@@ -1117,8 +1133,10 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 			handle_int3(b, vcpu, regs.rip);
 			return true;
 		}
-		return false;
+		return not_ours(b, vcpu);
 	}
+	/* KVM may have queued a #UD for the failed fetch: it is ours, drop it. */
+	kvmi_vcpu_drop_exception(vcpu, 6);
 	if (!(rights & PT_X)) {
 		memset(&ev, 0, sizeof(ev));
 		ev.gva = regs.rip;
@@ -1289,6 +1307,14 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 		int dbg2 = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_GUEST_DEBUG2);
 
 		b->have_blockirq = dbg2 > 0 && (dbg2 & KVM_GUESTDBG_BLOCKIRQ);
+	}
+	/* An instruction fetch from a removed page fails emulation.  Without
+	 * this KVM answers that with a #UD straight into the guest at CPL > 0
+	 * (and queues one besides the exit at CPL 0). */
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_EXIT_ON_EMULATION_FAILURE, .args = { 1 } };
+
+		b->exit_on_emulation_failure = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
 	}
 	b->bp_path = b->have_singlestep ? kvmi_probe_int3(vm->kvm_fd) : KVMI_INT3_NONE;
 	atomic_store(&b->stepper, -1);

@@ -418,3 +418,19 @@ int kvmi_vcpu_drop_step_trap(struct vcpu *vcpu, bool guest_tf)
 	}
 	return 0;
 }
+
+/* Drops a pending or injected exception `vector` (one KVM queued itself). */
+int kvmi_vcpu_drop_exception(struct vcpu *vcpu, uint8_t vector)
+{
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	if (!(ev.exception.pending || ev.exception.injected) || ev.exception.nr != vector)
+		return 0;
+	ev.exception.pending = 0;
+	ev.exception.injected = 0;
+	ev.exception_has_payload = 0;
+	ev.flags = 0;
+	return ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
+}

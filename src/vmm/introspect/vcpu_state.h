@@ -33,6 +33,7 @@ int kvmi_vcpu_get_xsave(struct vcpu *vcpu, void *region /* KVMI_XSAVE_SIZE */);
 int kvmi_vcpu_set_xsave(struct vcpu *vcpu, const void *region, size_t size);
 int kvmi_vcpu_get_xcr(struct vcpu *vcpu, uint8_t xcr, uint64_t *value);
 int kvmi_vcpu_get_tsc_speed(struct vcpu *vcpu, uint64_t *hz);
+int kvmi_vcpu_drop_exception(struct vcpu *vcpu, uint8_t vector);
 int kvmi_vcpu_drop_step_trap(struct vcpu *vcpu, bool guest_tf);
 int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first);
 int kvmi_vcpu_translate_gva(struct vcpu *vcpu, uint64_t gva, uint64_t *gpa);
