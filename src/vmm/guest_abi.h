@@ -39,6 +39,10 @@
 #define KVMI_PORT_POWEROFF          0x0504  /* outb v: power off, VMM exit status v (0 = clean) */
 #define KVMI_PORT_RESET_CF9         0x0cf9  /* outb with bit 2 set: reset */
 #define KVMI_PORT_I8042_CMD         0x0064  /* outb 0xfe: reset (keyboard controller pulse) */
+/* outb n: delete and re-create the memslots of RAM region n (0: below
+ * 4 GiB), as a remap or hot-plug would; what tests of page tracking across
+ * memory-region changes use. */
+#define KVMI_PORT_MEM_RECREATE      0x0518
 
 enum kvmi_ucall_cmd {
 	KVMI_UCALL_NONE   = 0,

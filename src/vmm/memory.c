@@ -292,6 +292,42 @@ int guest_memory_apply_tracking(struct guest_memory *mem, const struct pagetrack
 	return err;
 }
 
+int guest_memory_recreate_region(struct guest_memory *mem, unsigned idx, const struct pagetrack *pt,
+				 unsigned *slots)
+{
+	struct mem_region *r;
+	struct pagetrack none;
+	unsigned rm = 0, ad = 0;
+	int err;
+
+	if (idx >= mem->nr_regions)
+		return -EINVAL;
+	r = &mem->regions[idx];
+	for (size_t i = 0; i < r->nr_layout; i++) {
+		if (r->slot_ids[i] == UINT32_MAX)
+			continue;
+		err = memslot_map_remove(mem, r->slot_ids[i]);
+		if (err)
+			return err;
+		r->slot_ids[i] = UINT32_MAX;
+	}
+	/* A new region: nothing is kept from the old layout, every slot is
+	 * added again from the tracker, restrictions included. */
+	free(r->layout);
+	free(r->slot_ids);
+	r->layout = NULL;
+	r->slot_ids = NULL;
+	r->nr_layout = 0;
+	if (!pt) {
+		pagetrack_init(&none);
+		pt = &none;
+	}
+	err = apply_region(mem, r, pt, &rm, &ad);
+	if (slots)
+		*slots = ad;
+	return err;
+}
+
 void guest_memory_destroy(struct guest_memory *mem)
 {
 	for (unsigned i = 0; i < mem->nr_regions; i++) {

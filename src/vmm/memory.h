@@ -77,6 +77,14 @@ uint64_t guest_low_ram_end(const struct guest_memory *mem);
  * restrictions are in force before any vCPU runs on it.  Returns 0 or
  * -errno; counts of removed/added slots go to *removed / *added if given.
  */
+/*
+ * Deletes every memslot of region idx and creates the region again, as a
+ * remap or hot-plug would, with the restrictions of pt (NULL: none) in
+ * force from the first slot on.  Every vCPU must be out of guest mode.
+ * *slots gets the number of slots the region now has.
+ */
+int guest_memory_recreate_region(struct guest_memory *mem, unsigned idx, const struct pagetrack *pt,
+				 unsigned *slots);
 int guest_memory_apply_tracking(struct guest_memory *mem, const struct pagetrack *pt,
 				unsigned *removed, unsigned *added);
 

@@ -310,6 +310,25 @@ void vm_release_vcpus(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+int vm_recreate_region(struct vm *vm, unsigned idx)
+{
+	unsigned slots = 0;
+	int err;
+
+	vm_hold_vcpus(vm);
+	if (vm->hooks.recreate_region)
+		err = vm->hooks.recreate_region(vm->hooks.opaque, idx, &slots);
+	else
+		err = guest_memory_recreate_region(&vm->mem, idx, NULL, &slots);
+	vm_release_vcpus(vm);
+	if (err)
+		pr_err("cannot re-create memory region %u: %s", idx, strerror(-err));
+	else
+		pr_debug("memory region %u re-created with %u memslots; memslots in use %u", idx, slots,
+			 vm->mem.nr_slots_used);
+	return err;
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;

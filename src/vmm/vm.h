@@ -59,6 +59,9 @@ struct vm_hooks {
 	void (*wrmsr)(void *opaque, struct vcpu *vcpu);
 	/* KVM_EXIT_DEBUG (single-step, breakpoints). */
 	void (*debug)(void *opaque, struct vcpu *vcpu);
+	/* Re-create RAM region idx with the page restrictions in force (the
+	 * tracker's owner holds its lock); vCPUs are held out of guest mode. */
+	int (*recreate_region)(void *opaque, unsigned idx, unsigned *slots);
 };
 
 enum vm_boot_kind { VM_BOOT_NONE, VM_BOOT_PAYLOAD, VM_BOOT_LINUX };
@@ -108,6 +111,10 @@ void vm_destroy(struct vm *vm);
 /* Runs until the guest powers off, finishes, crashes, or times out.
  * Returns the exit status (KVMI_VM_EXIT_*, or the power-off value). */
 int vm_run(struct vm *vm);
+
+/* Deletes and re-creates the memslots of RAM region idx (a remap or
+ * hot-plug would); page restrictions apply before any vCPU runs on it. */
+int vm_recreate_region(struct vm *vm, unsigned idx);
 
 /* Any thread: stop the VM with this status; the first request wins. */
 void vm_request_stop(struct vm *vm, int status);

@@ -37,7 +37,7 @@
 #define MBOX_MAGIC 0x4556454e54534d42ull
 #define SPARE_GPA  0x2000000ull         /* 32 MiB: RAM the guest never touches */
 
-enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT };
+enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT, OP_RECREATE };
 #define OP_RING3 0x100
 
 #define R KVMI_PAGE_ACCESS_R
@@ -615,6 +615,31 @@ static void many_pages(struct kvmi_dom *dom, const char *log)
 	ok(last_slot_count(log) == base, "all lifted: back to %d memslots", base);
 }
 
+/* The VMM re-creates the guest's RAM region (as a remap or hot-plug
+ * would): the write protection is in force on the new slots. */
+static void region_recreated(struct kvmi_dom *dom, const char *log)
+{
+	struct kvmi_event_msg *ev;
+	uint64_t seq;
+	int before, after;
+
+	write_u64(dom, DATA_GPA, 0);
+	set_access(dom, DATA_GPA, R | X);
+	before = last_slot_count(log);
+	seq = post(dom, 1, OP_RECREATE, 0);
+	ok(wait_done(dom, 1, seq, NULL) == 0 && next_event(dom, 200) == NULL,
+	   "the guest had kvmi-vm re-create its RAM region");
+	after = last_slot_count(log);
+	ok(after == before && after >= 3, "the new region has the split layout again (%d memslots, was %d)",
+	   after, before);
+	seq = post(dom, 0, OP_WRITE | OP_RING3, 0x4e4e);
+	ev = expect_pf(dom, 0, W);
+	reply(dom, ev, KVMI_EVENT_ACTION_RETRY);
+	ok(ev && wait_done(dom, 0, seq, NULL) == 0 && read_u64(dom, DATA_GPA) == 0,
+	   "the write protection survived the re-creation: pre-write event, write vetoed");
+	set_access(dom, DATA_GPA, R | W | X);
+}
+
 static int wait_magic(struct kvmi_dom *dom, int tries)
 {
 	for (int i = 0; i < tries; i++) {
@@ -682,6 +707,7 @@ static void test_main_session(void)
 	breakpoints(dom);
 	single_step(dom);
 	many_pages(dom, log);
+	region_recreated(dom, log);
 
 	/* The tool goes away while vCPU 0 waits on a pre-write event: the
 	 * write completes, every restriction goes, the guest runs on. */

@@ -49,6 +49,13 @@ static void cf9_write(void *opaque, struct vcpu *vcpu, uint64_t off, const void 
 		platform_reset(opaque, "port 0xcf9");
 }
 
+static void recreate_write(void *opaque, struct vcpu *vcpu, uint64_t off, const void *data, unsigned len)
+{
+	(void)vcpu;
+	(void)off;
+	vm_recreate_region(opaque, value_of(data, len) & 0xff);
+}
+
 static void ignore_write(void *opaque, struct vcpu *vcpu, uint64_t off, const void *data, unsigned len)
 {
 	(void)opaque;
@@ -113,6 +120,7 @@ static void ucall_write(void *opaque, struct vcpu *vcpu, uint64_t off, const voi
 static const struct bus_dev_ops poweroff_ops = { .write = poweroff_write };
 static const struct bus_dev_ops cf9_ops = { .write = cf9_write };
 static const struct bus_dev_ops post_ops = { .write = ignore_write };
+static const struct bus_dev_ops recreate_ops = { .write = recreate_write };
 static const struct bus_dev_ops ucall_ops = { .write = ucall_write };
 
 int platform_init(struct vm *vm)
@@ -126,6 +134,7 @@ int platform_init(struct vm *vm)
 		{ KVMI_PORT_RESET_CF9, 1, &cf9_ops, "reset-cf9" },
 		{ 0x80, 1, &post_ops, "post" },
 		{ KVMI_PORT_UCALL, 4, &ucall_ops, "ucall" },
+		{ KVMI_PORT_MEM_RECREATE, 1, &recreate_ops, "mem-recreate" },
 	};
 	int err = i8042_init(vm);
 

@@ -856,6 +856,19 @@ static bool hook_mmio(void *opaque, struct vcpu *vcpu)
 	return true;
 }
 
+/* A RAM region is created again: the restrictions that fall in it are in
+ * force before any vCPU runs on it (vCPUs are held by the caller). */
+static int hook_recreate_region(void *opaque, unsigned idx, unsigned *slots)
+{
+	struct kvmi_backend *b = opaque;
+	int err;
+
+	pthread_rwlock_wrlock(&b->pt_lock);
+	err = guest_memory_recreate_region(&b->vm->mem, idx, &b->pt, slots);
+	pthread_rwlock_unlock(&b->pt_lock);
+	return err;
+}
+
 /* ---- execute protection ---------------------------------------------- */
 
 static bool step_slot_free(void *ctx)
@@ -1382,6 +1395,7 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 	vm->hooks.emulation_failure = hook_emulation_failure;
 	vm->hooks.wrmsr = hook_wrmsr;
 	vm->hooks.debug = hook_debug;
+	vm->hooks.recreate_region = hook_recreate_region;
 	return 0;
 
 err:

@@ -13,6 +13,7 @@
  *   INT3   calls "int3; ret" at INT3_GPA; result = #BP handler count
  *   STEP   result = what the known sequence at STEP_GPA returns (2)
  *   EXIT   the vCPU is done
+ *   RECREATE  asks the VMM to re-create RAM region arg (ring 0)
  * Pages are set up by vCPU 0 before it publishes the magic word.
  */
 #include "guest.h"
@@ -25,7 +26,7 @@
 #define MBOX_MAGIC 0x4556454e54534d42ull   /* "EVENTSMB" */
 #define MAX_VCPUS  4
 
-enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT };
+enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT, OP_RECREATE };
 #define OP_RING3 0x100
 
 struct slot {
@@ -76,6 +77,9 @@ static uint64_t run_op(void *arg)
 	case OP_STEP:
 		fn = (uint64_t (*)(void))STEP_GPA;
 		return fn() & 0xffffffff;
+	case OP_RECREATE:
+		outb(KVMI_PORT_MEM_RECREATE, (uint8_t)s->arg);
+		return 0;
 	default:
 		return ~0ull;
 	}

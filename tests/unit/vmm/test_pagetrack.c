@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the page-access tracker and the memslot layout it drives. */
+#include <errno.h>
+#include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,8 +123,33 @@ static void test_coalescing(void)
 	pagetrack_destroy(&pt);
 }
 
+/* A re-created region gets its restrictions back before anything runs. */
+static void test_recreate(void)
+{
+	struct pt_entry e = { 0x300, PT_R | PT_X };
+	struct guest_memory mem;
+	struct pagetrack pt;
+	const struct memslot *s;
+	unsigned slots = 0;
+
+	pagetrack_init(&pt);
+	ok(guest_memory_init(&mem, -1, 64 << 20, 64) == 0, "recreate: 64 MiB");
+	pagetrack_update(&pt, &e, 1);
+	guest_memory_apply_tracking(&mem, &pt, NULL, NULL);
+	ok(guest_memory_recreate_region(&mem, 0, &pt, &slots) == 0 && slots == 3 && mem.nr_slots_used == 3,
+	   "re-created with the tracker: 3 slots (got %u)", slots);
+	s = memslot_map_find(&mem, 0x300000);
+	ok(s && (s->flags & KVM_MEM_READONLY) && s->size == 0x1000, "the write-protected page is a read-only slot again");
+	ok(guest_memory_recreate_region(&mem, 0, NULL, &slots) == 0 && slots == 1 && mem.nr_slots_used == 1,
+	   "re-created without restrictions: 1 slot");
+	ok(guest_memory_recreate_region(&mem, 5, &pt, &slots) == -EINVAL, "an unknown region: -EINVAL");
+	guest_memory_destroy(&mem);
+	pagetrack_destroy(&pt);
+}
+
 int main(void)
 {
+	test_recreate();
 	test_coalescing();
 	test_update();
 	test_layout();
