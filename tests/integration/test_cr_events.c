@@ -283,7 +283,7 @@ static void test_events(bool expect, int npt)
 		ok(ret == 0 || ret == -EOPNOTSUPP, "CHECK_EVENT CR answers (%d)", ret);
 		ok(ret == 0 || kvmi_dom_control_cr(dom, 0, 0, true) == -EOPNOTSUPP,
 		   "CONTROL_CR(0) refused when CR events are not deliverable");
-		write_word(dom, offsetof(struct mbox, go), 2);
+		write_word(dom, offsetof(struct mbox, go), 3);
 		goto out;
 	}
 	ok(kvmi_dom_check_command(dom, KVMI_CONTROL_CR) == 0, "CHECK_COMMAND CONTROL_CR: available");
@@ -356,9 +356,11 @@ static void test_events(bool expect, int npt)
 	ok(m.hc[0] == 0, "the guest sees RAX = 0 after the delivered event (%#llx)", (unsigned long long)m.hc[0]);
 	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_HYPERCALL, false) == 0, "CONTROL_EVENTS HYPERCALL off");
 	write_word(dom, offsetof(struct mbox, go), 2);
-	ok(wait_mbox(dom, &m, offsetof(struct mbox, done), 1) == 0 && m.hc[1] == KVM_ENOSYS_RAX,
+	ret = wait_mbox(dom, &m, offsetof(struct mbox, done), 1);
+	ok(ret == 0 && m.hc[1] == KVM_ENOSYS_RAX,
 	   "nobody listens: the guest sees -KVM_ENOSYS (%#llx)", (unsigned long long)m.hc[1]);
 	ok(kvmi_dom_pending_events(dom) == 0 && s.other == 0, "no stray events (%u)", s.other);
+	write_word(dom, offsetof(struct mbox, go), 3);
 out:
 	if (dom)
 		kvmi_dom_close(dom);
@@ -401,11 +403,14 @@ static void test_unprivileged(void)
 	ret = wait_mbox(dom, &m, offsetof(struct mbox, magic), MBOX_MAGIC);
 	write_word(dom, offsetof(struct mbox, steps), STEP_CR0 | STEP_CR4 | STEP_HC);
 	write_word(dom, offsetof(struct mbox, go), 2);
-	ok(ret == 0 && wait_mbox(dom, &m, offsetof(struct mbox, done), 1) == 0 && (m.cr0[2] & CR0_WP) &&
+	if (ret == 0)
+		ret = wait_mbox(dom, &m, offsetof(struct mbox, done), 1);
+	ok(ret == 0 && (m.cr0[2] & CR0_WP) &&
 	   (m.cr4[0] & CR4_PCE) && m.hc[0] == KVM_ENOSYS_RAX && m.hc[1] == KVM_ENOSYS_RAX,
 	   "unprivileged: the guest runs as before (its writes stand, hypercalls answer -KVM_ENOSYS: %#llx %#llx;"
 	   " cr0 %#llx cr4 %#llx)", (unsigned long long)m.hc[0], (unsigned long long)m.hc[1],
 	   (unsigned long long)m.cr0[2], (unsigned long long)m.cr4[0]);
+	write_word(dom, offsetof(struct mbox, go), 3);
 out:
 	if (dom)
 		kvmi_dom_close(dom);
