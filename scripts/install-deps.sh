@@ -3,8 +3,13 @@
 # are missing.  Runs apt-get as root (directly or through sudo).
 set -eu
 
+# clang + libbpf-dev: the BPF hooks of CR/XSETBV/HYPERCALL events (the
+# build works without them, refusing those events); libelf-dev, zlib1g-dev
+# and libzstd-dev give the static libelf.a/libz.a/libzstd.a that libbpf.a
+# needs in the static kvmi-vm of the real-KVM box.
 PKGS="meson ninja-build gcc libc6-dev pkg-config python3 libssl-dev
-      qemu-system-x86 busybox-static cpio gzip xz-utils zstd"
+      qemu-system-x86 busybox-static cpio gzip xz-utils zstd
+      clang libbpf-dev libelf-dev zlib1g-dev libzstd-dev"
 case "${1:-}" in
 --bench) PKGS="$PKGS gnuplot-nox" ;;
 --fuzz)  PKGS="$PKGS clang libclang-rt-14-dev" ;;

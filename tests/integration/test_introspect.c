@@ -207,7 +207,7 @@ static void exercise_vcpu_commands(struct kvmi_dom *dom)
 	ret = kvmi_dom_get_vcpu_info(dom, 0, &tsc);
 	ok(ret == 0, "GET_VCPU_INFO (TSC %llu Hz)", (unsigned long long)tsc);
 	ok(kvmi_dom_get_registers(dom, 9, NULL, NULL, NULL, 0, NULL) == -EINVAL, "bad vCPU index: EINVAL");
-	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_XSETBV, true) == -EOPNOTSUPP,
+	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_DESCRIPTOR, true) == -EOPNOTSUPP,
 	   "an event this host cannot deliver cannot be enabled");
 	ok(kvmi_dom_read_physical(dom, 0x7ff00000ull, &v, 8) == -ENOENT, "READ_PHYSICAL beyond RAM: ENOENT");
 	{

@@ -297,11 +297,18 @@ setup_kvm() {
 	# Huge pages for shared memory: kvmi-vm's guest RAM (a memfd) then gets
 	# 2 MiB nested-paging mappings; halves a Linux boot in the box.
 	echo advise >/sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || true
+	# kvm.force_emulation_prefix=1: the CR/XSETBV tests reach XSETBV
+	# through KVM's emulator (QEMU's SVM does not intercept XSETBV).
 	for m in $MODULES; do
-		if ! out=$(insmod "/kvmi/modules/$m.ko" 2>&1); then
+		args=""
+		[ "$m" = kvm ] && args="force_emulation_prefix=1"
+		# shellcheck disable=SC2086   # args: zero or one word
+		if ! out=$(insmod "/kvmi/modules/$m.ko" $args 2>&1); then
 			comment "insmod $m: $out"
 		fi
 	done
+	# The BPF hooks of kvmi-vm find KVM's tracepoints through tracefs.
+	mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 	if [ -c /dev/kvm ] && [ -d /sys/module/kvm_amd ]; then
 		result ok "box: kvm_amd loaded, /dev/kvm present"
 		dmesg | grep -iE 'svm|kvm|nested|npt' | tail -n 8 | while IFS= read -r l; do comment "dmesg: $l"; done
@@ -406,6 +413,9 @@ run_tap_programs() {
 	for p in /kvmi/tap/*; do
 		[ -x "$p" ] || continue
 		n=${p##*/}
+		case "$n" in
+		test_linux_cr3*) continue ;;   # npt=0 only (run_npt0_tests)
+		esac
 		run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/guests
 		# The introspection test again over AF_VSOCK (CID 1, loopback).
 		case "$n" in
@@ -499,6 +509,22 @@ run_linux_test() {
 	fi
 }
 
+# tests (c): the second configuration, kvm_amd without nested paging: CR3
+# writes exit to KVM there, so CR3 events must be available.
+run_npt0_tests() {
+	if ! rmmod kvm_amd 2>/tmp/rmmod.err || ! insmod /kvmi/modules/kvm-amd.ko npt=0 2>/tmp/insmod.err; then
+		result "not ok" "npt0: reload kvm_amd with npt=0 ($(cat /tmp/rmmod.err /tmp/insmod.err 2>/dev/null))"
+		return 0
+	fi
+	result ok "npt0: kvm_amd reloaded with npt=$(cat /sys/module/kvm_amd/parameters/npt)"
+	if [ -x /kvmi/tap/test_cr_events-static ]; then
+		run_tap test_cr_events-npt0 /kvmi/tap/test_cr_events-static /kvmi/bin/kvmi-vm /kvmi/guests
+	fi
+	if [ -x /kvmi/tap/test_linux_cr3-static ]; then
+		run_tap test_linux_cr3-npt0 /kvmi/tap/test_linux_cr3-static /kvmi/bin/kvmi-vm /kvmi/linux
+	fi
+}
+
 # demo: the demo guest's console, unprefixed.
 run_demo() {
 	if [ -f /kvmi/extra/demo-hook.sh ]; then
@@ -519,7 +545,7 @@ run_demo() {
 if setup_kvm; then
 	case "$MODE" in
 	probe) run_probe ;;
-	tests) run_guest_tests; run_tap_programs; run_linux_test ;;
+	tests) run_guest_tests; run_tap_programs; run_linux_test; run_npt0_tests ;;
 	demo) run_demo ;;
 	esac
 fi

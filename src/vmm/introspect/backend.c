@@ -23,6 +23,7 @@
 #include "../util.h"
 #include "../vcpu.h"
 #include "../vm.h"
+#include "bpf_events.h"
 #include "probe.h"
 #include "vcpu_state.h"
 
@@ -75,6 +76,7 @@ struct kvmi_backend {
 	bool have_msr_filter;       /* KVM_CAP_X86_USER_SPACE_MSR + MSR filter */
 	bool have_singlestep;       /* KVM_CAP_SET_GUEST_DEBUG */
 	pthread_mutex_t msr_lock;   /* the per-vCPU masks and the VM's filter */
+	struct bpf_events *bpf;     /* CR/XSETBV/HYPERCALL through BPF; NULL: none */
 
 	bool have_blockirq;         /* KVM_GUESTDBG_BLOCKIRQ: no interrupt during a step */
 	bool exit_on_emulation_failure; /* KVM_CAP_EXIT_ON_EMULATION_FAILURE on */
@@ -206,6 +208,8 @@ static int be_check_command(struct kvmi_backend *b, unsigned id)
 		return -KVM_EOPNOTSUPP;
 	if (id == KVMI_VCPU_CONTROL_SINGLESTEP && !b->have_singlestep)
 		return -KVM_EOPNOTSUPP;
+	if (id == KVMI_CONTROL_CR)
+		return bpf_events_check_control_cr(b->bpf);
 	return 0;
 }
 
@@ -247,13 +251,14 @@ static int be_control_singlestep(struct kvmi_backend *b, unsigned idx, bool enab
 	return 0;
 }
 
-/* CONTROL_EVENTS: BREAKPOINT needs the guest-debug state of the vCPU. */
+/* CONTROL_EVENTS: BREAKPOINT needs the guest-debug state of the vCPU,
+ * CR/XSETBV/HYPERCALL the BPF hooks. */
 static int be_control_events(struct kvmi_backend *b, unsigned idx, unsigned id, bool enable)
 {
 	struct intro_vcpu *iv = &b->vcpus[idx];
 
 	if (id != KVMI_EVENT_BREAKPOINT)
-		return 0;
+		return bpf_events_control_event(b->bpf, vcpu_of(b, idx), id, enable);
 	iv->breakpoints = enable;
 	if (update_guest_debug(b, vcpu_of(b, idx))) {
 		iv->breakpoints = !enable;
@@ -269,6 +274,10 @@ static int be_check_event(struct kvmi_backend *b, unsigned id)
 		return b->have_msr_filter ? 0 : -KVM_EOPNOTSUPP;
 	case KVMI_EVENT_SINGLESTEP:
 		return b->have_singlestep ? 0 : -KVM_EOPNOTSUPP;
+	case KVMI_EVENT_CR:
+	case KVMI_EVENT_XSETBV:
+	case KVMI_EVENT_HYPERCALL:
+		return bpf_events_check_event(b->bpf, id);
 	case KVMI_EVENT_PAUSE_VCPU:
 	case KVMI_EVENT_TRAP:
 	case KVMI_EVENT_UNHOOK:
@@ -330,6 +339,8 @@ static void be_session_end(struct kvmi_backend *b)
 			pr_err("introspection: cannot clear the MSR filter");
 		pthread_mutex_unlock(&b->msr_lock);
 	}
+	/* ...and every CR/XSETBV/HYPERCALL hook. */
+	bpf_events_session_end(b->bpf);
 	for (unsigned i = 0; i < b->vm->nr_vcpus; i++) {
 		atomic_store(&b->vcpus[i].singlestep_off, true);
 		vcpu_kick(&b->vm->vcpus[i]);
@@ -498,6 +509,12 @@ static int be_control_msr(struct kvmi_backend *b, unsigned idx, uint32_t msr, bo
 	return err ? -KVM_EINVAL : 0;
 }
 
+static int be_control_cr(struct kvmi_backend *b, unsigned idx, unsigned cr, bool enable)
+{
+	return bpf_events_control_cr(b->bpf, vcpu_of(b, idx), cr, enable);
+}
+
+
 static int be_get_max_gfn(struct kvmi_backend *b, uint64_t *gfn)
 {
 	*gfn = kvmi_vm_max_gfn(b->vm);
@@ -587,6 +604,7 @@ static const struct kvmi_backend_ops backend_ops = {
 	.get_max_gfn = be_get_max_gfn,
 	.set_page_access = be_set_page_access,
 	.control_msr = be_control_msr,
+	.control_cr = be_control_cr,
 	.query_physical = be_query_physical,
 	.control_singlestep = be_control_singlestep,
 	.control_events = be_control_events,
@@ -689,7 +707,7 @@ static void hook_prerun(void *opaque, struct vcpu *vcpu)
 		if (vm_stopping(b->vm))
 			return;
 	}
-
+	bpf_events_prerun(b->bpf, vcpu); /* stops of the BPF hooks: their events first */
 	if (atomic_exchange(&b->vcpus[vcpu->id].singlestep_off, false) &&
 	    (b->vcpus[vcpu->id].singlestep || b->vcpus[vcpu->id].breakpoints)) {
 		b->vcpus[vcpu->id].singlestep = false;
@@ -1388,6 +1406,7 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 		pr_err("introspection: cannot create the server: %s", strerror(-err));
 		goto err;
 	}
+	b->bpf = bpf_events_create(vm, b->srv);
 	vm->intro = b;
 	vm->hooks.opaque = b;
 	vm->hooks.vcpu_prerun = hook_prerun;
@@ -1461,6 +1480,7 @@ void introspect_destroy(struct vm *vm)
 	if (!b)
 		return;
 	introspect_stop(vm);
+	bpf_events_destroy(b->bpf);
 	kvmi_server_destroy(b->srv);
 	pagetrack_destroy(&b->pt);
 	pthread_rwlock_destroy(&b->pt_lock);
