@@ -23,6 +23,7 @@
 #include "../util.h"
 #include "../vcpu.h"
 #include "../vm.h"
+#include "mapping.h"
 #include "vcpu_state.h"
 
 #define DEFAULT_UNHOOK_TIMEOUT_MS 5000
@@ -64,6 +65,8 @@ struct kvmi_backend {
 	bool have_msr_filter;       /* KVM_CAP_X86_USER_SPACE_MSR + MSR filter */
 	bool have_singlestep;       /* KVM_CAP_SET_GUEST_DEBUG */
 	pthread_mutex_t msr_lock;   /* the per-vCPU masks and the VM's filter */
+
+	struct kvmi_map_tokens tokens;  /* GET_MAP_TOKEN (introspection thread) */
 };
 
 /* The bit of msr in a vCPU's masks, or NULL outside the allowed ranges. */
@@ -248,6 +251,9 @@ static void be_session_end(struct kvmi_backend *b)
 	 * Nothing else is tool-made yet (page restrictions, MSR filters and
 	 * breakpoints come with the events issue and are undone here). */
 	pr_debug("introspection: session over; the guest keeps running");
+	/* Unredeemed map tokens die with the session (mappings the tool made
+	 * stay: they are its own, see docs/limitations.md). */
+	kvmi_map_tokens_clear(&b->tokens);
 	/* Every page restriction goes with the tool. */
 	vm_hold_vcpus(b->vm);
 	pthread_rwlock_wrlock(&b->pt_lock);
@@ -445,6 +451,17 @@ static int be_control_msr(struct kvmi_backend *b, unsigned idx, uint32_t msr, bo
 	return err ? -KVM_EINVAL : 0;
 }
 
+static int be_get_map_token(struct kvmi_backend *b, struct kvmi_map_mem_token *token)
+{
+	return kvmi_map_tokens_issue(&b->tokens, token);
+}
+
+static int be_map_memory(struct kvmi_backend *b, const struct kvmi_map_mem_token *token, uint64_t gpa,
+			 uint64_t len, bool readonly, int *fd, uint64_t *offset)
+{
+	return mapping_map(&b->vm->mem, &b->tokens, token, gpa, len, readonly, fd, offset);
+}
+
 static int be_get_max_gfn(struct kvmi_backend *b, uint64_t *gfn)
 {
 	*gfn = kvmi_vm_max_gfn(b->vm);
@@ -534,6 +551,8 @@ static const struct kvmi_backend_ops backend_ops = {
 	.set_page_access = be_set_page_access,
 	.control_msr = be_control_msr,
 	.query_physical = be_query_physical,
+	.get_map_token = be_get_map_token,
+	.map_memory = be_map_memory,
 	.control_singlestep = be_control_singlestep,
 	.get_features = be_get_features,
 	.get_tsc_speed = be_get_tsc_speed,
@@ -922,6 +941,7 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 	pthread_rwlock_init(&b->pt_lock, NULL);
 	pagetrack_init(&b->pt);
 	pthread_mutex_init(&b->msr_lock, NULL);
+	kvmi_map_tokens_init(&b->tokens, 0);
 	/* MSR events: writes exit to userspace through the MSR filter. */
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) > 0) {
 		struct kvm_enable_cap cap = {
