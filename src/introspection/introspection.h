@@ -57,7 +57,8 @@ struct kvmi_backend_ops {
 	/* [intro] Online vCPUs; indices >= this answer -KVM_EINVAL. Required. */
 	unsigned (*vcpu_count)(struct kvmi_backend *b);
 	/* [intro] 0, or -KVM_EOPNOTSUPP if the host cannot do command `id`.
-	 * Only asked for ids whose op is present. NULL: all supported. */
+	 * Only asked for ids whose op is present; `id` may be a kvmi
+	 * extension id (KVMI_X_*, >= KVMI_NUM_MESSAGES). NULL: all supported. */
 	int (*check_command)(struct kvmi_backend *b, unsigned id);
 	/* [intro] 0, or -KVM_EOPNOTSUPP if this host cannot deliver event `id`.
 	 * NULL: only PAUSE_VCPU (with pause_vcpu), TRAP (with
