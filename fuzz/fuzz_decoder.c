@@ -6,10 +6,11 @@
  *
  * Input byte 0 chooses the setup (bit 0: a vCPU waits for a CR event
  * reply, bits 1-2: on which vCPU; bit 3: threaded backend, whose jobs a
- * thread standing in for the vCPU loops runs); the rest is
- * the byte stream a tool sends after the handshake. The server runs on
- * the real framing code over pipes, with the scripted fake backend of the
- * unit tests answering every op.
+ * thread standing in for the vCPU loops runs; bit 4: a unix socketpair
+ * instead of pipes, so that KVMI_X_MAP_MEMORY gets past its AF_UNIX check
+ * and its replies carry descriptors); the rest is the byte stream a tool
+ * sends after the handshake. The server runs on the real framing code,
+ * with the scripted fake backend of the unit tests answering every op.
  */
 #include "test_server_util.h"
 
@@ -18,11 +19,15 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 struct run {
 	struct kvmi_server *srv;
+	/* pipes: tool writes in[1], server reads in[0], writes out[1], tool
+	 * reads out[0]; socketpair: in[1] = out[0] (tool), in[0] = out[1] */
 	int in[2], out[2];
+	bool sock;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	size_t out_bytes;
@@ -43,6 +48,7 @@ static void *drain_thread(void *opaque)
 
 	ssize_t n;
 
+	/* read(): descriptors a reply carries are dropped by the kernel. */
 	while ((n = read(r->out[0], buf, sizeof(buf))) > 0) {
 		pthread_mutex_lock(&r->lock);
 		r->out_bytes += (size_t)n;
@@ -120,8 +126,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.backend = &fake;
 	if (kvmi_server_create(&cfg, &r.srv))
 		abort();
-	if (pipe2(r.in, O_CLOEXEC) || pipe2(r.out, O_CLOEXEC))
+	r.sock = setup & 0x10;
+	if (r.sock) {
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+			abort();
+		r.in[1] = r.out[0] = sv[0];
+		r.in[0] = r.out[1] = sv[1];
+	} else if (pipe2(r.in, O_CLOEXEC) || pipe2(r.out, O_CLOEXEC)) {
 		abort();
+	}
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.cond, NULL);
 	r.out_bytes = 0;
@@ -161,14 +176,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	for (p = data + 1, left = size - 1; left;) {
-		ssize_t n = write(r.in[1], p, left);
+		ssize_t n = r.sock ? send(r.in[1], p, left, MSG_NOSIGNAL) : write(r.in[1], p, left);
 
 		if (n <= 0)
 			break;    /* the server closed the stream */
 		p += n;
 		left -= (size_t)n;
 	}
-	close(r.in[1]);
+	if (r.sock)
+		shutdown(r.in[1], SHUT_WR);
+	else
+		close(r.in[1]);
 	pthread_join(serve, NULL);
 	if (event)
 		pthread_join(ev, NULL);
@@ -176,10 +194,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		atomic_store(&rn.stop, true);
 		pthread_join(jobs, NULL);
 	}
-	close(r.in[0]);
-	close(r.out[1]);
-	pthread_join(drain, NULL);
-	close(r.out[0]);
+	if (r.sock) {
+		/* the server's end: the drain thread then sees EOF */
+		close(r.in[0]);
+		pthread_join(drain, NULL);
+		close(r.in[1]);
+	} else {
+		close(r.in[0]);
+		close(r.out[1]);
+		pthread_join(drain, NULL);
+		close(r.out[0]);
+	}
 	pthread_cond_destroy(&r.cond);
 	pthread_mutex_destroy(&r.lock);
 	fake_destroy(&fake);        /* cancels queued jobs: before the server goes */

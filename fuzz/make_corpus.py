@@ -47,6 +47,20 @@ def main():
             n = v['request_handshake_prefix_bytes']
             write(os.path.join(hs, name), b'\x01' + req)
             write(os.path.join(hs, name + '.nokey'), b'\x00' + req[:n])
+    # kvmi extension KVMI_X_MAP_MEMORY (0x4b01): GET_MAP_TOKEN, then a
+    # redeem; setup bit 4 runs the server on a unix socketpair.
+    def msg(mid, seq, payload):
+        return struct.pack('<HHI', mid, len(payload), seq) + payload
+    tok = b'\x5a' * 32
+    good = msg(22, 1, b'') + msg(0x4b01, 2, tok + struct.pack('<QQII', 0x100000, 0x3000, 0, 0))
+    write(os.path.join(dec, 'x_map_memory'), b'\x10' + good)
+    write(os.path.join(dec, 'x_map_memory.ro'),
+          b'\x10' + msg(0x4b01, 2, tok + struct.pack('<QQII', 0x2000, 0x1000, 1, 0)))
+    write(os.path.join(dec, 'x_map_memory.pipe'), b'\x00' + good)
+    write(os.path.join(dec, 'x_map_memory.bad'),
+          b'\x10' + msg(0x4b01, 3, tok + struct.pack('<QQII', 0x1001, 0x10, 2, 1)))
+    write(os.path.join(dec, 'x_map_memory.check'),
+          b'\x10' + msg(3, 4, struct.pack('<HHI', 0x4b01, 0, 0)))
     for size in (0, 23, 24, 40, 4096, 4097, 0xffffffff):
         write(os.path.join(hs, 'size-%d' % size),
               b'\x01' + struct.pack('<I', size) + b'\x00' * min(size, 64))

@@ -72,6 +72,7 @@ static void dom_free(struct kvmi_dom *dom)
 		n = next;
 	}
 	free(dom->reply.payload);
+	kc_msg_close_fd(&dom->reply);
 	pthread_cond_destroy(&dom->cond);
 	pthread_mutex_destroy(&dom->lock);
 	pthread_mutex_destroy(&dom->send_lock);
@@ -233,8 +234,23 @@ static void queue_event(struct kvmi_dom *dom, struct kvmi_event_msg *ev)
 	pthread_mutex_unlock(&dom->lock);
 }
 
+void kc_msg_close_fd(struct kc_msg *m)
+{
+	if (m->has_fd)
+		close(m->fd);
+	m->has_fd = false;
+	m->fd = -1;
+}
+
 static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 {
+	if (m->has_fd && (m->hdr.id == KVMI_EVENT || !dom->wait_fd)) {
+		/* Only KVMI_X_MAP_MEMORY replies carry one; never leak it. */
+		kc_log(&dom->cfg, KVMI_LOG_WARNING,
+		       "%s: closed a descriptor that came with message id %u seq %u",
+		       dom->hello.name, m->hdr.id, m->hdr.seq);
+		kc_msg_close_fd(m);
+	}
 	if (m->hdr.id == KVMI_EVENT) {
 		struct kvmi_event_msg *ev;
 		int err = kc_decode_event(m, &ev);
@@ -261,6 +277,7 @@ static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 		       "%s: dropped an unexpected message (id %u, seq %u, %u bytes)",
 		       dom->hello.name, m->hdr.id, m->hdr.seq, m->hdr.size);
 		free(m->payload);
+		kc_msg_close_fd(m);
 	} else {
 		dom->reply = *m;
 		dom->have_reply = true;
@@ -271,25 +288,46 @@ static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 
 static int read_message(struct kvmi_dom *dom, struct kc_msg *m)
 {
+	unsigned int extra = 0;
 	int64_t deadline;
+	int passed = -1;
 	int err;
 
-	/* Wait forever for the start of a message ... */
-	err = kc_read_full(dom->fd, &m->hdr, 1, -1);
+	/* Wait forever for the start of a message ... A descriptor the VMM
+	 * attaches to a message arrives with its first byte. */
+	err = kc_read_full_fds(dom->fd, &m->hdr, 1, -1, &passed, &extra);
 	if (err)
-		return err;
+		goto out;
 	/* ... but once it started, the rest must follow in io_timeout. */
 	deadline = kc_deadline(dom->cfg.io_timeout_ms);
-	err = kc_read_full(dom->fd, (uint8_t *)&m->hdr + 1, sizeof(m->hdr) - 1, deadline);
+	err = kc_read_full_fds(dom->fd, (uint8_t *)&m->hdr + 1, sizeof(m->hdr) - 1, deadline,
+			       &passed, &extra);
 	if (err)
-		return err;
+		goto out;
 	m->payload = malloc(m->hdr.size ? m->hdr.size : 1);
-	if (!m->payload)
-		return -ENOMEM;
-	err = kc_read_full(dom->fd, m->payload, m->hdr.size, deadline);
+	if (!m->payload) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = kc_read_full_fds(dom->fd, m->payload, m->hdr.size, deadline, &passed, &extra);
 	if (err) {
 		free(m->payload);
 		m->payload = NULL;
+	}
+out:
+	if (extra) {
+		kc_log(&dom->cfg, KVMI_LOG_WARNING, "%s: %u unexpected descriptors closed",
+		       dom->hello.name, extra);
+		/* Which one was meant is unknown: keep none. */
+		if (passed >= 0)
+			close(passed);
+		passed = -1;
+	}
+	if (passed >= 0 && err)
+		close(passed);
+	else if (passed >= 0) {
+		m->fd = passed;
+		m->has_fd = true;
 	}
 	return err;
 }
@@ -394,6 +432,7 @@ int kc_wait_reply(struct kvmi_dom *dom, uint16_t id, uint32_t seq, int64_t deadl
 		       dom->hello.name, out->hdr.id, out->hdr.seq, id, seq);
 		free(out->payload);
 		out->payload = NULL;
+		kc_msg_close_fd(out);
 		return -ENOMSG;
 	}
 	return 0;
@@ -452,8 +491,8 @@ int kc_reply_data(const struct kc_msg *m, void *rpl, size_t rpl_size, size_t *re
 	return 0;
 }
 
-int kc_command(struct kvmi_dom *dom, uint16_t id, struct iovec *iov, int iovcnt,
-	       void *rpl, size_t rpl_size, size_t *received)
+int kc_command_fd(struct kvmi_dom *dom, uint16_t id, struct iovec *iov, int iovcnt,
+		  void *rpl, size_t rpl_size, size_t *received, int *fd)
 {
 	struct iovec v[8];
 	struct kvmi_msg_hdr hdr = { .id = id };
@@ -475,16 +514,35 @@ int kc_command(struct kvmi_dom *dom, uint16_t id, struct iovec *iov, int iovcnt,
 	for (int i = 0; i < iovcnt; i++)
 		v[i + 1] = iov[i];
 
+	if (fd)
+		*fd = -1;
 	pthread_mutex_lock(&dom->cmd_lock);
 	hdr.seq = kc_next_seq(dom);
+	pthread_mutex_lock(&dom->lock);
+	dom->wait_fd = fd != NULL;
+	pthread_mutex_unlock(&dom->lock);
 	err = kc_send_wait(dom, id, hdr.seq, kc_deadline(dom->cfg.io_timeout_ms),
 			   v, iovcnt + 1, true, &m);
+	pthread_mutex_lock(&dom->lock);
+	dom->wait_fd = false;
+	pthread_mutex_unlock(&dom->lock);
 	pthread_mutex_unlock(&dom->cmd_lock);
 	if (err)
 		return err;
 	err = kc_reply_data(&m, rpl, rpl_size, received);
 	free(m.payload);
+	if (!err && fd && m.has_fd) {
+		*fd = m.fd;
+		m.has_fd = false;
+	}
+	kc_msg_close_fd(&m);
 	return err;
+}
+
+int kc_command(struct kvmi_dom *dom, uint16_t id, struct iovec *iov, int iovcnt,
+	       void *rpl, size_t rpl_size, size_t *received)
+{
+	return kc_command_fd(dom, id, iov, iovcnt, rpl, rpl_size, received, NULL);
 }
 
 int kc_vcpu_command(struct kvmi_dom *dom, uint16_t id, uint16_t vcpu,

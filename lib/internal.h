@@ -26,6 +26,8 @@
 struct kc_msg {
 	struct kvmi_msg_hdr hdr;
 	uint8_t *payload;          /* hdr.size bytes, malloc'd */
+	bool has_fd;               /* a descriptor came with it (SCM_RIGHTS) */
+	int fd;                    /* owned by whoever holds the message */
 };
 
 struct kc_event_node {
@@ -56,6 +58,7 @@ struct kvmi_dom {
 	bool waiting;
 	uint16_t wait_id;
 	uint32_t wait_seq;
+	bool wait_fd;                      /* the waiting command takes a descriptor */
 	bool have_reply;
 	struct kc_msg reply;
 	struct { uint16_t id; uint32_t seq; } abandoned[KC_ABANDONED_SLOTS];
@@ -77,6 +80,11 @@ int kc_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 int kc_listen(const char *addr, int *out_fd);
 int kc_accept(int lfd, int timeout_ms, int *out_fd);
 int kc_read_full(int fd, void *buf, size_t len, int64_t deadline);
+/* kc_read_full that also receives descriptors (SCM_RIGHTS, close-on-exec):
+ * the first one lands in *passed (which starts at -1), any further one is
+ * closed and counted in *extra. */
+int kc_read_full_fds(int fd, void *buf, size_t len, int64_t deadline, int *passed,
+		     unsigned int *extra);
 int kc_skip(int fd, size_t len, int64_t deadline);
 int kc_write_full(int fd, const void *buf, size_t len, int64_t deadline);
 int kc_writev_full(int fd, struct iovec *iov, int iovcnt, int64_t deadline);
@@ -107,6 +115,13 @@ int kc_map_err(int32_t err);
 /* The usual request/reply round trip: one payload built from iov. */
 int kc_command(struct kvmi_dom *dom, uint16_t id, struct iovec *iov, int iovcnt,
 	       void *rpl, size_t rpl_size, size_t *received);
+/* Same, for a reply that carries a descriptor: *fd gets it (the caller
+ * closes it), or -1 if none came (the command's error then says why, or
+ * the reply is -EBADMSG). */
+int kc_command_fd(struct kvmi_dom *dom, uint16_t id, struct iovec *iov, int iovcnt,
+		  void *rpl, size_t rpl_size, size_t *received, int *fd);
+/* Close a message's descriptor, if any. */
+void kc_msg_close_fd(struct kc_msg *m);
 /* Same, for vCPU-scoped commands: prepends struct kvmi_vcpu_hdr. */
 int kc_vcpu_command(struct kvmi_dom *dom, uint16_t id, uint16_t vcpu,
 		    const void *req, size_t req_size,

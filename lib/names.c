@@ -73,6 +73,8 @@ static const char *const event_names[KVMI_NUM_EVENTS] = {
 
 const char *kvmi_command_name(uint16_t id)
 {
+	if (id == KVMI_X_MAP_MEMORY)
+		return "X_MAP_MEMORY";
 	return id < KVMI_NUM_MESSAGES ? command_names[id] : NULL;
 }
 

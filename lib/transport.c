@@ -216,6 +216,63 @@ int kc_read_full(int fd, void *buf, size_t len, int64_t deadline)
 	return 0;
 }
 
+int kc_read_full_fds(int fd, void *buf, size_t len, int64_t deadline, int *passed,
+		     unsigned int *extra)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(4 * sizeof(int))];
+		} ctl;
+		struct iovec iov = { .iov_base = p, .iov_len = len };
+		struct msghdr mh = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+		};
+		struct cmsghdr *c;
+		ssize_t n;
+		int err = wait_fd(fd, POLLIN, deadline);
+
+		if (err)
+			return err;
+		n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -errno;
+		}
+		/* Descriptors first: they are ours now even on EOF. */
+		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			size_t nfds;
+
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < nfds; i++) {
+				int got;
+
+				memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (*passed < 0) {
+					*passed = got;
+				} else {
+					close(got);
+					(*extra)++;
+				}
+			}
+		}
+		/* The kernel dropped what did not fit. */
+		if (mh.msg_flags & MSG_CTRUNC)
+			(*extra)++;
+		if (n == 0)
+			return -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int kc_skip(int fd, size_t len, int64_t deadline)
 {
 	uint8_t scratch[512];

@@ -513,6 +513,46 @@ struct kvmi_get_map_token_reply {
 };
 KVMI_WIRE_SIZE(kvmi_get_map_token_reply, 32);
 
+/*
+ * kvmi extension (not part of libkvmi's protocol, no kernel has it):
+ * KVMI_X_MAP_MEMORY redeems a GET_MAP_TOKEN token for a mapping of guest
+ * physical memory in the tool's own address space. The request is a normal
+ * VM-scoped message; a successful reply is a normal reply (kvmi_error_code +
+ * struct kvmi_x_map_memory_reply) that carries one file descriptor (the
+ * guest-RAM memfd) as SCM_RIGHTS ancillary data on its first byte. The tool
+ * mmap()s reply.length bytes at reply.fd_offset with MAP_SHARED.
+ *
+ * Only answered on AF_UNIX connections (elsewhere -KVM_EOPNOTSUPP). A token
+ * is single use; an unknown, expired or already used token: -KVM_EPERM.
+ * gpa and length are 4 KiB aligned, length > 0, and the range lies in one
+ * RAM region (QUERY_PHYSICAL tells which ranges are RAM), else -KVM_EINVAL
+ * (misaligned / flags / padding) or -KVM_ENOENT (not RAM). The admin policy
+ * allows it together with GET_MAP_TOKEN. Ids from 0x4b00 up are reserved
+ * for kvmi extensions; they stay out of [0, KVMI_NUM_MESSAGES).
+ */
+#define KVMI_X_FIRST            0x4b00u
+#define KVMI_X_MAP_MEMORY       0x4b01u
+
+#define KVMI_X_MAP_READONLY     0x1u    /* hand out a read-only descriptor */
+
+struct kvmi_x_map_memory {
+	struct kvmi_map_mem_token token;
+	uint64_t gpa;
+	uint64_t length;
+	uint32_t flags;                 /* KVMI_X_MAP_* */
+	uint32_t padding;
+};
+KVMI_WIRE_SIZE(kvmi_x_map_memory, 56);
+KVMI_WIRE_OFF(kvmi_x_map_memory, gpa, 32);
+KVMI_WIRE_OFF(kvmi_x_map_memory, length, 40);
+KVMI_WIRE_OFF(kvmi_x_map_memory, flags, 48);
+
+struct kvmi_x_map_memory_reply {
+	uint64_t fd_offset;             /* where gpa starts in the passed file */
+	uint64_t length;                /* = the requested length */
+};
+KVMI_WIRE_SIZE(kvmi_x_map_memory_reply, 16);
+
 /* 23 GET_MTRR_TYPE */
 struct kvmi_get_mtrr_type {
 	uint64_t gpa;

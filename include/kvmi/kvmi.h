@@ -203,6 +203,39 @@ int kvmi_dom_set_page_access(struct kvmi_dom *dom, const uint64_t *gpa,
 			     const uint8_t *access, unsigned int count, uint16_t view);
 int kvmi_dom_get_map_token(struct kvmi_dom *dom, struct kvmi_map_mem_token *token);
 
+/*
+ * Zero-copy guest memory (kvmi extension KVMI_X_MAP_MEMORY, kvmi-vm only).
+ * Maps guest-physical [gpa, gpa + len) into this process: *addr points at
+ * the guest's RAM itself, so a read through it costs what a memcpy does
+ * and sees the guest's stores as they happen.  gpa and len must be 4 KiB
+ * aligned and lie in one RAM region (QUERY_PHYSICAL / -ENOENT otherwise);
+ * @prot is PROT_READ or PROT_READ | PROT_WRITE (<sys/mman.h>).
+ *
+ *   - Unix sockets only: the VMM passes the guest-RAM file descriptor with
+ *     the reply (SCM_RIGHTS), which vsock and TCP cannot; there the call
+ *     fails with -EOPNOTSUPP.  The descriptor is closed before returning.
+ *   - PROT_READ asks the VMM for a read-only descriptor: the mapping can
+ *     never be made writable.
+ *   - Writes land in guest RAM directly: they bypass page-access
+ *     restrictions (SET_PAGE_ACCESS) and raise no event, and nothing
+ *     orders them against the running vCPUs (pause them if that matters).
+ *   - The mapping is the guest's memory file: it stays valid and coherent
+ *     while the VM lives, whatever happens to the VM's memory slots, and
+ *     also after this connection closes (unmap it yourself).
+ *   - The admin policy allows it together with GET_MAP_TOKEN (-EPERM).
+ *
+ * kvmi_dom_map_physical() takes a fresh token with GET_MAP_TOKEN and
+ * redeems it.  kvmi_dom_map_physical_token() redeems a token the caller
+ * already holds: tokens are single use (-EPERM when unknown, used, or older
+ * than the VMM's time limit, 60 s for kvmi-vm).  Free with
+ * kvmi_dom_unmap_physical(addr, len).
+ */
+int kvmi_dom_map_physical(struct kvmi_dom *dom, uint64_t gpa, size_t len, int prot,
+			  void **addr);
+int kvmi_dom_map_physical_token(struct kvmi_dom *dom, const struct kvmi_map_mem_token *token,
+				uint64_t gpa, size_t len, int prot, void **addr);
+int kvmi_dom_unmap_physical(void *addr, size_t len);
+
 /* Any command by id, for ids without a typed wrapper.  @req is the whole
  * payload (with the kvmi_vcpu_hdr for vCPU commands).  The reply data is
  * copied as with the typed calls; @received (optional) = data bytes sent. */

@@ -34,7 +34,7 @@ int ks_h_check_command(struct kvmi_cmd *cmd)
 	struct kvmi_server *srv = cmd->srv;
 	int err;
 
-	if (req->id >= KVMI_NUM_MESSAGES)
+	if (!ks_is_known_id(req->id))
 		err = -KVM_EINVAL;
 	else if (!kvmi_policy_command_allowed(&srv->policy, req->id))
 		err = -KVM_EPERM;

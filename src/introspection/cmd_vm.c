@@ -2,11 +2,13 @@
 /*
  * cmd_vm.c - VM-scoped commands, run on the introspection thread:
  * GET_GUEST_INFO, CONTROL_VM_EVENTS, READ/WRITE_PHYSICAL, SET_PAGE_ACCESS,
- * GET_MAP_TOKEN, GET_MAX_GFN.
+ * GET_MAP_TOKEN, GET_MAX_GFN, and the kvmi extension KVMI_X_MAP_MEMORY
+ * that redeems a map token for the guest-RAM file descriptor.
  */
 #include "commands.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 int ks_h_get_guest_info(struct kvmi_cmd *cmd)
 {
@@ -187,4 +189,43 @@ int ks_h_get_max_gfn(struct kvmi_cmd *cmd)
 	if (err)
 		return err;
 	return ks_reply(srv, &cmd->rctx, 0, &rpl, sizeof(rpl));
+}
+
+int ks_v_x_map_memory(struct kvmi_cmd *cmd)
+{
+	const struct kvmi_x_map_memory *req = cmd->req;
+
+	if (req->padding || (req->flags & ~KVMI_X_MAP_READONLY))
+		return -KVM_EINVAL;
+	if (!req->length || ((req->gpa | req->length) & (KVMI_PAGE_SIZE - 1)) ||
+	    req->gpa + req->length < req->gpa)
+		return -KVM_EINVAL;
+	return 0;
+}
+
+/* Transport (AF_UNIX) and policy were checked by dispatch. */
+int ks_h_x_map_memory(struct kvmi_cmd *cmd)
+{
+	const struct kvmi_x_map_memory *req = cmd->req;
+	struct kvmi_server *srv = cmd->srv;
+	struct kvmi_x_map_memory_reply rpl = { .length = req->length };
+	int fd = -1, err;
+
+	err = srv->ops->map_memory(srv->b, &req->token, req->gpa, req->length,
+				   req->flags & KVMI_X_MAP_READONLY, &fd, &rpl.fd_offset);
+	if (!err && fd < 0) {
+		ks_log(srv, KVMI_SRV_LOG_ERROR, "map_memory gave no descriptor");
+		err = -KVM_EINVAL;
+	}
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	ks_log(srv, KVMI_SRV_LOG_DEBUG, "guest memory %#llx+%#llx mapped by the tool%s",
+	       (unsigned long long)req->gpa, (unsigned long long)req->length,
+	       req->flags & KVMI_X_MAP_READONLY ? " (read-only)" : "");
+	err = ks_reply_fd(srv, &cmd->rctx, &rpl, sizeof(rpl), fd);
+	close(fd);
+	return err;
 }

@@ -29,6 +29,9 @@ int ks_v_set_page_access(struct kvmi_cmd *cmd);
 int ks_h_set_page_access(struct kvmi_cmd *cmd);
 int ks_h_get_map_token(struct kvmi_cmd *cmd);
 int ks_h_get_max_gfn(struct kvmi_cmd *cmd);
+/* kvmi extension KVMI_X_MAP_MEMORY */
+int ks_v_x_map_memory(struct kvmi_cmd *cmd);
+int ks_h_x_map_memory(struct kvmi_cmd *cmd);
 
 /* cmd_vcpu.c: vCPU-scoped commands (run on the vCPU thread) */
 int ks_h_get_vcpu_info(struct kvmi_cmd *cmd);

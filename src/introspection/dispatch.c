@@ -152,8 +152,18 @@ static const struct kvmi_cmd_desc cmd_table[KVMI_NUM_MESSAGES] = {
 		.validate = ks_v_control_singlestep, .handle = ks_h_control_singlestep },
 };
 
+/* kvmi extensions: ids outside the KVMI range (kvmi-wire.h). The
+ * descriptor names map_memory; ks_cmd_supported() adds what else it needs. */
+static const struct kvmi_cmd_desc x_map_memory_desc = {
+	.scope = VM, .flags = DATA, .size = sizeof(struct kvmi_x_map_memory),
+	.op = KVMI_OP(map_memory),
+	.validate = ks_v_x_map_memory, .handle = ks_h_x_map_memory,
+};
+
 const struct kvmi_cmd_desc *ks_cmd_lookup(unsigned id)
 {
+	if (id == KVMI_X_MAP_MEMORY)
+		return &x_map_memory_desc;
 	if (id >= KVMI_NUM_MESSAGES || !cmd_table[id].handle)
 		return NULL;
 	return &cmd_table[id];
@@ -180,12 +190,25 @@ int ks_cmd_supported(struct kvmi_server *srv, unsigned id)
 	d = ks_cmd_lookup(id);
 	if (!d || !ks_backend_has_op(srv->ops, d->op))
 		return -KVM_ENOSYS;
+	if (id == KVMI_X_MAP_MEMORY) {
+		/* Tokens come from GET_MAP_TOKEN; descriptors only cross a
+		 * unix socket. */
+		if (!srv->ops->get_map_token)
+			return -KVM_ENOSYS;
+		if (!ks_conn_is_unix(srv))
+			return -KVM_EOPNOTSUPP;
+	}
 	if (d->op && srv->ops->check_command) {
 		err = srv->ops->check_command(srv->b, id);
 		if (err)
 			return kvmi_srv_errno_to_wire(err);
 	}
 	return 0;
+}
+
+bool ks_is_known_id(unsigned id)
+{
+	return id < KVMI_NUM_MESSAGES || id == KVMI_X_MAP_MEMORY;
 }
 
 bool ks_is_vm_event(unsigned id)

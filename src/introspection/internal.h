@@ -72,6 +72,8 @@ bool ks_backend_has_op(const struct kvmi_backend_ops *ops, uint16_t op);
  * (policy aside)? */
 int ks_cmd_supported(struct kvmi_server *srv, unsigned id);
 int ks_event_supported(struct kvmi_server *srv, unsigned id);
+/* Ids CHECK_COMMAND may ask about: the KVMI range and our extensions. */
+bool ks_is_known_id(unsigned id);
 bool ks_is_vm_event(unsigned id);
 bool ks_is_vcpu_event(unsigned id);
 
@@ -134,6 +136,12 @@ int ks_send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg
  * CONTROL_CMD_RESPONSE state captured in ctx. Thread-safe. */
 int ks_reply(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx, int err,
 	       const void *data, size_t len);
+/* Same, successful, with descriptor fd attached (SCM_RIGHTS) to the
+ * reply's first byte. The caller keeps fd. Replies must be enabled. */
+int ks_reply_fd(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx,
+		const void *data, size_t len, int fd);
+/* Is the current connection an AF_UNIX socket (both directions)? */
+bool ks_conn_is_unix(struct kvmi_server *srv);
 void ks_drop_connection(struct kvmi_server *srv, uint64_t session);
 /* Under srv->lock: is `session` the live, not dropped, session? */
 bool ks_session_live_locked(struct kvmi_server *srv, uint64_t session);

@@ -57,7 +57,8 @@ struct kvmi_backend_ops {
 	/* [intro] Online vCPUs; indices >= this answer -KVM_EINVAL. Required. */
 	unsigned (*vcpu_count)(struct kvmi_backend *b);
 	/* [intro] 0, or -KVM_EOPNOTSUPP if the host cannot do command `id`.
-	 * Only asked for ids whose op is present. NULL: all supported. */
+	 * Only asked for ids whose op is present; `id` may be a kvmi
+	 * extension id (KVMI_X_*, >= KVMI_NUM_MESSAGES). NULL: all supported. */
 	int (*check_command)(struct kvmi_backend *b, unsigned id);
 	/* [intro] 0, or -KVM_EOPNOTSUPP if this host cannot deliver event `id`.
 	 * NULL: only PAUSE_VCPU (with pause_vcpu), TRAP (with
@@ -106,7 +107,19 @@ struct kvmi_backend_ops {
 	 * padding zero); apply them as one batch. */
 	int (*set_page_access)(struct kvmi_backend *b, uint16_t view,
 			       const struct kvmi_page_access_entry *e, unsigned count);
+	/* GET_MAP_TOKEN: a fresh single-use token (kvmi_map_tokens_issue()). */
 	int (*get_map_token)(struct kvmi_backend *b, struct kvmi_map_mem_token *token);
+	/* KVMI_X_MAP_MEMORY (kvmi extension): redeem `token`
+	 * (kvmi_map_tokens_redeem(): consumed once matched, -KVM_EPERM if
+	 * unknown, used or expired), then hand out guest RAM
+	 * [gpa, gpa + len): a NEW descriptor in *fd (read-only when
+	 * `readonly`; the server sends it to the tool and closes it) and the
+	 * offset of gpa in that file. The range must lie in one RAM region,
+	 * else -KVM_ENOENT. The server has already checked that the
+	 * connection is AF_UNIX, the policy, gpa/len page alignment (len > 0,
+	 * no overflow) and the padding. Needs get_map_token too. */
+	int (*map_memory)(struct kvmi_backend *b, const struct kvmi_map_mem_token *token,
+			  uint64_t gpa, uint64_t len, bool readonly, int *fd, uint64_t *offset);
 	int (*get_max_gfn)(struct kvmi_backend *b, uint64_t *gfn);
 	int (*control_spp)(struct kvmi_backend *b, bool enable);
 	int (*set_page_write_bitmap)(struct kvmi_backend *b, uint16_t view,
@@ -158,6 +171,38 @@ struct kvmi_backend_ops {
 };
 
 /* ------------------------------------------------------------------ */
+/* Map tokens (maptoken.c): what a backend's get_map_token/map_memory   */
+/* use. Introspection thread only (no locking).                         */
+/* ------------------------------------------------------------------ */
+
+#define KVMI_MAP_TOKENS_MAX   64u       /* outstanding; more: -KVM_EAGAIN */
+#define KVMI_MAP_TOKEN_TTL_MS 60000u    /* unredeemed tokens expire */
+
+struct kvmi_map_token_slot {
+	struct kvmi_map_mem_token token;
+	int64_t expires_ms;             /* CLOCK_MONOTONIC */
+	bool live;
+};
+
+struct kvmi_map_tokens {
+	struct kvmi_map_token_slot slot[KVMI_MAP_TOKENS_MAX];
+	unsigned ttl_ms;
+};
+
+/* ttl_ms 0: KVMI_MAP_TOKEN_TTL_MS. */
+void kvmi_map_tokens_init(struct kvmi_map_tokens *t, unsigned ttl_ms);
+/* 32 bytes from getrandom(). -KVM_EAGAIN when KVMI_MAP_TOKENS_MAX unexpired
+ * tokens are outstanding (or the kernel has no randomness to give). */
+int kvmi_map_tokens_issue(struct kvmi_map_tokens *t, struct kvmi_map_mem_token *out);
+/* 0 if token is outstanding and unexpired. A matching token is consumed
+ * either way; unknown, reused or expired: -KVM_EPERM. Constant time in
+ * the token's bytes. */
+int kvmi_map_tokens_redeem(struct kvmi_map_tokens *t, const struct kvmi_map_mem_token *token);
+/* Drop every token (session end). */
+void kvmi_map_tokens_clear(struct kvmi_map_tokens *t);
+unsigned kvmi_map_tokens_outstanding(const struct kvmi_map_tokens *t);
+
+/* ------------------------------------------------------------------ */
 /* Admin policy (policy.c; format in docs/policy.md)                   */
 /* ------------------------------------------------------------------ */
 
@@ -167,7 +212,9 @@ struct kvmi_policy {
 };
 
 void kvmi_policy_allow_all(struct kvmi_policy *p);
-/* Always-allowed commands are allowed whatever the mask says. */
+/* Always-allowed commands are allowed whatever the mask says. kvmi
+ * extension commands follow the command they belong to
+ * (KVMI_X_MAP_MEMORY: GET_MAP_TOKEN). */
 bool kvmi_policy_command_allowed(const struct kvmi_policy *p, unsigned id);
 bool kvmi_policy_event_allowed(const struct kvmi_policy *p, unsigned id);
 /*

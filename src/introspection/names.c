@@ -68,6 +68,8 @@ static const char *const event_names[KVMI_NUM_EVENTS] = {
 
 const char *kvmi_srv_command_name(unsigned id)
 {
+	if (id == KVMI_X_MAP_MEMORY)
+		return "KVMI_X_MAP_MEMORY";
 	return id < KVMI_NUM_MESSAGES ? cmd_names[id] : NULL;
 }
 

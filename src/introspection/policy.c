@@ -46,6 +46,9 @@ void kvmi_policy_allow_all(struct kvmi_policy *p)
 
 bool kvmi_policy_command_allowed(const struct kvmi_policy *p, unsigned id)
 {
+	/* Redeeming a token is part of what GET_MAP_TOKEN grants. */
+	if (id == KVMI_X_MAP_MEMORY)
+		id = KVMI_GET_MAP_TOKEN;
 	if (id >= KVMI_NUM_MESSAGES)
 		return false;
 	return ((p->commands | always_allowed) >> id) & 1;

@@ -193,11 +193,29 @@ void kvmi_server_stop(struct kvmi_server *srv)
 	(void)n;
 }
 
-static int write_iov(struct kvmi_server *srv, int fd, struct iovec *iov, int cnt)
+/* pass_fd >= 0: attached to the first bytes that go out. */
+static int write_iov(struct kvmi_server *srv, int fd, struct iovec *iov, int cnt, int pass_fd)
 {
 	int64_t deadline = ks_now_ms() + srv->cfg.send_timeout_ms;
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
 	bool use_write = false;
+
+	if (pass_fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = sizeof(ctl.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	}
 
 	while (mh.msg_iovlen) {
 		ssize_t n;
@@ -207,7 +225,7 @@ static int write_iov(struct kvmi_server *srv, int fd, struct iovec *iov, int cnt
 		else
 			n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == ENOTSOCK && !use_write) {
+			if (errno == ENOTSOCK && !use_write && !mh.msg_control) {
 				use_write = true;
 				continue;
 			}
@@ -223,6 +241,9 @@ static int write_iov(struct kvmi_server *srv, int fd, struct iovec *iov, int cnt
 			}
 			return -errno;
 		}
+		/* The descriptor went out with the first bytes. */
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
 		while (n > 0 && mh.msg_iovlen) {
 			if ((size_t)n >= mh.msg_iov->iov_len) {
 				n -= (ssize_t)mh.msg_iov->iov_len;
@@ -238,8 +259,8 @@ static int write_iov(struct kvmi_server *srv, int fd, struct iovec *iov, int cnt
 	return 0;
 }
 
-int ks_send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg_hdr *hdr,
-		  const void *p1, size_t l1, const void *p2, size_t l2)
+static int send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg_hdr *hdr,
+		    const void *p1, size_t l1, const void *p2, size_t l2, int pass_fd)
 {
 	struct iovec iov[3];
 	int cnt = 0, fd, err;
@@ -264,13 +285,54 @@ int ks_send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg
 	}
 	fd = srv->wfd;
 	pthread_mutex_unlock(&srv->lock);
-	err = write_iov(srv, fd, iov, cnt);
+	err = write_iov(srv, fd, iov, cnt, pass_fd);
 	pthread_mutex_unlock(&srv->send_lock);
 	if (err) {
 		ks_log(srv, KVMI_SRV_LOG_WARN, "send failed (%s); dropping the tool", strerror(-err));
 		ks_drop_connection(srv, session);
 	}
 	return err;
+}
+
+int ks_send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg_hdr *hdr,
+		  const void *p1, size_t l1, const void *p2, size_t l2)
+{
+	return send_msg(srv, session, hdr, p1, l1, p2, l2, -1);
+}
+
+bool ks_conn_is_unix(struct kvmi_server *srv)
+{
+	int fds[2], dom;
+	socklen_t len;
+
+	pthread_mutex_lock(&srv->lock);
+	fds[0] = srv->connected ? srv->rfd : -1;
+	fds[1] = srv->connected ? srv->wfd : -1;
+	pthread_mutex_unlock(&srv->lock);
+	for (int i = 0; i < 2; i++) {
+		len = sizeof(dom);
+		if (fds[i] < 0 || getsockopt(fds[i], SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||
+		    dom != AF_UNIX)
+			return false;
+	}
+	return true;
+}
+
+int ks_reply_fd(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx,
+		const void *data, size_t len, int fd)
+{
+	struct kvmi_error_code ec = { .err = 0, .padding = 0 };
+	struct kvmi_msg_hdr hdr;
+
+	/* Data replies with replies off never get this far (dispatch). */
+	if (!ctx->enabled || sizeof(ec) + len > UINT16_MAX) {
+		ks_drop_connection(srv, ctx->session);
+		return -EPROTO;
+	}
+	hdr.id = ctx->id;
+	hdr.seq = ctx->seq;
+	hdr.size = (uint16_t)(sizeof(ec) + len);
+	return send_msg(srv, ctx->session, &hdr, &ec, sizeof(ec), data, len, fd);
 }
 
 int ks_reply(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx, int err,

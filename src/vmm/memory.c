@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,12 +142,18 @@ int guest_memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size, un
 		return -ENOMEM;
 	mem->nr_slots_max = max_slots;
 
-	mem->memfd = memfd_create("kvmi-guest-ram", MFD_CLOEXEC);
+	mem->memfd = memfd_create("kvmi-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mem->memfd < 0) {
 		err = -errno;
 		goto err_free;
 	}
 	if (ftruncate(mem->memfd, (off_t)ram_size) < 0) {
+		err = -errno;
+		goto err_close;
+	}
+	/* The introspection tool may get this file (KVMI_X_MAP_MEMORY): it
+	 * must not be able to shrink it under the VMM's mapping (SIGBUS). */
+	if (fcntl(mem->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		err = -errno;
 		goto err_close;
 	}

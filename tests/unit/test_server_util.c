@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -242,6 +243,23 @@ static int f_get_map_token(struct kvmi_backend *b, struct kvmi_map_mem_token *t)
 	record(b, FOP_GET_MAP_TOKEN, 0, 0, 0, 0, 0);
 	pthread_mutex_unlock(&b->lock);
 	OUT(0, t, sizeof(*t));
+}
+
+/* Any token is good; the descriptor is a fresh empty memfd. */
+static int f_map_memory(struct kvmi_backend *b, const struct kvmi_map_mem_token *t, uint64_t gpa,
+			uint64_t len, bool readonly, int *fd, uint64_t *offset)
+{
+	int e;
+
+	pthread_mutex_lock(&b->lock);
+	copy_data(record(b, FOP_MAP_MEMORY, 0, gpa, len, readonly, 0), t, sizeof(*t));
+	e = b->err;
+	pthread_mutex_unlock(&b->lock);
+	if (e)
+		return e;
+	*fd = memfd_create("fake-map", MFD_CLOEXEC);
+	*offset = gpa;
+	return *fd < 0 ? -KVM_ENOMEM : 0;
 }
 
 static int f_get_max_gfn(struct kvmi_backend *b, uint64_t *gfn)
@@ -530,6 +548,7 @@ void fake_init(struct kvmi_backend *f)
 		.write_physical = f_write_physical,
 		.set_page_access = f_set_page_access,
 		.get_map_token = f_get_map_token,
+		.map_memory = f_map_memory,
 		.get_max_gfn = f_get_max_gfn,
 		.control_spp = f_control_spp,
 		.set_page_write_bitmap = f_set_page_write_bitmap,

@@ -105,6 +105,12 @@ int main(void)
 	SIZE(kvmi_set_page_access, 8);
 	OFF(kvmi_set_page_access, count, 2);
 	SIZE(kvmi_map_mem_token, 32);
+	SIZE(kvmi_x_map_memory, 56);
+	OFF(kvmi_x_map_memory, gpa, 32);
+	OFF(kvmi_x_map_memory, length, 40);
+	OFF(kvmi_x_map_memory, flags, 48);
+	SIZE(kvmi_x_map_memory_reply, 16);
+	ok(KVMI_X_MAP_MEMORY >= KVMI_NUM_MESSAGES, "extension ids stay out of the KVMI range");
 	SIZE(kvmi_get_mtrr_type, 8);
 	SIZE(kvmi_get_mtrr_type_reply, 8);
 	SIZE(kvmi_control_spp, 8);

@@ -24,6 +24,7 @@
 #include "../vcpu.h"
 #include "../vm.h"
 #include "bpf_events.h"
+#include "mapping.h"
 #include "probe.h"
 #include "vcpu_state.h"
 
@@ -85,6 +86,8 @@ struct kvmi_backend {
 
 	atomic_bool in_session;     /* between session_start and session_end */
 	atomic_uint sessions;       /* sessions started so far */
+
+	struct kvmi_map_tokens tokens;  /* GET_MAP_TOKEN (introspection thread) */
 };
 
 /* The bit of msr in a vCPU's masks, or NULL outside the allowed ranges. */
@@ -318,6 +321,9 @@ static void be_session_end(struct kvmi_backend *b)
 	 * breakpoints come with the events issue and are undone here). */
 	pr_debug("introspection: session over; the guest keeps running");
 	atomic_store(&b->in_session, false);
+	/* Unredeemed map tokens die with the session (mappings the tool made
+	 * stay: they are its own, see docs/limitations.md). */
+	kvmi_map_tokens_clear(&b->tokens);
 	/* Every page restriction goes with the tool. */
 	vm_hold_vcpus(b->vm);
 	pthread_rwlock_wrlock(&b->pt_lock);
@@ -514,6 +520,16 @@ static int be_control_cr(struct kvmi_backend *b, unsigned idx, unsigned cr, bool
 	return bpf_events_control_cr(b->bpf, vcpu_of(b, idx), cr, enable);
 }
 
+static int be_get_map_token(struct kvmi_backend *b, struct kvmi_map_mem_token *token)
+{
+	return kvmi_map_tokens_issue(&b->tokens, token);
+}
+
+static int be_map_memory(struct kvmi_backend *b, const struct kvmi_map_mem_token *token, uint64_t gpa,
+			 uint64_t len, bool readonly, int *fd, uint64_t *offset)
+{
+	return mapping_map(&b->vm->mem, &b->tokens, token, gpa, len, readonly, fd, offset);
+}
 
 static int be_get_max_gfn(struct kvmi_backend *b, uint64_t *gfn)
 {
@@ -606,6 +622,8 @@ static const struct kvmi_backend_ops backend_ops = {
 	.control_msr = be_control_msr,
 	.control_cr = be_control_cr,
 	.query_physical = be_query_physical,
+	.get_map_token = be_get_map_token,
+	.map_memory = be_map_memory,
 	.control_singlestep = be_control_singlestep,
 	.control_events = be_control_events,
 	.get_features = be_get_features,
@@ -1325,6 +1343,7 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 	pthread_rwlock_init(&b->pt_lock, NULL);
 	pagetrack_init(&b->pt);
 	pthread_mutex_init(&b->msr_lock, NULL);
+	kvmi_map_tokens_init(&b->tokens, 0);
 	/* MSR events: writes exit to userspace through the MSR filter. */
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) > 0) {
 		struct kvm_enable_cap cap = {
