@@ -1114,6 +1114,7 @@ static void handle_int3(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t rip)
 	memset(&ev, 0, sizeof(ev));
 	ev.gpa = gpa;
 	ev.insn_len = 1;
+	memset(&res, 0, sizeof(res));
 	res.action = KVMI_EVENT_ACTION_CONTINUE;
 	if (b->vcpus[vcpu->id].breakpoints)
 		kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_BREAKPOINT, &ev, sizeof(ev), NULL, 0, &res);
