@@ -37,7 +37,7 @@
 #define MBOX_MAGIC 0x4556454e54534d42ull
 #define SPARE_GPA  0x2000000ull         /* 32 MiB: RAM the guest never touches */
 
-enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT, OP_RECREATE };
+enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT, OP_RECREATE, OP_WRMSR };
 #define OP_RING3 0x100
 
 #define R KVMI_PAGE_ACCESS_R
@@ -556,6 +556,55 @@ static void single_step(struct kvmi_dom *dom)
 	ok(ret == 0 && res == 2, "the stepped sequence computed its value (%llu)", (unsigned long long)res);
 }
 
+/* MSR writes: allowed (new value), vetoed (the old value echoed), and an
+ * MSR nobody watches runs without an event. */
+static void msr_events(struct kvmi_dom *dom)
+{
+	struct kvmi_event_msr_reply mr;
+	struct kvmi_event_msg *ev;
+	uint64_t seq, res = 0, old;
+	bool quiet;
+	int ret;
+
+	if (kvmi_dom_check_event(dom, KVMI_EVENT_MSR) != 0) {
+		diag("no MSR events on this host");
+		ok(kvmi_dom_control_msr(dom, 1, 0x175, true) != 0, "CONTROL_MSR refused like CHECK_EVENT says");
+		return;
+	}
+	ok(kvmi_dom_control_events(dom, 1, KVMI_EVENT_MSR, true) == 0 && kvmi_dom_control_msr(dom, 1, 0x175, true) == 0,
+	   "watch MSR 0x175 on vCPU 1");
+	old = run_quiet(dom, 1, OP_WRMSR, (1ull << 63) | 0x5555, &quiet);
+	ok(quiet && old == 0x5555, "a write of an unwatched MSR (0x176) raises no event");
+
+	seq = post(dom, 1, OP_WRMSR, 0x1111);
+	ev = next_event(dom, 10000);
+	ok(ev && ev->event == KVMI_EVENT_MSR && ev->vcpu == 1 && ev->specific.msr.msr == 0x175 &&
+	   ev->specific.msr.new_value == 0x1111, "MSR event with the index and the new value");
+	mr.new_val = 0x1111;
+	if (ev) {
+		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, &mr, sizeof(mr));
+		kvmi_event_free(ev);
+	}
+	ret = wait_done(dom, 1, seq, &res);
+	ok(ret == 0 && res == 0x1111, "allowed: the guest reads back its value (%#llx)", (unsigned long long)res);
+
+	seq = post(dom, 1, OP_WRMSR, 0x2222);
+	ev = next_event(dom, 10000);
+	ok(ev && ev->event == KVMI_EVENT_MSR && ev->specific.msr.old_value == 0x1111 &&
+	   ev->specific.msr.new_value == 0x2222, "next event: old value 0x1111, new 0x2222");
+	mr.new_val = ev ? ev->specific.msr.old_value : 0;
+	if (ev) {
+		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, &mr, sizeof(mr));
+		kvmi_event_free(ev);
+	}
+	ret = wait_done(dom, 1, seq, &res);
+	ok(ret == 0 && res == 0x1111, "vetoed (old value echoed): the guest reads the old value (%#llx)",
+	   (unsigned long long)res);
+	kvmi_dom_control_msr(dom, 1, 0x175, false);
+	res = run_quiet(dom, 1, OP_WRMSR, 0x3333, &quiet);
+	ok(quiet && res == 0x3333, "unwatched again: no event, the write lands");
+}
+
 /* 1, 511 adjacent and 10,000 scattered pages: the memslot count grows
  * with the number of ranges, and the guest still sees its events. */
 static void many_pages(struct kvmi_dom *dom, const char *log)
@@ -706,6 +755,7 @@ static void test_main_session(void)
 	two_vcpus(dom);
 	breakpoints(dom);
 	single_step(dom);
+	msr_events(dom);
 	many_pages(dom, log);
 	region_recreated(dom, log);
 

@@ -14,6 +14,8 @@
  *   STEP   result = what the known sequence at STEP_GPA returns (2)
  *   EXIT   the vCPU is done
  *   RECREATE  asks the VMM to re-create RAM region arg (ring 0)
+ *   WRMSR  writes arg to MSR 0x175 (SYSENTER_ESP) or, with bit 63 of arg
+ *          set, to 0x176 (SYSENTER_EIP); result = the MSR read back (ring 0)
  * Pages are set up by vCPU 0 before it publishes the magic word.
  */
 #include "guest.h"
@@ -26,7 +28,7 @@
 #define MBOX_MAGIC 0x4556454e54534d42ull   /* "EVENTSMB" */
 #define MAX_VCPUS  4
 
-enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT, OP_RECREATE };
+enum { OP_READ = 1, OP_WRITE, OP_EXEC, OP_INT3, OP_STEP, OP_EXIT, OP_RECREATE, OP_WRMSR };
 #define OP_RING3 0x100
 
 struct slot {
@@ -77,6 +79,14 @@ static uint64_t run_op(void *arg)
 	case OP_STEP:
 		fn = (uint64_t (*)(void))STEP_GPA;
 		return fn() & 0xffffffff;
+	case OP_WRMSR: {
+		uint32_t msr = (s->arg >> 63) ? 0x176 : 0x175, lo, hi;
+		uint64_t v = s->arg & ~(1ull << 63);
+
+		__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
+		__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+		return (uint64_t)hi << 32 | lo;
+	}
 	case OP_RECREATE:
 		outb(KVMI_PORT_MEM_RECREATE, (uint8_t)s->arg);
 		return 0;
