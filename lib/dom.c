@@ -27,9 +27,31 @@ static void timespec_from_deadline(struct timespec *ts, int64_t deadline)
 }
 
 /* Wait on dom->cond until @deadline (-1: forever).  Caller holds dom->lock. */
+/* Every change a waiter may look for (dom->lock held). */
+static void dom_notify(struct kvmi_dom *dom)
+{
+	atomic_fetch_add_explicit(&dom->changes, 1, memory_order_release);
+	pthread_cond_broadcast(&dom->cond);
+}
+
+/*
+ * Waits for a change (dom->lock held).  A reply or an event usually comes
+ * within tens of microseconds, and a sleeping waiter then costs a wake-up
+ * through the scheduler (several microseconds here, more across CPUs): spin
+ * for a short while first (kc_spin_ns(), 0 turns it off), then sleep.
+ */
 static int cond_wait_deadline(struct kvmi_dom *dom, int64_t deadline)
 {
 	struct timespec ts;
+	unsigned start = atomic_load_explicit(&dom->changes, memory_order_acquire);
+
+	if (kc_spin_ns()) {
+		pthread_mutex_unlock(&dom->lock);
+		kc_spin_while_equal(&dom->changes, start, kc_spin_ns());
+		pthread_mutex_lock(&dom->lock);
+		if (atomic_load_explicit(&dom->changes, memory_order_acquire) != start)
+			return 0;
+	}
 
 	if (deadline < 0)
 		return pthread_cond_wait(&dom->cond, &dom->lock) ? -EINVAL : 0;
@@ -119,7 +141,7 @@ void kvmi_dom_close(struct kvmi_dom *dom)
 	pthread_mutex_lock(&dom->lock);
 	dom->closing = true;
 	dom->connected = false;
-	pthread_cond_broadcast(&dom->cond);
+	dom_notify(dom);
 	pthread_mutex_unlock(&dom->lock);
 
 	/* Wakes the reader out of poll()/recv(). */
@@ -230,7 +252,7 @@ static void queue_event(struct kvmi_dom *dom, struct kvmi_event_msg *ev)
 		dom->ev_tail = n;
 		dom->ev_count++;
 	}
-	pthread_cond_broadcast(&dom->cond);
+	dom_notify(dom);
 	pthread_mutex_unlock(&dom->lock);
 }
 
@@ -261,7 +283,7 @@ static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 			       dom->hello.name, m->hdr.seq, m->hdr.size, strerror(-err));
 			pthread_mutex_lock(&dom->lock);
 			dom->bad_events++;
-			pthread_cond_broadcast(&dom->cond);
+			dom_notify(dom);
 			pthread_mutex_unlock(&dom->lock);
 		} else {
 			queue_event(dom, ev);
@@ -281,7 +303,7 @@ static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 	} else {
 		dom->reply = *m;
 		dom->have_reply = true;
-		pthread_cond_broadcast(&dom->cond);
+		dom_notify(dom);
 	}
 	pthread_mutex_unlock(&dom->lock);
 }
@@ -351,7 +373,7 @@ static void *reader_main(void *arg)
 	pthread_mutex_lock(&dom->lock);
 	dom->connected = false;
 	dom->disconnect_err = err;
-	pthread_cond_broadcast(&dom->cond);
+	dom_notify(dom);
 	cb = dom->closing || !dom->published ? NULL : dom->cfg.on_disconnect;
 	ctx = dom->cfg.ctx;
 	pthread_mutex_unlock(&dom->lock);

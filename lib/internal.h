@@ -50,6 +50,7 @@ struct kvmi_dom {
 
 	pthread_mutex_t lock;              /* everything below */
 	pthread_cond_t cond;
+	atomic_uint changes;               /* bumped with every broadcast of cond */
 	bool connected;
 	bool closing;
 	bool published;                    /* handed to the user: callbacks allowed */
@@ -76,6 +77,10 @@ struct kvmi_dom {
 /* transport.c */
 int64_t kc_now_ms(void);
 int64_t kc_deadline(int timeout_ms);
+/* Spinning before sleeping (util.c): the budget in ns (KVMI_SPIN_US in the
+ * environment, default 0 = off... see kc_spin_ns()), and the spin itself. */
+uint64_t kc_spin_ns(void);
+void kc_spin_while_equal(const atomic_uint *v, unsigned start, uint64_t budget_ns);
 int kc_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
 int kc_listen(const char *addr, int *out_fd);
 int kc_accept(int lfd, int timeout_ms, int *out_fd);

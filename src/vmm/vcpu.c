@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "boot/boot.h"
@@ -157,6 +158,13 @@ bool vcpu_accepts_jobs(struct vcpu *vcpu)
 	return ok;
 }
 
+/* vm->lock held: wake whoever waits for this vCPU's condition. */
+void vcpu_notify_locked(struct vcpu *vcpu)
+{
+	atomic_fetch_add_explicit(&vcpu->wake_seq, 1, memory_order_release);
+	pthread_cond_broadcast(&vcpu->wake);
+}
+
 int vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job)
 {
 	struct vm *vm = vcpu->vm;
@@ -169,7 +177,7 @@ int vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job)
 	}
 	*vcpu->jobs_tail = job;
 	vcpu->jobs_tail = &job->next;
-	pthread_cond_broadcast(&vcpu->wake);
+	vcpu_notify_locked(vcpu);
 	pthread_mutex_unlock(&vm->lock);
 	vcpu_kick(vcpu);
 	return 0;
@@ -212,8 +220,63 @@ void vcpu_wake(struct vcpu *vcpu)
 	struct vm *vm = vcpu->vm;
 
 	pthread_mutex_lock(&vm->lock);
-	pthread_cond_broadcast(&vcpu->wake);
+	vcpu_notify_locked(vcpu);
 	pthread_mutex_unlock(&vm->lock);
+}
+
+/*
+ * A reply usually comes within tens of microseconds, and sleeping costs a
+ * wake-up through the scheduler on top (more when it crosses CPUs): spin on
+ * wake_seq for a short while first.  KVMI_SPIN_US in the environment sets
+ * the budget (0: never spin).
+ */
+#define DEFAULT_SPIN_US 0
+
+static uint64_t spin_budget_ns(void)
+{
+	static atomic_llong cached = -1;
+	long long v = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (v < 0) {
+		const char *env = getenv("KVMI_SPIN_US");
+		char *end;
+		long us = env ? strtol(env, &end, 10) : DEFAULT_SPIN_US;
+
+		if (env && (*end || us < 0 || us > 100000))
+			us = DEFAULT_SPIN_US;
+		v = (long long)us * 1000;
+		atomic_store_explicit(&cached, v, memory_order_relaxed);
+	}
+	return (uint64_t)v;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Waits (vm->lock held) for a broadcast of vcpu->wake. */
+static void wait_for_wake(struct vcpu *vcpu)
+{
+	unsigned start = atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire);
+	uint64_t budget = spin_budget_ns(), end;
+
+	if (budget) {
+		pthread_mutex_unlock(&vcpu->vm->lock);
+		end = mono_ns() + budget;
+		for (unsigned i = 1; atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire) == start; i++) {
+			__builtin_ia32_pause();
+			if (!(i & 63) && mono_ns() >= end)
+				break;
+		}
+		pthread_mutex_lock(&vcpu->vm->lock);
+		if (atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire) != start)
+			return;
+	}
+	pthread_cond_wait(&vcpu->wake, &vcpu->vm->lock);
 }
 
 bool vcpu_wait_event(struct vcpu *vcpu, bool (*done)(void *ctx), void *ctx)
@@ -225,7 +288,7 @@ bool vcpu_wait_event(struct vcpu *vcpu, bool (*done)(void *ctx), void *ctx)
 
 		pthread_mutex_lock(&vm->lock);
 		while (!vm->stopping && !vcpu->jobs && !done(ctx))
-			pthread_cond_wait(&vcpu->wake, &vm->lock);
+			wait_for_wake(vcpu);
 		if (vm->stopping) {
 			pthread_mutex_unlock(&vm->lock);
 			return false;
@@ -269,7 +332,7 @@ void vcpu_resume(struct vcpu *vcpu)
 
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vcpu->pause_request, false);
-	pthread_cond_broadcast(&vcpu->wake);
+	vcpu_notify_locked(vcpu);
 	pthread_mutex_unlock(&vm->lock);
 }
 

@@ -254,7 +254,7 @@ void vm_request_stop(struct vm *vm, int status)
 	}
 	pthread_cond_broadcast(&vm->cond);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		pthread_cond_broadcast(&vm->vcpus[i].wake);
+		vcpu_notify_locked(&vm->vcpus[i]);
 	pthread_mutex_unlock(&vm->lock);
 	if (!first)
 		return;
@@ -306,7 +306,7 @@ void vm_release_vcpus(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	atomic_fetch_sub(&vm->hold, 1);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		pthread_cond_broadcast(&vm->vcpus[i].wake);
+		vcpu_notify_locked(&vm->vcpus[i]);
 	pthread_mutex_unlock(&vm->lock);
 }
 
