@@ -28,7 +28,7 @@ static void timespec_from_deadline(struct timespec *ts, int64_t deadline)
 
 /* Wait on dom->cond until @deadline (-1: forever).  Caller holds dom->lock. */
 /* Every change a waiter may look for (dom->lock held). */
-static void dom_notify(struct kvmi_dom *dom)
+void kc_notify(struct kvmi_dom *dom)
 {
 	atomic_fetch_add_explicit(&dom->changes, 1, memory_order_release);
 	pthread_cond_broadcast(&dom->cond);
@@ -40,7 +40,7 @@ static void dom_notify(struct kvmi_dom *dom)
  * through the scheduler (several microseconds here, more across CPUs): spin
  * for a short while first (kc_spin_ns(), 0 turns it off), then sleep.
  */
-static int cond_wait_deadline(struct kvmi_dom *dom, int64_t deadline)
+int kc_cond_wait(struct kvmi_dom *dom, int64_t deadline)
 {
 	struct timespec ts;
 	unsigned start = atomic_load_explicit(&dom->changes, memory_order_acquire);
@@ -141,7 +141,7 @@ void kvmi_dom_close(struct kvmi_dom *dom)
 	pthread_mutex_lock(&dom->lock);
 	dom->closing = true;
 	dom->connected = false;
-	dom_notify(dom);
+	kc_notify(dom);
 	pthread_mutex_unlock(&dom->lock);
 
 	/* Wakes the reader out of poll()/recv(). */
@@ -252,7 +252,7 @@ static void queue_event(struct kvmi_dom *dom, struct kvmi_event_msg *ev)
 		dom->ev_tail = n;
 		dom->ev_count++;
 	}
-	dom_notify(dom);
+	kc_notify(dom);
 	pthread_mutex_unlock(&dom->lock);
 }
 
@@ -283,7 +283,7 @@ static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 			       dom->hello.name, m->hdr.seq, m->hdr.size, strerror(-err));
 			pthread_mutex_lock(&dom->lock);
 			dom->bad_events++;
-			dom_notify(dom);
+			kc_notify(dom);
 			pthread_mutex_unlock(&dom->lock);
 		} else {
 			queue_event(dom, ev);
@@ -293,6 +293,12 @@ static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 	}
 
 	pthread_mutex_lock(&dom->lock);
+	if (kc_bulk_take(dom, m)) {
+		pthread_mutex_unlock(&dom->lock);
+		free(m->payload);
+		kc_msg_close_fd(m);
+		return;
+	}
 	if (is_abandoned(dom, &m->hdr) || !dom->waiting || dom->have_reply) {
 		dom->stray_msgs++;
 		kc_log(&dom->cfg, KVMI_LOG_WARNING,
@@ -303,7 +309,7 @@ static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 	} else {
 		dom->reply = *m;
 		dom->have_reply = true;
-		dom_notify(dom);
+		kc_notify(dom);
 	}
 	pthread_mutex_unlock(&dom->lock);
 }
@@ -373,7 +379,7 @@ static void *reader_main(void *arg)
 	pthread_mutex_lock(&dom->lock);
 	dom->connected = false;
 	dom->disconnect_err = err;
-	dom_notify(dom);
+	kc_notify(dom);
 	cb = dom->closing || !dom->published ? NULL : dom->cfg.on_disconnect;
 	ctx = dom->cfg.ctx;
 	pthread_mutex_unlock(&dom->lock);
@@ -427,7 +433,7 @@ int kc_wait_reply(struct kvmi_dom *dom, uint16_t id, uint32_t seq, int64_t deadl
 
 	pthread_mutex_lock(&dom->lock);
 	while (!dom->have_reply && dom->connected && !err)
-		err = cond_wait_deadline(dom, deadline);
+		err = kc_cond_wait(dom, deadline);
 
 	if (dom->have_reply) {
 		*out = dom->reply;
@@ -616,7 +622,7 @@ int kvmi_dom_wait_event(struct kvmi_dom *dom, int timeout_ms)
 			err = -ETIMEDOUT;
 			break;
 		}
-		err = cond_wait_deadline(dom, deadline);
+		err = kc_cond_wait(dom, deadline);
 	}
 	pthread_mutex_unlock(&dom->lock);
 	return err;

@@ -70,6 +70,8 @@ struct kvmi_dom {
 	unsigned int bad_events;           /* malformed events dropped, not yet reported */
 	unsigned long stray_msgs;          /* non-event messages nobody waited for */
 
+	struct kc_bulk *bulk;              /* pipelined READ_PHYSICAL in flight (bulk.c) */
+
 	bool reader_started;
 	pthread_t reader;
 };
@@ -77,8 +79,8 @@ struct kvmi_dom {
 /* transport.c */
 int64_t kc_now_ms(void);
 int64_t kc_deadline(int timeout_ms);
-/* Spinning before sleeping (util.c): the budget in ns (KVMI_SPIN_US in the
- * environment, default 0 = off... see kc_spin_ns()), and the spin itself. */
+/* Spinning before a sleeping wait (transport.c): the budget in ns
+ * (KVMI_SPIN_US in the environment; default 0, off) and the spin itself. */
 uint64_t kc_spin_ns(void);
 void kc_spin_while_equal(const atomic_uint *v, unsigned start, uint64_t budget_ns);
 int kc_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
@@ -104,6 +106,12 @@ int kc_handshake(struct kvmi_dom *dom);
 
 /* dom.c */
 uint32_t kc_next_seq(struct kvmi_dom *dom);
+/* dom->lock held: wake waiters / wait for a change (spinning first). */
+void kc_notify(struct kvmi_dom *dom);
+int kc_cond_wait(struct kvmi_dom *dom, int64_t deadline);
+/* Reader thread, dom->lock held: takes a reply of the bulk read in flight. */
+struct kc_msg;
+bool kc_bulk_take(struct kvmi_dom *dom, struct kc_msg *m);
 int kc_send(struct kvmi_dom *dom, struct iovec *iov, int iovcnt);
 int kc_start_reader(struct kvmi_dom *dom);
 /* Send header(id, seq) + iov, wait for the reply with the same (id, seq).

@@ -186,6 +186,10 @@ int kvmi_dom_get_xcr(struct kvmi_dom *dom, uint16_t vcpu, uint8_t xcr, uint64_t 
 /* Guest-physical memory, one request each (the VMM allows at most one page
  * that does not cross a page boundary).  A short read is zero-filled. */
 int kvmi_dom_read_physical(struct kvmi_dom *dom, uint64_t gpa, void *buf, size_t size);
+/* Any size and alignment: one READ_PHYSICAL per 4 KiB page, up to 64 of
+ * them on the wire at once (pipelined).  The first error wins; the buffer
+ * is then partly filled. */
+int kvmi_dom_read_physical_bulk(struct kvmi_dom *dom, uint64_t gpa, void *buf, size_t size);
 int kvmi_dom_write_physical(struct kvmi_dom *dom, uint64_t gpa, const void *buf,
 			    size_t size);
 

@@ -664,6 +664,31 @@ static void many_pages(struct kvmi_dom *dom, const char *log)
 	ok(last_slot_count(log) == base, "all lifted: back to %d memslots", base);
 }
 
+/* Pipelined READ_PHYSICAL against one read at a time. */
+static void bulk_reads(struct kvmi_dom *dom)
+{
+	static uint8_t a[5 * 4096 + 100], b[sizeof(a)];
+	uint64_t start = MBOX_GPA - 50;
+	size_t off;
+	int err = 0;
+
+	memset(a, 0xaa, sizeof(a));
+	memset(b, 0x55, sizeof(b));
+	ok(kvmi_dom_read_physical_bulk(dom, start, a, sizeof(a)) == 0, "pipelined READ_PHYSICAL of 6 pages, unaligned");
+	for (off = 0; off < sizeof(b) && !err;) {
+		size_t n = 4096 - ((start + off) & 4095);
+
+		if (n > sizeof(b) - off)
+			n = sizeof(b) - off;
+		err = kvmi_dom_read_physical(dom, start + off, b + off, n);
+		off += n;
+	}
+	ok(!err && !memcmp(a, b, sizeof(a)), "... the same bytes as page-by-page reads");
+	ok(kvmi_dom_read_physical_bulk(dom, (256ull << 20) - 4096, a, 8192) == -ENOENT,
+	   "a pipelined read running past the end of RAM: -ENOENT");
+	ok(kvmi_dom_read_physical(dom, MBOX_GPA, b, 8) == 0, "the connection is still in step after it");
+}
+
 /* The VMM re-creates the guest's RAM region (as a remap or hot-plug
  * would): the write protection is in force on the new slots. */
 static void region_recreated(struct kvmi_dom *dom, const char *log)
@@ -758,6 +783,7 @@ static void test_main_session(void)
 	msr_events(dom);
 	many_pages(dom, log);
 	region_recreated(dom, log);
+	bulk_reads(dom);
 
 	/* The tool goes away while vCPU 0 waits on a pre-write event: the
 	 * write completes, every restriction goes, the guest runs on. */
