@@ -17,7 +17,8 @@
 
 static const struct cli_verb *const verbs[] = {
 	&verb_info, &verb_check, &verb_regs, &verb_read, &verb_write, &verb_translate, &verb_string,
-	&verb_pause, &verb_resume, &verb_inject, &verb_trace, &verb_events, &verb_sleep,
+	&verb_pause, &verb_resume, &verb_inject, &verb_wait_create, &verb_msr, &verb_protect,
+	&verb_step, &verb_trace, &verb_events, &verb_sleep,
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
