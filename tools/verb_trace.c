@@ -6,8 +6,11 @@
  * pf, singlestep, create_vcpu, unhook, msr), crN (CR event + CONTROL_CR N),
  * msr=INDEX (MSR event + CONTROL_MSR), count=N, seconds=S, and how to
  * answer: veto (MSR writes are refused: the reply's new value is the old
- * one) and lift=N (after N PF events on a page its restriction is lifted:
- * rwx).  Everything else is answered CONTINUE.  Without event names: every
+ * one) and lift=N (after N PF events at one address the restriction of its
+ * page is lifted: rwx; counting per address, a one-time sweep over the
+ * page does not use it up).  Everything else is answered CONTINUE.
+ * until=EVENT stops after the first event of that name, until=lift after
+ * the first lift.  Without event names: every
  * quiet event the VMM allows.  PAUSE_VCPU and TRAP are always delivered,
  * and so are the events `msr watch` and `protect` enabled for the session
  * (`pf` and `msr` then enable nothing more).  A CREATE_VCPU event gets the
@@ -20,7 +23,8 @@
 #include <strings.h>
 
 #define MAX_ITEMS 32
-#define MAX_LIFT_PAGES 256
+#define MAX_LIFT_PAGES 4096
+#define UNTIL_LIFT 1000
 
 struct item {
 	uint16_t event;
@@ -32,8 +36,8 @@ struct item {
 	bool on;
 };
 
-struct page_count {
-	uint64_t gfn, n;
+struct addr_count {
+	uint64_t gpa, n;
 };
 
 struct plan {
@@ -43,8 +47,10 @@ struct plan {
 	int ms;                 /* < 0: until stopped */
 	bool veto;              /* MSR writes: reply with the old value */
 	uint64_t lift;          /* 0: never */
-	struct page_count pages[MAX_LIFT_PAGES];
-	unsigned int npages;
+	struct addr_count addrs[MAX_LIFT_PAGES];
+	unsigned int naddrs;
+	int until;              /* event id to stop after; UNTIL_LIFT; -1: none */
+	bool lifted;
 };
 
 static bool is_vm_event(uint16_t id)
@@ -65,6 +71,7 @@ static int add(struct plan *p, uint16_t event, int cr, bool has_msr, uint32_t ms
 static int parse(struct cli *c, struct plan *p, int argc, char **argv)
 {
 	p->ms = -1;
+	p->until = -1;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		uint64_t v;
@@ -82,6 +89,20 @@ static int parse(struct cli *c, struct plan *p, int argc, char **argv)
 		if (!strncmp(a, "lift=", 5)) {
 			if (cli_parse_u64(a + 5, &p->lift) || !p->lift)
 				return cli_usage("trace: bad %s (lift=N: after N PF events on a page, N > 0)", a);
+			continue;
+		}
+		if (!strncmp(a, "until=", 6)) {
+			if (!strcasecmp(a + 6, "lift")) {
+				p->until = UNTIL_LIFT;
+				continue;
+			}
+			for (id = 0; id < (int)KVMI_NUM_EVENTS; id++)
+				if (kvmi_event_name((uint16_t)id) &&
+				    !strcasecmp(a + 6, kvmi_event_name((uint16_t)id)))
+					break;
+			if (id == (int)KVMI_NUM_EVENTS)
+				return cli_usage("trace: bad %s (until=EVENT or until=lift)", a);
+			p->until = id;
 			continue;
 		}
 		if (!strncmp(a, "seconds=", 8)) {
@@ -163,15 +184,15 @@ static int control(struct cli *c, struct item *it, uint32_t vcpus, bool on)
 	return 0;
 }
 
-/* PF events on page @gfn so far, this one included. */
-static uint64_t count_page(struct plan *p, uint64_t gfn)
+/* PF events at @gpa so far, this one included. */
+static uint64_t count_addr(struct plan *p, uint64_t gpa)
 {
-	for (unsigned int i = 0; i < p->npages; i++)
-		if (p->pages[i].gfn == gfn)
-			return ++p->pages[i].n;
-	if (p->npages == MAX_LIFT_PAGES)
-		return 0;                       /* too many pages: never lifted */
-	p->pages[p->npages++] = (struct page_count){ .gfn = gfn, .n = 1 };
+	for (unsigned int i = 0; i < p->naddrs; i++)
+		if (p->addrs[i].gpa == gpa)
+			return ++p->addrs[i].n;
+	if (p->naddrs == MAX_LIFT_PAGES)
+		return 0;                       /* too many addresses: never lifted */
+	p->addrs[p->naddrs++] = (struct addr_count){ .gpa = gpa, .n = 1 };
 	return 1;
 }
 
@@ -189,11 +210,13 @@ static int answer(struct cli *c, struct plan *p, struct kvmi_event_msg *ev)
 		return kvmi_dom_reply_event(c->dom, ev, KVMI_EVENT_ACTION_CONTINUE, &r, sizeof(r));
 	}
 	if (ev->event == KVMI_EVENT_PF && p->lift &&
-	    count_page(p, ev->specific.pf.gpa >> 12) == p->lift) {
+	    count_addr(p, ev->specific.pf.gpa) == p->lift) {
 		gpa = ev->specific.pf.gpa & ~0xfffull;
 		err = cli_set_access(c, &gpa, 1, KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_W | KVMI_PAGE_ACCESS_X);
-		if (!err)
+		if (!err) {
 			how = "lift";
+			p->lifted = true;
+		}
 	}
 	if (ev->event == KVMI_EVENT_CREATE_VCPU)
 		cli_setup_vcpu(c, ev->vcpu);
@@ -207,6 +230,7 @@ static int run(struct cli *c, int argc, char **argv)
 	uint32_t vcpus = 0;
 	uint64_t seen = 0;
 	unsigned int enabled = 0;
+	int ev_id;
 	int64_t left;
 	int err;
 
@@ -250,6 +274,7 @@ static int run(struct cli *c, int argc, char **argv)
 			break;
 		}
 		seen++;
+		ev_id = ev->event;
 		if (ev->event == KVMI_EVENT_UNHOOK)
 			c->unhooking = true;
 		if (ev->event == KVMI_EVENT_TRAP && c->traps_expected)
@@ -262,6 +287,8 @@ static int run(struct cli *c, int argc, char **argv)
 		}
 		if (c->unhooking)
 			break;
+		if (p.until >= 0 && (p.until == UNTIL_LIFT ? p.lifted : ev_id == p.until))
+			break;
 	}
 
 	if (!c->unhooking && kvmi_dom_is_connected(c->dom))
@@ -273,8 +300,8 @@ static int run(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_verb verb_trace = {
-	.name = "trace", .args = "[EVENT|crN|msr=INDEX|count=N|seconds=S|veto|lift=N]...",
-	.help = "print events as JSON lines (one object per event) and answer them (veto: refuse MSR writes; lift=N: unprotect a page after N PF events)",
+	.name = "trace", .args = "[EVENT|crN|msr=INDEX|count=N|seconds=S|until=EVENT|veto|lift=N]...",
+	.help = "print events as JSON lines and answer them (veto: refuse MSR writes; lift=N: unprotect a page after N PF events at one address; until=lift)",
 	.min_args = 0, .max_args = -1, .run = run,
 };
 

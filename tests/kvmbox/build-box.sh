@@ -481,13 +481,14 @@ kernel_symbol() {
 # kernel's first instruction; the kernel's own LSTAR write must carry
 # entry_SYSCALL_64.  Then the page holding jiffies is write-protected and
 # the timer tick's writes must arrive as pre-write PF events at jiffies'
-# guest-physical address; after LINUX_PF_LIFT events on the page the tool
-# lifts the protection and the boot goes on.  Symbol addresses come from
+# guest-physical address; after LINUX_PF_LIFT events at one address (the
+# tick's writes to jiffies; init code that sweeps over the page once does
+# not count) the tool lifts the protection and the boot goes on.  Symbol addresses come from
 # the box's /proc/kallsyms (the same kernel image, both booted with nokaslr;
 # the System.map in Debian's package is a placeholder).  With nokaslr the
 # kernel image lies at __START_KERNEL_map = 0xffffffff80000000 + its
 # physical address, so jiffies' GPA is its address minus that base.
-LINUX_PF_LIFT=24
+LINUX_PF_LIFT=5
 KVMI_LINUX_SOCK=/tmp/kvmi-linux.sock
 linux_kvmi_start() {
 	KVMI_PID=""
@@ -500,7 +501,7 @@ linux_kvmi_start() {
 	printf '%s\n' "wait-create" "msr watch lstar" "resume" \
 		"trace msr count=1 seconds=60" "msr unwatch" \
 		"protect -v 0 0x$sym_jiffies 8 r-x" \
-		"trace pf count=$LINUX_PF_LIFT lift=$LINUX_PF_LIFT seconds=60" \
+		"trace pf lift=$LINUX_PF_LIFT until=lift seconds=60" \
 		"trace unhook seconds=150" >/tmp/kvmi-linux.script
 	rm -f "$KVMI_LINUX_SOCK"
 	/kvmi/extra/kvmi-static -t 30 -f /tmp/kvmi-linux.script listen "unix:$KVMI_LINUX_SOCK" \
@@ -533,6 +534,7 @@ linux_kvmi_check() {
 	at=$(grep -c "\"access\":\"w\",\"gpa\":\"$gpa\"" /tmp/kvmi-linux.pf)
 	head -n 3 /tmp/kvmi-linux.pf | while IFS= read -r l; do comment "kvmi| $l"; done
 	lifted=$(grep -c '"reply":"lift"' /tmp/kvmi-linux.pf)
+	grep '"reply":"lift"' /tmp/kvmi-linux.pf | while IFS= read -r l; do comment "kvmi| $l"; done
 	comment "linux: $total PF events on the page of jiffies (0x$sym_jiffies, gpa $gpa), $at pre-write at jiffies, protection lifted: $lifted"
 	if [ "$at" -ge 1 ] && [ "$lifted" -eq 1 ]; then
 		result ok "linux: timer writes to jiffies arrive as pre-write PF events at its address (gpa $gpa), then the protection is lifted"
