@@ -29,7 +29,9 @@
 #   KVMI_CACHE           download cache of build-box.sh
 #
 # Exit status: kvmi-vm's (0 when the guest rebooted cleanly), 1 on set-up
-# errors or when the box did not finish.
+# errors, when the box did not finish, or when a check of the introspection
+# ("[check]" lines: the vetoed MSR write, LSTAR = entry_SYSCALL_64, PF
+# events at jiffies) failed.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -181,9 +183,11 @@ run_in_box() {
 setup_introspection() {
 	[ "$INTROSPECT" = 1 ] || return 0
 	sock=/tmp/kvmi-demo.sock
-	APPEND="$APPEND kvmi.linger=${KVMI_DEMO_LINGER:-30}"
+	APPEND="$APPEND kvmi.linger=${KVMI_DEMO_LINGER:-20}"
 	VM_ARGS="$VM_ARGS --introspector unix:$sock --name debian-demo"
 	if [ "$where" = box ]; then
+		# demo-hook.sh holds the vCPU at CREATE_VCPU to watch MSR_LSTAR.
+		VM_ARGS="$VM_ARGS --introspector-wait"
 		[ -f "$BUILD/kvmi-static" ] || die "$BUILD/kvmi-static not built"
 		BOX_FILES="$BOX_FILES $BUILD/kvmi-static $ROOT/demo/demo-hook.sh"
 		say "introspection: the kvmi tool listens inside the box; kvmi-vm connects to it"
@@ -195,6 +199,48 @@ setup_introspection() {
 			sed -u 's/^/[kvmi] /' ) &
 		sleep 1
 		say "introspection: the kvmi tool listens on unix:$sock; kvmi-vm connects to it"
+	fi
+}
+
+# ---------------------------------------------------------------- veto
+# A vetoed MSR write on a test guest (tests/guest/tests/introspect.c) on this
+# host's /dev/kvm: the guest writes 0x1234 to MSR 0x175 (SYSENTER_ESP) and
+# prints what it reads back; the kvmi tool watches the MSR and answers the
+# MSR event with the old value.  Needs a usable /dev/kvm (any KVM).
+run_veto_demo() {
+	[ "$INTROSPECT" = 1 ] || return 0
+	guest=$BUILD/tests/guest/introspect.elf
+	if [ ! -x "$BUILD/kvmi" ] || [ ! -x "$BUILD/kvmi-vm" ] || [ ! -f "$guest" ] ||
+	   [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		say "veto demo skipped (needs build/kvmi, build/kvmi-vm, the test payloads and /dev/kvm)"
+		return 0
+	fi
+	say "a vetoed MSR write: test guest 'introspect' on this host's /dev/kvm"
+	vsock=$OUT/kvmi-veto.sock
+	rm -f "$vsock"
+	# The PF events on its mailbox page tell that the guest reached its
+	# loop; then the tool injects the #UD it expects and lets it go.
+	printf '%s\n' wait-create "msr watch sysenter_esp" resume \
+		"protect 0x300000 0x1000 r-x" "trace pf lift=2 until=lift seconds=20" \
+		"inject 0 6" "write 0x300008 0d60000000000000" \
+		"trace msr veto count=1 seconds=20" >"$OUT/kvmi-veto.script"
+	"$BUILD/kvmi" -q -t 20 -f "$OUT/kvmi-veto.script" listen "unix:$vsock" \
+		>"$OUT/kvmi-veto.out" 2>&1 &
+	kpid=$!
+	i=0
+	while [ ! -S "$vsock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	vrc=0
+	"$BUILD/kvmi-vm" --guest "$guest" --introspector "unix:$vsock" --introspector-wait \
+		--name veto-demo --timeout 30 --no-serial-input </dev/null >"$OUT/kvmi-veto.vm" 2>&1 || vrc=$?
+	wait "$kpid" || true
+	grep -v '"event":"PF"' "$OUT/kvmi-veto.out" | sed 's/^/[kvmi] /'
+	grep 'print: msr' "$OUT/kvmi-veto.vm" | sed 's/^.*print: /[guest] /'
+	if grep -q '"msr":"0x175".*"reply":"veto"' "$OUT/kvmi-veto.out" &&
+	   grep -q 'print: msr 0x175 = 0x0$' "$OUT/kvmi-veto.vm" && [ "$vrc" -eq 0 ]; then
+		say "[check] OK: the guest wrote 0x1234, the tool vetoed it, the guest reads back the old value 0x0"
+	else
+		say "[check] FAILED: the vetoed write (kvmi-vm exit status $vrc; see $OUT/kvmi-veto.*)"
+		VETO_FAILED=1
 	fi
 }
 
@@ -210,6 +256,8 @@ if [ "$where" = auto ]; then
 	if hardware_kvm; then where=direct; else where=box; fi
 fi
 mkdir -p "$OUT"
+VETO_FAILED=0
+run_veto_demo
 setup_introspection
 if [ "$where" = direct ]; then
 	if hardware_kvm; then
@@ -217,12 +265,22 @@ if [ "$where" = direct ]; then
 	else
 		say "running kvmi-vm directly on /dev/kvm ($(kvm_backend), not hardware KVM: --direct)"
 	fi
-	run_direct
+	rc=0
+	run_direct || rc=$?
+	[ "$VETO_FAILED" = 0 ] || rc=1
+	exit "$rc"
 else
 	if hardware_kvm; then
 		say "running kvmi-vm inside the real-KVM box (QEMU TCG + kvm_amd: --box)"
 	else
 		say "/dev/kvm here is not hardware KVM ($(kvm_backend)): running kvmi-vm inside the real-KVM box (QEMU TCG + kvm_amd)"
 	fi
-	run_in_box
+	rc=0
+	run_in_box || rc=$?
+	if grep -q '\[check\] FAILED' "$OUT/console.log" 2>/dev/null; then
+		say "a check of the introspection failed (see the [check] lines above)"
+		rc=1
+	fi
+	[ "$VETO_FAILED" = 0 ] || rc=1
+	exit "$rc"
 fi

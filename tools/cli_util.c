@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 volatile sig_atomic_t cli_stop;
 
@@ -73,6 +74,146 @@ int cli_parse_seconds(const char *s, int *ms)
 	if (errno || *end || v < 0 || v > 86400.0 * 365)
 		return -EINVAL;
 	*ms = (int)(v * 1000);
+	return 0;
+}
+
+static const struct { uint32_t index; const char *name; } msr_names[] = {
+	{ 0xc0000080, "efer" },
+	{ 0xc0000081, "star" },
+	{ 0xc0000082, "lstar" },
+	{ 0xc0000083, "cstar" },
+	{ 0xc0000084, "sfmask" },
+	{ 0xc0000100, "fs_base" },
+	{ 0xc0000101, "gs_base" },
+	{ 0xc0000102, "kernel_gs_base" },
+	{ 0x00000174, "sysenter_cs" },
+	{ 0x00000175, "sysenter_esp" },
+	{ 0x00000176, "sysenter_eip" },
+	{ 0x00000277, "pat" },
+};
+#define NMSR_NAMES (sizeof(msr_names) / sizeof(msr_names[0]))
+
+const char *cli_msr_table(unsigned int i, uint32_t *msr)
+{
+	if (i >= NMSR_NAMES)
+		return NULL;
+	*msr = msr_names[i].index;
+	return msr_names[i].name;
+}
+
+const char *cli_msr_name(uint32_t msr)
+{
+	for (size_t i = 0; i < NMSR_NAMES; i++)
+		if (msr_names[i].index == msr)
+			return msr_names[i].name;
+	return NULL;
+}
+
+int cli_parse_msr(const char *s, uint32_t *msr)
+{
+	uint64_t v;
+
+	for (size_t i = 0; i < NMSR_NAMES; i++)
+		if (!strcasecmp(s, msr_names[i].name)) {
+			*msr = msr_names[i].index;
+			return 0;
+		}
+	if (cli_parse_u64(s, &v) || v > UINT32_MAX)
+		return -EINVAL;
+	*msr = (uint32_t)v;
+	return 0;
+}
+
+int cli_parse_perms(const char *s, uint8_t *access)
+{
+	static const char letters[] = "rwx";
+	size_t n = strlen(s);
+	uint8_t a = 0;
+
+	if (n == 3 && strchr("r-", s[0]) && strchr("w-", s[1]) && strchr("x-", s[2])) {
+		/* "r-x": one column per right, '-' where it is withheld. */
+		for (size_t i = 0; i < 3; i++)
+			if (s[i] != '-')
+				a |= (uint8_t)(1u << i);
+		*access = a;
+		return 0;
+	}
+	/* Otherwise the letters granted, each once: "rw", "x". */
+	if (n == 0 || n > 3)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		const char *p = s[i] ? strchr(letters, s[i]) : NULL;
+		uint8_t bit;
+
+		if (!p)
+			return -EINVAL;
+		bit = (uint8_t)(1u << (p - letters));
+		if (a & bit)
+			return -EINVAL;
+		a |= bit;
+	}
+	*access = a;
+	return 0;
+}
+
+const char *cli_access_str(uint8_t access, char buf[4])
+{
+	size_t n = 0;
+
+	if (access & KVMI_PAGE_ACCESS_R)
+		buf[n++] = 'r';
+	if (access & KVMI_PAGE_ACCESS_W)
+		buf[n++] = 'w';
+	if (access & KVMI_PAGE_ACCESS_X)
+		buf[n++] = 'x';
+	buf[n] = '\0';
+	return buf;
+}
+
+int cli_vcpu_count(struct cli *c, uint32_t *n)
+{
+	int err = kvmi_dom_get_guest_info(c->dom, n);
+
+	if (err)
+		return cli_err(err, "GET_GUEST_INFO");
+	return 0;
+}
+
+int cli_set_access(struct cli *c, const uint64_t *gpas, size_t n, uint8_t access)
+{
+	uint8_t acc[511];
+
+	memset(acc, access, sizeof(acc));
+	for (size_t done = 0; done < n;) {
+		unsigned int k = n - done > 511 ? 511 : (unsigned int)(n - done);
+		int err = kvmi_dom_set_page_access(c->dom, gpas + done, acc, k, 0);
+
+		if (err)
+			return cli_err(err, "SET_PAGE_ACCESS (%u pages from 0x%" PRIx64 ")", k, gpas[done]);
+		done += k;
+	}
+	return 0;
+}
+
+int cli_setup_vcpu(struct cli *c, uint16_t vcpu)
+{
+	int err;
+
+	if (c->pf_on) {
+		err = kvmi_dom_control_events(c->dom, vcpu, KVMI_EVENT_PF, true);
+		if (err)
+			return cli_err(err, "enabling PF events on vcpu %u", vcpu);
+	}
+	if (c->nmsrs) {
+		err = kvmi_dom_control_events(c->dom, vcpu, KVMI_EVENT_MSR, true);
+		if (err)
+			return cli_err(err, "enabling MSR events on vcpu %u", vcpu);
+	}
+	for (unsigned int i = 0; i < c->nmsrs; i++) {
+		err = kvmi_dom_control_msr(c->dom, vcpu, c->msrs[i], true);
+		if (err)
+			return cli_err(err, "CONTROL_MSR 0x%x on vcpu %u", c->msrs[i], vcpu);
+	}
 	return 0;
 }
 
@@ -244,11 +385,12 @@ static void json_str(FILE *f, const char *s)
 #define JX(f, key, v) fprintf(f, ",\"" key "\":\"0x%" PRIx64 "\"", (uint64_t)(v))
 #define JU(f, key, v) fprintf(f, ",\"" key "\":%" PRIu64, (uint64_t)(v))
 
-void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev)
+void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev, const char *reply)
 {
 	const struct kvmi_event_arch *a = &ev->common.arch;
 	FILE *f = c->out;
-	char lbl[16];
+	char lbl[16], acc[4];
+	const char *name;
 
 	fputs("{\"guest\":", f);
 	json_str(f, c->name);
@@ -275,6 +417,9 @@ void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev)
 		break;
 	case KVMI_EVENT_MSR:
 		JX(f, "msr", ev->specific.msr.msr);
+		name = cli_msr_name(ev->specific.msr.msr);
+		fputs(",\"msr_name\":", f);
+		json_str(f, name ? name : "");
 		JX(f, "old_value", ev->specific.msr.old_value);
 		JX(f, "new_value", ev->specific.msr.new_value);
 		break;
@@ -283,9 +428,14 @@ void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev)
 		JU(f, "insn_len", ev->specific.breakpoint.insn_len);
 		break;
 	case KVMI_EVENT_PF:
-		JX(f, "gva", ev->specific.pf.gva);
+		fputs(",\"access\":", f);
+		json_str(f, cli_access_str(ev->specific.pf.access, acc));
 		JX(f, "gpa", ev->specific.pf.gpa);
-		JU(f, "access", ev->specific.pf.access);
+		/* kvmi-vm cannot know the GVA of a read or write: null then. */
+		if (ev->specific.pf.gva == KVMI_UNMAPPED_GVA)
+			fputs(",\"gva\":null", f);
+		else
+			JX(f, "gva", ev->specific.pf.gva);
 		break;
 	case KVMI_EVENT_TRAP:
 		JU(f, "vector", ev->specific.trap.vector);
@@ -309,6 +459,10 @@ void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev)
 		JU(f, "msg_id", ev->specific.cmd_error.msg_id);
 		JU(f, "msg_seq", ev->specific.cmd_error.msg_seq);
 		break;
+	}
+	if (reply) {
+		fputs(",\"reply\":", f);
+		json_str(f, reply);
 	}
 	fputs("}\n", f);
 	fflush(f);
@@ -346,6 +500,8 @@ void cli_handle_event(struct cli *c, struct kvmi_event_msg *ev)
 		return;
 	}
 	cli_print_event(c, ev);
+	if (ev->event == KVMI_EVENT_CREATE_VCPU)
+		cli_setup_vcpu(c, ev->vcpu);
 	if (ev->event == KVMI_EVENT_TRAP && c->traps_expected)
 		c->traps_expected--;
 	if (ev->event == KVMI_EVENT_UNHOOK) {

@@ -17,7 +17,8 @@
 
 static const struct cli_verb *const verbs[] = {
 	&verb_info, &verb_check, &verb_regs, &verb_read, &verb_write, &verb_translate, &verb_string,
-	&verb_pause, &verb_resume, &verb_inject, &verb_trace, &verb_events, &verb_sleep,
+	&verb_pause, &verb_resume, &verb_inject, &verb_wait_create, &verb_msr, &verb_protect,
+	&verb_step, &verb_trace, &verb_events, &verb_sleep,
 };
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -62,7 +63,7 @@ static void usage(FILE *f)
 		"\n"
 		"Verbs:\n");
 	for (size_t i = 0; i < NVERBS; i++) {
-		char head[64];
+		char head[160];
 
 		snprintf(head, sizeof(head), "%s %s", verbs[i]->name, verbs[i]->args);
 		if (strlen(head) <= 36)
@@ -76,6 +77,12 @@ static void usage(FILE *f)
 		"  kvmi listen unix:/tmp/kvmi.sock info\n"
 		"  kvmi listen unix:/tmp/kvmi.sock 'pause; regs 0; read 0x1000 64; resume'\n"
 		"  kvmi -s vsock:any:1234 trace cr3 count=100 | jq .rip\n"
+		"  kvmi listen unix:/tmp/kvmi.sock 'protect 0x300000 0x1000 r-x; trace pf lift=5 until=lift'\n"
+		"  kvmi listen unix:/tmp/kvmi.sock 'msr watch sysenter_esp; trace msr veto seconds=60'\n"
+		"  kvmi listen unix:/tmp/kvmi.sock 'wait-create; msr watch lstar; resume; trace msr count=1'\n"
+		"    (wait-create: kvmi-vm --introspector-wait; the vCPUs wait for `resume`)\n"
+		"\n"
+		"trace prints one JSON object per line; the keys are listed in tools/README.md.\n"
 		"\n"
 		"Exit status: 0 success, 1 a verb failed, 2 usage error, 3 no guest connected\n"
 		"or its handshake failed.\n");

@@ -4,21 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 
-static const struct { uint32_t index; const char *name; } msr_list[] = {
-	{ 0xc0000080, "efer" },
-	{ 0xc0000081, "star" },
-	{ 0xc0000082, "lstar" },
-	{ 0xc0000083, "cstar" },
-	{ 0xc0000084, "sfmask" },
-	{ 0xc0000100, "fs_base" },
-	{ 0xc0000101, "gs_base" },
-	{ 0xc0000102, "kernel_gs_base" },
-	{ 0x00000174, "sysenter_cs" },
-	{ 0x00000175, "sysenter_esp" },
-	{ 0x00000176, "sysenter_eip" },
-	{ 0x00000277, "pat" },
-};
-#define NMSRS (sizeof(msr_list) / sizeof(msr_list[0]))
+#define NMSRS 12
 
 static void seg(struct cli *c, const char *name, const struct kvmi_x86_segment *s)
 {
@@ -41,8 +27,12 @@ static int run(struct cli *c, int argc, char **argv)
 	(void)argc;
 	if (cli_parse_vcpu(c, argv[0], &vcpu))
 		return -EINVAL;
-	for (unsigned int i = 0; i < NMSRS; i++)
-		msrs[i] = (struct kvmi_x86_msr_entry){ .index = msr_list[i].index };
+	for (unsigned int i = 0; i < NMSRS; i++) {
+		uint32_t index = 0;
+
+		cli_msr_table(i, &index);
+		msrs[i] = (struct kvmi_x86_msr_entry){ .index = index };
+	}
 	err = kvmi_dom_get_registers(c->dom, vcpu, &r, &s, msrs, nmsrs, &mode);
 	if (err == -EINVAL) {
 		/* Some VMM refused an MSR: registers alone are still useful. */
@@ -77,7 +67,7 @@ static int run(struct cli *c, int argc, char **argv)
 	fprintf(c->out, "cr8 0x%016" PRIx64 "  efer 0x%016" PRIx64 "  apic_base 0x%016" PRIx64 "\n",
 		s.cr8, s.efer, s.apic_base);
 	for (unsigned int i = 0; i < nmsrs; i++)
-		fprintf(c->out, "msr %-15s (0x%08x) 0x%016" PRIx64 "\n", msr_list[i].name,
+		fprintf(c->out, "msr %-15s (0x%08x) 0x%016" PRIx64 "\n", cli_msr_name(msrs[i].index) ?: "?",
 			msrs[i].index, msrs[i].data);
 	return 0;
 }

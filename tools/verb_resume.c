@@ -33,6 +33,6 @@ static int run(struct cli *c, int argc, char **argv)
 
 const struct cli_verb verb_resume = {
 	.name = "resume", .args = "",
-	.help = "resume the vCPUs paused by `pause`",
+	.help = "resume the vCPUs held by `pause`, `wait-create` or `step`",
 	.min_args = 0, .max_args = 0, .run = run,
 };

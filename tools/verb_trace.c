@@ -1,12 +1,20 @@
 /* `kvmi trace [WHAT...]`: enable events, print each as one JSON object per
- * line on stdout (so `jq` works), answer CONTINUE, and turn the events off
- * again at the end.  Status messages go to stderr.
+ * line on stdout (so `jq` works), answer it, and turn the events off again
+ * at the end.  Status messages go to stderr.
  *
  * WHAT: an event name (breakpoint, hypercall, xsetbv, descriptor, cpuid,
- * pf, singlestep, create_vcpu, unhook), crN (CR event + CONTROL_CR N),
- * msr=INDEX (MSR event + CONTROL_MSR), count=N, seconds=S.  Without event
- * names: every quiet event the VMM allows.  PAUSE_VCPU and TRAP are always
- * delivered. */
+ * pf, singlestep, create_vcpu, unhook, msr), crN (CR event + CONTROL_CR N),
+ * msr=INDEX (MSR event + CONTROL_MSR), count=N, seconds=S, and how to
+ * answer: veto (MSR writes are refused: the reply's new value is the old
+ * one) and lift=N (after N PF events at one address the restriction of its
+ * page is lifted: rwx; counting per address, a one-time sweep over the
+ * page does not use it up).  Everything else is answered CONTINUE.
+ * until=EVENT stops after the first event of that name, until=lift after
+ * the first lift.  Without event names: every
+ * quiet event the VMM allows.  PAUSE_VCPU and TRAP are always delivered,
+ * and so are the events `msr watch` and `protect` enabled for the session
+ * (`pf` and `msr` then enable nothing more).  A CREATE_VCPU event gets the
+ * session's watches on its vCPU before the reply. */
 #include "cli.h"
 
 #include <errno.h>
@@ -15,6 +23,8 @@
 #include <strings.h>
 
 #define MAX_ITEMS 32
+#define MAX_LIFT_PAGES 4096
+#define UNTIL_LIFT 1000
 
 struct item {
 	uint16_t event;
@@ -22,7 +32,12 @@ struct item {
 	int cr;                 /* >= 0: also CONTROL_CR */
 	bool has_msr;
 	uint32_t msr;           /* also CONTROL_MSR */
+	bool session;           /* already on for the session: nothing to do */
 	bool on;
+};
+
+struct addr_count {
+	uint64_t gpa, n;
 };
 
 struct plan {
@@ -30,6 +45,12 @@ struct plan {
 	unsigned int n;
 	uint64_t count;         /* 0: unlimited */
 	int ms;                 /* < 0: until stopped */
+	bool veto;              /* MSR writes: reply with the old value */
+	uint64_t lift;          /* 0: never */
+	struct addr_count addrs[MAX_LIFT_PAGES];
+	unsigned int naddrs;
+	int until;              /* event id to stop after; UNTIL_LIFT; -1: none */
+	bool lifted;
 };
 
 static bool is_vm_event(uint16_t id)
@@ -47,9 +68,10 @@ static int add(struct plan *p, uint16_t event, int cr, bool has_msr, uint32_t ms
 	return 0;
 }
 
-static int parse(struct plan *p, int argc, char **argv)
+static int parse(struct cli *c, struct plan *p, int argc, char **argv)
 {
 	p->ms = -1;
+	p->until = -1;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		uint64_t v;
@@ -58,6 +80,29 @@ static int parse(struct plan *p, int argc, char **argv)
 		if (!strncmp(a, "count=", 6)) {
 			if (cli_parse_u64(a + 6, &p->count) || !p->count)
 				return cli_usage("trace: bad %s", a);
+			continue;
+		}
+		if (!strcmp(a, "veto")) {
+			p->veto = true;
+			continue;
+		}
+		if (!strncmp(a, "lift=", 5)) {
+			if (cli_parse_u64(a + 5, &p->lift) || !p->lift)
+				return cli_usage("trace: bad %s (lift=N: after N PF events on a page, N > 0)", a);
+			continue;
+		}
+		if (!strncmp(a, "until=", 6)) {
+			if (!strcasecmp(a + 6, "lift")) {
+				p->until = UNTIL_LIFT;
+				continue;
+			}
+			for (id = 0; id < (int)KVMI_NUM_EVENTS; id++)
+				if (kvmi_event_name((uint16_t)id) &&
+				    !strcasecmp(a + 6, kvmi_event_name((uint16_t)id)))
+					break;
+			if (id == (int)KVMI_NUM_EVENTS)
+				return cli_usage("trace: bad %s (until=EVENT or until=lift)", a);
+			p->until = id;
 			continue;
 		}
 		if (!strncmp(a, "seconds=", 8)) {
@@ -82,12 +127,20 @@ static int parse(struct plan *p, int argc, char **argv)
 				break;
 		if (id == (int)KVMI_NUM_EVENTS)
 			return cli_usage("trace: unknown event '%s'", a);
+		if (id == KVMI_EVENT_MSR && c->nmsrs) {
+			if (add(p, KVMI_EVENT_MSR, -1, false, 0))
+				return -EINVAL;
+			p->items[p->n - 1].session = true;      /* `msr watch` did it */
+			continue;
+		}
 		if (id == KVMI_EVENT_CR || id == KVMI_EVENT_MSR)
-			return cli_usage("trace: say which: cr0, cr3, cr4 or msr=INDEX");
+			return cli_usage("trace: say which: cr0, cr3, cr4, msr=INDEX (or `msr watch` first)");
 		if (id == KVMI_EVENT_PAUSE_VCPU || id == KVMI_EVENT_TRAP)
 			continue;       /* always delivered */
 		if (add(p, (uint16_t)id, -1, false, 0))
 			return -EINVAL;
+		if (id == KVMI_EVENT_PF && c->pf_on)
+			p->items[p->n - 1].session = true;      /* `protect` did it */
 	}
 	return 0;
 }
@@ -109,6 +162,8 @@ static int control(struct cli *c, struct item *it, uint32_t vcpus, bool on)
 {
 	int err;
 
+	if (it->session)
+		return 0;
 	if (it->vm)
 		return kvmi_dom_control_vm_events(c->dom, it->event, on);
 	for (uint32_t v = 0; v < vcpus; v++) {
@@ -129,16 +184,57 @@ static int control(struct cli *c, struct item *it, uint32_t vcpus, bool on)
 	return 0;
 }
 
+/* PF events at @gpa so far, this one included. */
+static uint64_t count_addr(struct plan *p, uint64_t gpa)
+{
+	for (unsigned int i = 0; i < p->naddrs; i++)
+		if (p->addrs[i].gpa == gpa)
+			return ++p->addrs[i].n;
+	if (p->naddrs == MAX_LIFT_PAGES)
+		return 0;                       /* too many addresses: never lifted */
+	p->addrs[p->naddrs++] = (struct addr_count){ .gpa = gpa, .n = 1 };
+	return 1;
+}
+
+/* Decide, print, answer. */
+static int answer(struct cli *c, struct plan *p, struct kvmi_event_msg *ev)
+{
+	const char *how = kvmi_event_needs_reply(ev) ? "continue" : "none";
+	uint64_t gpa;
+	int err;
+
+	if (ev->event == KVMI_EVENT_MSR && p->veto) {
+		struct kvmi_event_msr_reply r = { .new_val = ev->specific.msr.old_value };
+
+		cli_print_event_json(c, ev, "veto");
+		return kvmi_dom_reply_event(c->dom, ev, KVMI_EVENT_ACTION_CONTINUE, &r, sizeof(r));
+	}
+	if (ev->event == KVMI_EVENT_PF && p->lift &&
+	    count_addr(p, ev->specific.pf.gpa) == p->lift) {
+		gpa = ev->specific.pf.gpa & ~0xfffull;
+		err = cli_set_access(c, &gpa, 1, KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_W | KVMI_PAGE_ACCESS_X);
+		if (!err) {
+			how = "lift";
+			p->lifted = true;
+		}
+	}
+	if (ev->event == KVMI_EVENT_CREATE_VCPU)
+		cli_setup_vcpu(c, ev->vcpu);
+	cli_print_event_json(c, ev, how);
+	return cli_continue(c, ev);
+}
+
 static int run(struct cli *c, int argc, char **argv)
 {
 	struct plan p = { 0 };
 	uint32_t vcpus = 0;
 	uint64_t seen = 0;
 	unsigned int enabled = 0;
+	int ev_id;
 	int64_t left;
 	int err;
 
-	if (parse(&p, argc, argv))
+	if (parse(c, &p, argc, argv))
 		return -EINVAL;
 	if (p.n == 0)
 		defaults(c, &p);
@@ -178,18 +274,20 @@ static int run(struct cli *c, int argc, char **argv)
 			break;
 		}
 		seen++;
-		cli_print_event_json(c, ev);
+		ev_id = ev->event;
 		if (ev->event == KVMI_EVENT_UNHOOK)
 			c->unhooking = true;
 		if (ev->event == KVMI_EVENT_TRAP && c->traps_expected)
 			c->traps_expected--;
-		err = cli_continue(c, ev);
+		err = answer(c, &p, ev);
 		kvmi_event_free(ev);
 		if (err) {
 			cli_err(err, "replying to an event");
 			break;
 		}
 		if (c->unhooking)
+			break;
+		if (p.until >= 0 && (p.until == UNTIL_LIFT ? p.lifted : ev_id == p.until))
 			break;
 	}
 
@@ -202,8 +300,8 @@ static int run(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_verb verb_trace = {
-	.name = "trace", .args = "[EVENT|crN|msr=INDEX|count=N|seconds=S]...",
-	.help = "print events as JSON lines (one object per event) and continue them",
+	.name = "trace", .args = "[EVENT|crN|msr=INDEX|count=N|seconds=S|until=EVENT|veto|lift=N]...",
+	.help = "print events as JSON lines and answer them (veto: refuse MSR writes; lift=N: unprotect a page after N PF events at one address; until=lift)",
 	.min_args = 0, .max_args = -1, .run = run,
 };
 

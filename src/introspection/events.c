@@ -330,7 +330,10 @@ void ks_events_session_end(struct kvmi_server *srv)
 
 		pthread_mutex_lock(&srv->lock);
 		waiting = v->waiting;
-		if (waiting)
+		/* A reply that arrived before the tool left (and has no
+		 * commands to wait for) stands: a veto followed at once by
+		 * a disconnect must still veto. */
+		if (waiting && !(v->replied && v->jobs == 0))
 			v->aborted = true;
 		v->jobs = 0;
 		v->pauses = 0;

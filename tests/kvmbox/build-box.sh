@@ -424,6 +424,7 @@ run_tap_programs() {
 	done
 }
 
+LINUX_VM_ARGS=""                # more kvmi-vm arguments (tests: the kvmi tool)
 # Runs the Linux guest under kvmi-vm with console output (stdout+stderr)
 # piped to the command given as arguments; sets LINUX_RC and LINUX_SECS.
 run_linux_guest() {
@@ -432,7 +433,7 @@ run_linux_guest() {
 	{ /kvmi/bin/kvmi-vm --kernel /kvmi/linux/vmlinuz \
 		--initrd /kvmi/linux/guest-initrd.gz \
 		--append "$GUEST_APPEND" --memory "$GUEST_MEMORY" \
-		--timeout "$GUEST_TIMEOUT" --no-serial-input $VM_EXTRA_ARGS </dev/null
+		--timeout "$GUEST_TIMEOUT" --no-serial-input $VM_EXTRA_ARGS $LINUX_VM_ARGS </dev/null
 	  echo $? >/tmp/linux.rc; } 2>&1 | "$@"
 	LINUX_SECS=$(elapsed "$t0" "$(uptime_s)")
 	LINUX_RC=$(cat /tmp/linux.rc)
@@ -484,12 +485,82 @@ kernel_symbol() {
 		}' /proc/kallsyms
 }
 
+# tests (c), during the same boot as (b): the kvmi tool (/kvmi/extra/
+# kvmi-static, when the box has it) introspects the Linux guest.  kvmi-vm
+# runs with --introspector-wait, so the tool watches MSR_LSTAR before the
+# kernel's first instruction; the kernel's own LSTAR write must carry
+# entry_SYSCALL_64.  Then the page holding jiffies is write-protected and
+# the timer tick's writes must arrive as pre-write PF events at jiffies'
+# guest-physical address; after LINUX_PF_LIFT events at one address (the
+# tick's writes to jiffies; init code that sweeps over the page once does
+# not count) the tool lifts the protection and the boot goes on.  Symbol addresses come from
+# the box's /proc/kallsyms (the same kernel image, both booted with nokaslr;
+# the System.map in Debian's package is a placeholder).  With nokaslr the
+# kernel image lies at __START_KERNEL_map = 0xffffffff80000000 + its
+# physical address, so jiffies' GPA is its address minus that base.
+LINUX_PF_LIFT=5
+KVMI_LINUX_SOCK=/tmp/kvmi-linux.sock
+linux_kvmi_start() {
+	KVMI_PID=""
+	[ -x /kvmi/extra/kvmi-static ] || return 0
+	sym_lstar=$(awk '$3 == "entry_SYSCALL_64" { print $1; exit }' /proc/kallsyms)
+	sym_jiffies=$(awk '$3 == "jiffies" { print $1; exit }' /proc/kallsyms)
+	case "$sym_lstar$sym_jiffies" in
+	""|*0000000000000000*) comment "linux: no kernel symbols in /proc/kallsyms"; return 0 ;;
+	esac
+	printf '%s\n' "wait-create" "msr watch lstar" "resume" \
+		"trace msr count=1 seconds=60" "msr unwatch" \
+		"protect -v 0 0x$sym_jiffies 8 r-x" \
+		"trace pf lift=$LINUX_PF_LIFT until=lift seconds=60" \
+		"trace unhook seconds=150" >/tmp/kvmi-linux.script
+	rm -f "$KVMI_LINUX_SOCK"
+	/kvmi/extra/kvmi-static -t 30 -f /tmp/kvmi-linux.script listen "unix:$KVMI_LINUX_SOCK" \
+		>/tmp/kvmi-linux.out 2>/tmp/kvmi-linux.err &
+	KVMI_PID=$!
+	i=0
+	while [ ! -S "$KVMI_LINUX_SOCK" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	LINUX_VM_ARGS="--introspector unix:$KVMI_LINUX_SOCK --introspector-wait --name linux-kvmi"
+}
+linux_kvmi_check() {
+	[ -n "$KVMI_PID" ] || return 0
+	wait "$KVMI_PID"
+	krc=$?
+	comment "linux: kvmi exit status $krc"
+	while IFS= read -r l; do comment "kvmi| $l"; done </tmp/kvmi-linux.err
+	grep -v '^{' /tmp/kvmi-linux.out | while IFS= read -r l; do comment "kvmi| $l"; done
+	msr=$(grep '"event":"MSR".*"msr":"0xc0000082"' /tmp/kvmi-linux.out | head -n 1)
+	comment "kvmi| $msr"
+	new=$(printf '%s\n' "$msr" | sed -n 's/.*"new_value":"0x\([0-9a-f]*\)".*/\1/p')
+	if [ -n "$new" ] && [ "$new" = "$sym_lstar" ]; then
+		result ok "linux: the kernel's MSR_LSTAR write arrives as an MSR event with entry_SYSCALL_64 (0x$sym_lstar)"
+	else
+		result "not ok" "linux: the kernel's MSR_LSTAR write arrives as an MSR event with entry_SYSCALL_64 (0x$sym_lstar; got '${new:-no event}')"
+	fi
+	# jiffies' GPA: its address minus __START_KERNEL_map (low 32 bits suffice).
+	low=${sym_jiffies#????????}
+	gpa=$(printf '0x%x' $((0x$low - 0x80000000)))
+	grep '"event":"PF"' /tmp/kvmi-linux.out >/tmp/kvmi-linux.pf
+	total=$(grep -c . /tmp/kvmi-linux.pf)
+	at=$(grep -c "\"access\":\"w\",\"gpa\":\"$gpa\"" /tmp/kvmi-linux.pf)
+	head -n 3 /tmp/kvmi-linux.pf | while IFS= read -r l; do comment "kvmi| $l"; done
+	lifted=$(grep -c '"reply":"lift"' /tmp/kvmi-linux.pf)
+	grep '"reply":"lift"' /tmp/kvmi-linux.pf | while IFS= read -r l; do comment "kvmi| $l"; done
+	comment "linux: $total PF events on the page of jiffies (0x$sym_jiffies, gpa $gpa), $at pre-write at jiffies, protection lifted: $lifted"
+	if [ "$at" -ge 1 ] && [ "$lifted" -eq 1 ]; then
+		result ok "linux: timer writes to jiffies arrive as pre-write PF events at its address (gpa $gpa), then the protection is lifted"
+	else
+		result "not ok" "linux: timer writes to jiffies arrive as pre-write PF events at its address (gpa $gpa; $at of $total events there, lifted $lifted)"
+	fi
+}
+
 # tests (b): a real Linux kernel boots to init under kvmi-vm and resets.
 run_linux_test() {
 	if [ ! -x /kvmi/bin/kvmi-vm ]; then
 		result "not ok" "linux: /kvmi/bin/kvmi-vm missing"
 		return 0
 	fi
+	LINUX_VM_ARGS=""
+	linux_kvmi_start
 	trace_start
 	run_linux_guest linux_to_comments
 	trace_stop
@@ -507,6 +578,7 @@ run_linux_test() {
 	else
 		result "not ok" "linux: reboot -f ends kvmi-vm with status 0 (got $LINUX_RC)"
 	fi
+	linux_kvmi_check
 }
 
 # tests (c): the second configuration, kvm_amd without nested paging: CR3

@@ -37,6 +37,7 @@ struct vmm {
 	uint64_t deny_cmds;             /* policy: denied command ids */
 	uint64_t deny_events;
 	int trace_events;               /* HYPERCALL events to send once enabled */
+	bool msr_events;                /* an MSR event when CONTROL_MSR turns on */
 	/* state */
 	int fd;
 	uint32_t ev_seq;
@@ -50,6 +51,11 @@ struct vmm {
 	int n_event_replies;
 	int n_enable, n_disable;        /* CONTROL_EVENTS / CONTROL_VM_EVENTS */
 	int n_cmds;
+	int n_access_msgs, n_access_pages;      /* SET_PAGE_ACCESS */
+	uint8_t last_access;
+	uint64_t first_gpa, last_gpa;
+	int n_msr_on;                   /* CONTROL_MSR enable=1 */
+	uint64_t msr_reply;             /* new_val of the last MSR reply */
 	bool rejected_cookie;
 	pthread_t thread;
 };
@@ -166,6 +172,8 @@ static void handle(struct vmm *v, const struct kvmi_msg_hdr *h, const uint8_t *p
 		const struct kvmi_event_reply *r = (const void *)(p + 8);
 
 		v->n_event_replies++;
+		if (r->event == KVMI_EVENT_MSR && h->size >= 8 + sizeof(*r) + 8)
+			memcpy(&v->msr_reply, p + 8 + sizeof(*r), 8);
 		if (r->event == KVMI_EVENT_PAUSE_VCPU && r->action == KVMI_EVENT_ACTION_CONTINUE &&
 		    vh->vcpu < NVCPUS) {
 			v->n_pause_replies++;
@@ -327,8 +335,36 @@ static void handle(struct vmm *v, const struct kvmi_msg_hdr *h, const uint8_t *p
 				send_event(v, (uint16_t)(i % NVCPUS), KVMI_EVENT_HYPERCALL, NULL, 0);
 		return;
 	}
+	case KVMI_CONTROL_MSR: {
+		const struct kvmi_control_msr *q = (const void *)(p + 8);
+		struct kvmi_event_msr e = { .msr = q->msr, .old_value = 0x10, .new_value = 0x20 };
+
+		reply(v, h, 0, NULL, 0);
+		if (q->enable) {
+			v->n_msr_on++;
+			if (v->msr_events && vcpu_ok)
+				send_event(v, vh->vcpu, KVMI_EVENT_MSR, &e, sizeof(e));
+		}
+		return;
+	}
+	case KVMI_SET_PAGE_ACCESS: {
+		const struct kvmi_set_page_access *q = (const void *)p;
+		const struct kvmi_page_access_entry *e = (const void *)(p + sizeof(*q));
+
+		if (!q->count || q->count > 511 || h->size != sizeof(*q) + q->count * sizeof(*e)) {
+			reply(v, h, -KVM_EINVAL, NULL, 0);
+			return;
+		}
+		if (!v->n_access_pages)
+			v->first_gpa = e[0].gpa;
+		v->n_access_msgs++;
+		v->n_access_pages += q->count;
+		v->last_access = e[q->count - 1].access;
+		v->last_gpa = e[q->count - 1].gpa;
+		reply(v, h, 0, NULL, 0);
+		return;
+	}
 	case KVMI_CONTROL_CR:
-	case KVMI_CONTROL_MSR:
 		reply(v, h, 0, NULL, 0);
 		return;
 	default:
@@ -535,7 +571,8 @@ static void t_help(void)
 	expect_out(&res, "Usage: kvmi");
 	for (const char *const *v = (const char *const[]){ "info", "check", "regs VCPU",
 			"read GPA LEN", "write GPA", "translate VCPU GVA", "pause", "resume",
-			"inject VCPU VECTOR", "trace", "sleep", NULL }; *v; v++)
+			"inject VCPU VECTOR", "trace", "sleep", "wait-create", "msr watch MSR",
+			"protect [-v VCPU] ADDR LEN PERMS", "step VCPU [N]", "lift=N", NULL }; *v; v++)
 		expect_out(&res, *v);
 	tap("--help lists every verb");
 }
@@ -715,6 +752,119 @@ static void t_trace(void)
 	tap("trace: JSON lines, events continued, then turned off");
 }
 
+static void t_protect(void)
+{
+	vmm_init(&vm);
+	RUN("listen", vm.addr, "protect 0x1010 0x2000 r-x");
+	expect_status(&res, 0);
+	expect_out(&res, "protect gpa 0x1000-0x3fff (3 pages): r-x");
+	if (vm.n_access_msgs != 1 || vm.n_access_pages != 3 || vm.first_gpa != 0x1000 ||
+	    vm.last_gpa != 0x3000 || vm.last_access != (KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_X))
+		failf("SET_PAGE_ACCESS: %d messages, %d pages, 0x%llx..0x%llx, access %u",
+		      vm.n_access_msgs, vm.n_access_pages, (unsigned long long)vm.first_gpa,
+		      (unsigned long long)vm.last_gpa, vm.last_access);
+	if (vm.n_enable != NVCPUS)
+		failf("PF events enabled on %d vCPUs, expected %d", vm.n_enable, NVCPUS);
+	vmm_init(&vm);
+	RUN("listen", vm.addr, "protect 0 0x200000 ---; protect 0 0x200000 rwx");
+	expect_status(&res, 0);
+	expect_out(&res, "(512 pages): ---");
+	expect_out(&res, "(512 pages): rwx");
+	if (vm.n_access_msgs != 4 || vm.n_access_pages != 1024 || vm.last_access != 7)
+		failf("SET_PAGE_ACCESS: %d messages / %d pages / last access %u, expected 4 / 1024 / 7",
+		      vm.n_access_msgs, vm.n_access_pages, vm.last_access);
+	vmm_init(&vm);
+	RUN("listen", vm.addr, "protect -v 1 0xffffffff81000ff8 16 -w-");
+	expect_status(&res, 0);
+	expect_out(&res, "protect gva 0xffffffff81000000-0xffffffff81001fff (first page gpa 0x1000000, 2 pages): -w-");
+	if (vm.first_gpa != 0x1000000 || vm.last_gpa != 0x1001000 || vm.last_access != KVMI_PAGE_ACCESS_W)
+		failf("SET_PAGE_ACCESS with translated addresses: 0x%llx..0x%llx access %u",
+		      (unsigned long long)vm.first_gpa, (unsigned long long)vm.last_gpa, vm.last_access);
+	vmm_init(&vm);
+	RUN("listen", vm.addr, "protect -v 0 0x1000 16 r-x");
+	expect_status(&res, 1);
+	expect_err(&res, "gva 0x1000 is not mapped (vcpu 0)");
+	if (vm.n_access_msgs)
+		failf("pages restricted although the translation failed");
+	tap("protect: pages of the range, batches of at most 511, PF enabled, -v translates");
+}
+
+static void t_msr_veto(void)
+{
+	int lines = 0;
+
+	vmm_init(&vm);
+	vm.msr_events = true;
+	RUN("listen", vm.addr, "msr watch lstar 0x176; trace msr veto count=4");
+	expect_status(&res, 0);
+	expect_out(&res, "watching MSR writes: lstar (0xc0000082) sysenter_eip (0x176) on 2 vCPUs");
+	for (char *p = res.out; (p = strstr(p, "\"event\":\"MSR\"")); p++)
+		lines++;
+	if (lines != 4)
+		failf("%d MSR JSON lines, expected 4: %.300s", lines, res.out);
+	expect_out(&res, "\"msr\":\"0xc0000082\",\"msr_name\":\"lstar\",\"old_value\":\"0x10\",\"new_value\":\"0x20\",\"reply\":\"veto\"");
+	if (vm.msr_reply != 0x10)
+		failf("the MSR reply's new_val is 0x%llx, expected the old value 0x10",
+		      (unsigned long long)vm.msr_reply);
+	if (vm.n_msr_on != 4)
+		failf("CONTROL_MSR on %d times, expected 4", vm.n_msr_on);
+	vmm_init(&vm);
+	vm.msr_events = true;
+	RUN("listen", vm.addr, "msr watch star; trace msr count=2; msr unwatch; msr watch 0x10");
+	expect_status(&res, 0);
+	expect_out(&res, "\"new_value\":\"0x20\",\"reply\":\"continue\"");
+	expect_out(&res, "no longer watching 1 MSR; 0 still watched");
+	if (vm.msr_reply != 0x20)
+		failf("without veto the reply's new_val is 0x%llx, expected 0x20", (unsigned long long)vm.msr_reply);
+	tap("msr watch + trace veto: the reply carries the old value; without veto the new one");
+}
+
+static void t_event_verbs_bad_input(void)
+{
+	static const struct { const char *script, *msg; int status; } cases[] = {
+		{ "protect 0x1000 16 rwq", "'rwq' is not a set of rights", 1 },
+		{ "protect 0x1000 16 rr", "'rr' is not a set of rights", 1 },
+		{ "protect 0x1000 16 r-", "'r-' is not a set of rights", 1 },
+		{ "protect 0x1000 0 rwx", "'0' is not a length", 1 },
+		{ "protect zz 16 rwx", "'zz' is not an address", 1 },
+		{ "protect 0xfffffffffffff000 0x2000 r--", "wraps around", 1 },
+		{ "protect -v 0 0x1000 16", "usage: protect [-v VCPU] ADDR LEN PERMS", 1 },
+		{ "protect -v x 0x1000 16 rwx", "'x' is not a vCPU number", 1 },
+		{ "protect 0x1000", "usage: protect [-v VCPU] ADDR LEN PERMS", 2 },
+		{ "msr watch bogus", "'bogus' is neither an MSR number nor a known name", 1 },
+		{ "msr watch", "usage: msr watch MSR...", 1 },
+		{ "msr frob", "say 'watch MSR...' or 'unwatch [MSR...]'", 1 },
+		{ "msr unwatch lstar", "0xc0000082 is not watched", 1 },
+		{ "step", "usage: step VCPU [N]", 2 },
+		{ "step 0 0", "'0' is not a number of instructions", 1 },
+		{ "step 7", "the guest has no vcpu 7", 1 },
+		{ "trace lift=0", "bad lift=0", 1 },
+		{ "trace msr", "or `msr watch` first", 1 },
+		{ "wait-create extra", "usage: wait-create", 2 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		vmm_init(&vm);
+		RUN("-t", "5", "listen", vm.addr, cases[i].script);
+		if (cases[i].status == 2 && res.status == 2)
+			continue;       /* refused before listening: no VMM connected */
+		expect_status(&res, cases[i].status);
+		expect_err(&res, cases[i].msg);
+		if (failed) {
+			char w[sizeof(why) + 128];
+
+			snprintf(w, sizeof(w), "'%s': %s", cases[i].script, why);
+			snprintf(why, sizeof(why), "%.1000s", w);
+			break;
+		}
+	}
+	vmm_init(&vm);
+	RUN("-w", "0.3", "listen", vm.addr, "wait-create");
+	expect_status(&res, 1);
+	expect_err(&res, "was kvmi-vm started with --introspector-wait?");
+	tap("protect / msr / step / trace / wait-create: bad input is an error in words");
+}
+
 static void t_key(void)
 {
 	char path[] = "/tmp/kvmi-cli-key-XXXXXX";
@@ -779,6 +929,9 @@ int main(int argc, char **argv)
 	t_paused_released_at_exit();
 	t_inject();
 	t_trace();
+	t_protect();
+	t_msr_veto();
+	t_event_verbs_bad_input();
 	t_key();
 	t_script_file();
 	printf("1..%d\n", tap_n);
