@@ -83,12 +83,27 @@ struct kvmi_backend {
 	bool exit_on_emulation_failure; /* KVM_CAP_EXIT_ON_EMULATION_FAILURE on */
 	enum kvmi_int3_path bp_path; /* how a guest int3 reaches us (probe.c) */
 	atomic_int stepper;         /* vCPU in an execute step, or -1 */
+	/* The page that step opened and its real rights (under pt_lock): the
+	 * other vCPUs must keep seeing the restriction. */
+	int step_vcpu;
+	uint64_t step_gfn;
+	uint8_t step_orig;
 
 	atomic_bool in_session;     /* between session_start and session_end */
 	atomic_uint sessions;       /* sessions started so far */
 
 	struct kvmi_map_tokens tokens;  /* GET_MAP_TOKEN (introspection thread) */
 };
+
+/* The rights of gfn as vCPU `self` must see them (pt_lock held): a page
+ * another vCPU's execute step opened keeps its restriction for everyone
+ * else. */
+static uint8_t rights_for(const struct kvmi_backend *b, uint64_t gfn, unsigned self)
+{
+	if (b->step_vcpu >= 0 && (unsigned)b->step_vcpu != self && gfn == b->step_gfn)
+		return b->step_orig;
+	return pagetrack_get(&b->pt, gfn);
+}
 
 /* The bit of msr in a vCPU's masks, or NULL outside the allowed ranges. */
 static uint8_t *msr_byte(struct intro_vcpu *iv, uint32_t msr, uint8_t *bit)
@@ -822,7 +837,7 @@ static bool hook_mmio(void *opaque, struct vcpu *vcpu)
 		return false; /* not RAM: a device */
 
 	pthread_rwlock_rdlock(&b->pt_lock);
-	allowed = pagetrack_get(&b->pt, gpa >> 12);
+	allowed = rights_for(b, gpa >> 12, vcpu->id);
 	pthread_rwlock_unlock(&b->pt_lock);
 	if ((allowed & need) || !kvmi_vcpu_event_enabled(b->srv, vcpu->id, KVMI_EVENT_PF)) {
 		complete_access(run, hva, NULL);
@@ -907,6 +922,7 @@ static int hook_recreate_region(void *opaque, unsigned idx, unsigned *slots)
 
 /* ---- execute protection ---------------------------------------------- */
 
+
 static bool step_slot_free(void *ctx)
 {
 	struct kvmi_backend *b = ctx;
@@ -953,8 +969,14 @@ static bool exec_step_begin(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t 
 	pthread_rwlock_wrlock(&b->pt_lock);
 	rights = pagetrack_get(&b->pt, gfn);
 	err = 0;
-	if ((rights & (PT_R | PT_X)) != (PT_R | PT_X))
+	if ((rights & (PT_R | PT_X)) != (PT_R | PT_X)) {
 		err = set_rights_locked(b, gfn, rights | PT_R | PT_X);
+		if (!err) {
+			b->step_vcpu = (int)vcpu->id;
+			b->step_gfn = gfn;
+			b->step_orig = rights;
+		}
+	}
 	pthread_rwlock_unlock(&b->pt_lock);
 	if ((rights & (PT_R | PT_X)) == (PT_R | PT_X) || err) {
 		/* Lifted meanwhile (the instruction just runs), or the slot
@@ -1071,6 +1093,7 @@ static void exec_step_end(struct kvmi_backend *b, struct vcpu *vcpu)
 	if (!iv->singlestep)
 		kvmi_vcpu_drop_step_trap(vcpu, iv->exec_tf);
 	pthread_rwlock_wrlock(&b->pt_lock);
+	b->step_vcpu = -1;
 	/* unless the tool changed the page's rights during the step */
 	if (pagetrack_get(&b->pt, iv->exec_gfn) == iv->exec_opened &&
 	    set_rights_locked(b, iv->exec_gfn, iv->exec_orig))
@@ -1172,7 +1195,7 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 	if (gpa == KVMI_UNMAPPED_GVA)
 		return not_ours(b, vcpu);
 	pthread_rwlock_rdlock(&b->pt_lock);
-	rights = pagetrack_get(&b->pt, gpa >> 12);
+	rights = rights_for(b, gpa >> 12, vcpu->id);
 	pthread_rwlock_unlock(&b->pt_lock);
 	if (b->vcpus[vcpu->id].exec_step)
 		exec_step_end(b, vcpu); /* the stepped instruction failed itself */
@@ -1369,6 +1392,7 @@ int introspect_create(struct vm *vm, const struct introspect_config *cfg)
 	}
 	b->bp_path = b->have_singlestep ? kvmi_probe_int3(vm->kvm_fd) : KVMI_INT3_NONE;
 	atomic_store(&b->stepper, -1);
+	b->step_vcpu = -1;
 	pr_info("introspection: MSR events %s, single-step %s%s, breakpoints through %s",
 		b->have_msr_filter ? "available" : "unavailable",
 		b->have_singlestep ? "available" : "unavailable",
