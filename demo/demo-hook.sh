@@ -10,11 +10,11 @@
 #   trace msr count=1  the kernel's own write of MSR_LSTAR (the 64-bit
 #                      SYSCALL entry point) as an MSR event in JSON; its new
 #                      value must be entry_SYSCALL_64
-#   protect -v 0 jiffies 8 r-x; trace pf lift=5 until=lift
+#   protect -v 0 jiffies 8 r-x; trace pf lift=3 at=GPA until=lift
 #                      the page holding `jiffies` write-protected; the timer
 #                      tick's writes arrive as pre-write PF events at its
 #                      guest-physical address; they are allowed, and after
-#                      5 writes to one address the protection is lifted
+#                      3 writes to jiffies itself the protection is lifted
 #   info, regs, string linux_banner  the kernel's version string, read at
 #                      its virtual address (TRANSLATE_GVA + READ_PHYSICAL)
 #   pause, regs, resume  all vCPUs stopped (the guest's heartbeat stops too)
@@ -49,7 +49,7 @@ kvmi_demo_ok() { case "$1" in ""|0000000000000000) return 1 ;; esac; }
 	fi
 	if kvmi_demo_ok "$kvmi_demo_jiffies"; then
 		echo "protect -v 0 0x$kvmi_demo_jiffies 8 r-x"
-		echo "trace pf lift=5 until=lift seconds=60"
+		echo "trace pf lift=3 at=$kvmi_demo_jgpa until=lift seconds=60"
 	fi
 	echo "info"
 	echo "sleep $KVMI_DEMO_WAIT"

@@ -8,7 +8,8 @@
  * answer: veto (MSR writes are refused: the reply's new value is the old
  * one) and lift=N (after N PF events at one address the restriction of its
  * page is lifted: rwx; counting per address, a one-time sweep over the
- * page does not use it up).  Everything else is answered CONTINUE.
+ * page does not use it up; at=GPA counts only events at GPA).  Everything
+ * else is answered CONTINUE.
  * until=EVENT stops after the first event of that name, until=lift after
  * the first lift.  Without event names: every
  * quiet event the VMM allows.  PAUSE_VCPU and TRAP are always delivered,
@@ -47,6 +48,8 @@ struct plan {
 	int ms;                 /* < 0: until stopped */
 	bool veto;              /* MSR writes: reply with the old value */
 	uint64_t lift;          /* 0: never */
+	bool lift_at_set;       /* count only PF events at lift_at (at=GPA) */
+	uint64_t lift_at;
 	struct addr_count addrs[MAX_LIFT_PAGES];
 	unsigned int naddrs;
 	int until;              /* event id to stop after; UNTIL_LIFT; -1: none */
@@ -89,6 +92,12 @@ static int parse(struct cli *c, struct plan *p, int argc, char **argv)
 		if (!strncmp(a, "lift=", 5)) {
 			if (cli_parse_u64(a + 5, &p->lift) || !p->lift)
 				return cli_usage("trace: bad %s (lift=N: after N PF events on a page, N > 0)", a);
+			continue;
+		}
+		if (!strncmp(a, "at=", 3)) {
+			if (cli_parse_u64(a + 3, &p->lift_at))
+				return cli_usage("trace: bad %s (at=GPA: lift=N counts only events at GPA)", a);
+			p->lift_at_set = true;
 			continue;
 		}
 		if (!strncmp(a, "until=", 6)) {
@@ -209,7 +218,8 @@ static int answer(struct cli *c, struct plan *p, struct kvmi_event_msg *ev)
 		cli_print_event_json(c, ev, "veto");
 		return kvmi_dom_reply_event(c->dom, ev, KVMI_EVENT_ACTION_CONTINUE, &r, sizeof(r));
 	}
-	if (ev->event == KVMI_EVENT_PF && p->lift &&
+	if (ev->event == KVMI_EVENT_PF && p->lift && !p->lifted &&
+	    (!p->lift_at_set || ev->specific.pf.gpa == p->lift_at) &&
 	    count_addr(p, ev->specific.pf.gpa) == p->lift) {
 		gpa = ev->specific.pf.gpa & ~0xfffull;
 		err = cli_set_access(c, &gpa, 1, KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_W | KVMI_PAGE_ACCESS_X);

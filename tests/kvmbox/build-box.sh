@@ -491,14 +491,14 @@ kernel_symbol() {
 # kernel's first instruction; the kernel's own LSTAR write must carry
 # entry_SYSCALL_64.  Then the page holding jiffies is write-protected and
 # the timer tick's writes must arrive as pre-write PF events at jiffies'
-# guest-physical address; after LINUX_PF_LIFT events at one address (the
-# tick's writes to jiffies; init code that sweeps over the page once does
-# not count) the tool lifts the protection and the boot goes on.  Symbol addresses come from
+# guest-physical address; after LINUX_PF_LIFT events at jiffies itself
+# (trace at=GPA: writes to other variables on the page are allowed but not
+# counted) the tool lifts the protection and the boot goes on.  Symbol addresses come from
 # the box's /proc/kallsyms (the same kernel image, both booted with nokaslr;
 # the System.map in Debian's package is a placeholder).  With nokaslr the
 # kernel image lies at __START_KERNEL_map = 0xffffffff80000000 + its
 # physical address, so jiffies' GPA is its address minus that base.
-LINUX_PF_LIFT=5
+LINUX_PF_LIFT=3
 KVMI_LINUX_SOCK=/tmp/kvmi-linux.sock
 linux_kvmi_start() {
 	KVMI_PID=""
@@ -508,10 +508,13 @@ linux_kvmi_start() {
 	case "$sym_lstar$sym_jiffies" in
 	""|*0000000000000000*) comment "linux: no kernel symbols in /proc/kallsyms"; return 0 ;;
 	esac
+	# jiffies' GPA: its address minus __START_KERNEL_map (low 32 bits suffice).
+	low=${sym_jiffies#????????}
+	gpa=$(printf '0x%x' $((0x$low - 0x80000000)))
 	printf '%s\n' "wait-create" "msr watch lstar" "resume" \
 		"trace msr count=1 seconds=60" "msr unwatch" \
 		"protect -v 0 0x$sym_jiffies 8 r-x" \
-		"trace pf lift=$LINUX_PF_LIFT until=lift seconds=60" \
+		"trace pf lift=$LINUX_PF_LIFT at=$gpa until=lift seconds=60" \
 		"trace unhook seconds=150" >/tmp/kvmi-linux.script
 	rm -f "$KVMI_LINUX_SOCK"
 	/kvmi/extra/kvmi-static -t 30 -f /tmp/kvmi-linux.script listen "unix:$KVMI_LINUX_SOCK" \
@@ -536,9 +539,6 @@ linux_kvmi_check() {
 	else
 		result "not ok" "linux: the kernel's MSR_LSTAR write arrives as an MSR event with entry_SYSCALL_64 (0x$sym_lstar; got '${new:-no event}')"
 	fi
-	# jiffies' GPA: its address minus __START_KERNEL_map (low 32 bits suffice).
-	low=${sym_jiffies#????????}
-	gpa=$(printf '0x%x' $((0x$low - 0x80000000)))
 	grep '"event":"PF"' /tmp/kvmi-linux.out >/tmp/kvmi-linux.pf
 	total=$(grep -c . /tmp/kvmi-linux.pf)
 	at=$(grep -c "\"access\":\"w\",\"gpa\":\"$gpa\"" /tmp/kvmi-linux.pf)
@@ -546,7 +546,7 @@ linux_kvmi_check() {
 	lifted=$(grep -c '"reply":"lift"' /tmp/kvmi-linux.pf)
 	grep '"reply":"lift"' /tmp/kvmi-linux.pf | while IFS= read -r l; do comment "kvmi| $l"; done
 	comment "linux: $total PF events on the page of jiffies (0x$sym_jiffies, gpa $gpa), $at pre-write at jiffies, protection lifted: $lifted"
-	if [ "$at" -ge 1 ] && [ "$lifted" -eq 1 ]; then
+	if [ "$at" -ge "$LINUX_PF_LIFT" ] && [ "$lifted" -eq 1 ]; then
 		result ok "linux: timer writes to jiffies arrive as pre-write PF events at its address (gpa $gpa), then the protection is lifted"
 	else
 		result "not ok" "linux: timer writes to jiffies arrive as pre-write PF events at its address (gpa $gpa; $at of $total events there, lifted $lifted)"
