@@ -105,12 +105,15 @@ void stats_of(double *v, size_t n, struct stats *s)
 /* ---------------------------------------------------------------- results */
 
 static char out_dir[512] = ".";
+static char id_suffix[32];      /* BENCH_ID_SUFFIX: a second run of a phase */
 
 void result_init(void)
 {
-	const char *d = getenv("BENCH_OUT");
+	const char *d = getenv("BENCH_OUT"), *sfx = getenv("BENCH_ID_SUFFIX");
 	char p[600];
 
+	if (sfx)
+		snprintf(id_suffix, sizeof(id_suffix), "%s", sfx);
 	if (d && *d)
 		snprintf(out_dir, sizeof(out_dir), "%s", d);
 	snprintf(p, sizeof(p), "%s/samples", out_dir);
@@ -133,8 +136,8 @@ static void result_line(const char *id, const char *unit, const struct stats *s,
 	f = fopen(path, "a");
 	if (!f)
 		die("cannot append to %s: %s", path, strerror(errno));
-	fprintf(f, "%s\t%s\t%zu\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%s\n", id, unit, s->n, s->p50, s->p90,
-		s->p99, s->mean, s->min, s->max, text);
+	fprintf(f, "%s%s\t%s\t%zu\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%s\n", id, id_suffix, unit, s->n, s->p50,
+		s->p90, s->p99, s->mean, s->min, s->max, text);
 	fclose(f);
 	if (s->n == 1)
 		printf("  %-28s %10.3f %-5s %s\n", id, s->p50, unit, text);
@@ -168,7 +171,7 @@ void result_samples(const char *id, const char *unit, double *v, size_t n, const
 	va_end(ap);
 	if (!n)
 		return;
-	snprintf(path, sizeof(path), "%s/samples/%s.dat", out_dir, id);
+	snprintf(path, sizeof(path), "%s/samples/%s%s.dat", out_dir, id, id_suffix);
 	f = fopen(path, "w");
 	if (!f)
 		die("cannot write %s: %s", path, strerror(errno));
