@@ -7,6 +7,7 @@
  * Messages are always consumed whole, so a bad reply never desynchronizes the
  * stream (libkvmi leaves unread bytes behind in that case). */
 #include "internal.h"
+#include "../src/common/spin_wait.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -38,16 +39,16 @@ void kc_notify(struct kvmi_dom *dom)
  * Waits for a change (dom->lock held).  A reply or an event usually comes
  * within tens of microseconds, and a sleeping waiter then costs a wake-up
  * through the scheduler (several microseconds here, more across CPUs): spin
- * for a short while first (kc_spin_ns(), 0 turns it off), then sleep.
+ * for a short while first (KVMI_SPIN_US, src/common/spin_wait.h), then sleep.
  */
 int kc_cond_wait(struct kvmi_dom *dom, int64_t deadline)
 {
 	struct timespec ts;
 	unsigned start = atomic_load_explicit(&dom->changes, memory_order_acquire);
 
-	if (kc_spin_ns()) {
+	if (kvmi_spin_budget_ns()) {
 		pthread_mutex_unlock(&dom->lock);
-		kc_spin_while_equal(&dom->changes, start, kc_spin_ns());
+		kvmi_spin_while_equal(&dom->changes, start, kvmi_spin_budget_ns());
 		pthread_mutex_lock(&dom->lock);
 		if (atomic_load_explicit(&dom->changes, memory_order_acquire) != start)
 			return 0;

@@ -79,10 +79,7 @@ struct kvmi_dom {
 /* transport.c */
 int64_t kc_now_ms(void);
 int64_t kc_deadline(int timeout_ms);
-/* Spinning before a sleeping wait (transport.c): the budget in ns
- * (KVMI_SPIN_US in the environment; default 0, off) and the spin itself. */
-uint64_t kc_spin_ns(void);
-void kc_spin_while_equal(const atomic_uint *v, unsigned start, uint64_t budget_ns);
+
 int kc_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
 int kc_listen(const char *addr, int *out_fd);
 int kc_accept(int lfd, int timeout_ms, int *out_fd);

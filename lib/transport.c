@@ -4,6 +4,7 @@
  * are "unix:PATH", "unix:@NAME" (abstract namespace) and "vsock:CID:PORT"
  * (CID may be "any" or "-1").  Everything returns 0 or -errno. */
 #include "internal.h"
+#include "../src/common/spin_wait.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,48 +45,6 @@ int64_t kc_deadline(int timeout_ms)
 	return timeout_ms < 0 ? -1 : kc_now_ms() + timeout_ms;
 }
 
-#define KC_DEFAULT_SPIN_US 0
-
-uint64_t kc_spin_ns(void)
-{
-	static atomic_llong cached = -1;
-	long long v = atomic_load_explicit(&cached, memory_order_relaxed);
-
-	if (v < 0) {
-		const char *env = getenv("KVMI_SPIN_US");
-		char *end;
-		long us = env ? strtol(env, &end, 10) : KC_DEFAULT_SPIN_US;
-
-		if (env && (*end || us < 0 || us > 100000))
-			us = KC_DEFAULT_SPIN_US;
-		v = (long long)us * 1000;
-		atomic_store_explicit(&cached, v, memory_order_relaxed);
-	}
-	return (uint64_t)v;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void kc_spin_while_equal(const atomic_uint *v, unsigned start, uint64_t budget_ns)
-{
-	uint64_t end = mono_ns() + budget_ns;
-
-	for (unsigned i = 1;; i++) {
-		if (atomic_load_explicit(v, memory_order_acquire) != start)
-			return;
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
-		if (!(i & 63) && mono_ns() >= end)
-			return;
-	}
-}
 
 static int parse_u32(const char *s, uint32_t *out)
 {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/spin_wait.h"
 #include "boot/boot.h"
 #include "util.h"
 #include "vm.h"
@@ -224,54 +225,17 @@ void vcpu_wake(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-/*
- * A reply usually comes within tens of microseconds, and sleeping costs a
- * wake-up through the scheduler on top (more when it crosses CPUs): spin on
- * wake_seq for a short while first.  KVMI_SPIN_US in the environment sets
- * the budget (0: never spin).
- */
-#define DEFAULT_SPIN_US 0
-
-static uint64_t spin_budget_ns(void)
-{
-	static atomic_llong cached = -1;
-	long long v = atomic_load_explicit(&cached, memory_order_relaxed);
-
-	if (v < 0) {
-		const char *env = getenv("KVMI_SPIN_US");
-		char *end;
-		long us = env ? strtol(env, &end, 10) : DEFAULT_SPIN_US;
-
-		if (env && (*end || us < 0 || us > 100000))
-			us = DEFAULT_SPIN_US;
-		v = (long long)us * 1000;
-		atomic_store_explicit(&cached, v, memory_order_relaxed);
-	}
-	return (uint64_t)v;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Waits (vm->lock held) for a broadcast of vcpu->wake. */
+/* Waits (vm->lock held) for a broadcast of vcpu->wake.  Event replies
+ * usually come within tens of microseconds: the vCPU thread may spin first
+ * (KVMI_SPIN_US, src/common/spin_wait.h). */
 static void wait_for_wake(struct vcpu *vcpu)
 {
 	unsigned start = atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire);
-	uint64_t budget = spin_budget_ns(), end;
+	uint64_t budget = kvmi_spin_budget_ns();
 
 	if (budget) {
 		pthread_mutex_unlock(&vcpu->vm->lock);
-		end = mono_ns() + budget;
-		for (unsigned i = 1; atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire) == start; i++) {
-			__builtin_ia32_pause();
-			if (!(i & 63) && mono_ns() >= end)
-				break;
-		}
+		kvmi_spin_while_equal(&vcpu->wake_seq, start, budget);
 		pthread_mutex_lock(&vcpu->vm->lock);
 		if (atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire) != start)
 			return;

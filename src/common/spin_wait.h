@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Spin-then-sleep helpers shared by kvmi-vm and the client library.
+ *
+ * A reply or an event usually comes within tens of microseconds; a waiter
+ * that sleeps on a condition variable then costs a scheduler wake-up (more
+ * when it crosses CPUs).  Waiters may spin on a change counter for a short
+ * budget first.  KVMI_SPIN_US in the environment sets the budget in
+ * microseconds (0..100000; 0, the default, never spins).  Header-only: each
+ * component keeps its own copy of the cached setting.
+ */
+#ifndef KVMI_COMMON_SPIN_WAIT_H
+#define KVMI_COMMON_SPIN_WAIT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define KVMI_SPIN_DEFAULT_US 0
+
+static inline uint64_t kvmi_spin_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The budget in ns, read from the environment once. */
+static inline uint64_t kvmi_spin_budget_ns(void)
+{
+	static atomic_llong cached = -1;
+	long long v = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (v < 0) {
+		const char *env = getenv("KVMI_SPIN_US");
+		char *end = NULL;
+		long us = env ? strtol(env, &end, 10) : KVMI_SPIN_DEFAULT_US;
+
+		if (env && (!end || *end || us < 0 || us > 100000))
+			us = KVMI_SPIN_DEFAULT_US;
+		v = (long long)us * 1000;
+		atomic_store_explicit(&cached, v, memory_order_relaxed);
+	}
+	return (uint64_t)v;
+}
+
+/* Spins while *v == start, for at most budget_ns. */
+static inline void kvmi_spin_while_equal(const atomic_uint *v, unsigned start, uint64_t budget_ns)
+{
+	uint64_t end = kvmi_spin_now_ns() + budget_ns;
+
+	for (unsigned i = 1;; i++) {
+		if (atomic_load_explicit(v, memory_order_acquire) != start)
+			return;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		if (!(i & 63) && kvmi_spin_now_ns() >= end)
+			return;
+	}
+}
+
+#endif
