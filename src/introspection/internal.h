@@ -124,6 +124,10 @@ struct kvmi_server {
 	struct kvmi_vcpu_state *vcpus;  /* cfg.max_vcpus */
 
 	uint8_t rbuf[KVMI_MSG_SIZE + 8];   /* introspection thread only */
+	/* Bytes read from the tool ahead of the current message (one read
+	 * can bring many pipelined requests); introspection thread only. */
+	uint8_t inbuf[64 * 1024];
+	size_t in_start, in_end;
 };
 
 /* server.c */

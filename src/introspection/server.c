@@ -545,6 +545,7 @@ static void session_begin(struct kvmi_server *srv, int rfd, int wfd)
 	srv->rfd = rfd;
 	srv->wfd = wfd;
 	srv->ev_seq = 0;
+	srv->in_start = srv->in_end = 0;
 	srv->replies_enabled = true;
 	srv->error_events = false;
 	atomic_store(&srv->vm_events, 0);
@@ -585,6 +586,51 @@ static void session_end(struct kvmi_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+/*
+ * Exactly len bytes of the tool's stream, through srv->inbuf: one read()
+ * takes whatever has arrived, so pipelined requests cost one system call
+ * for many messages.  -ECONNRESET at EOF.
+ */
+static int read_stream(struct kvmi_server *srv, int fd, void *dst, size_t len)
+{
+	uint8_t *out = dst;
+
+	while (len) {
+		size_t have = srv->in_end - srv->in_start, n;
+
+		if (!have) {
+			ssize_t r = read(fd, srv->inbuf, sizeof(srv->inbuf));
+
+			if (r == 0)
+				return -ECONNRESET;
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK) {
+					/* a non-blocking descriptor: wait for data */
+					int err = ks_read_full(fd, srv->inbuf, 1, -1);
+
+					if (err)
+						return err;
+					srv->in_start = 0;
+					srv->in_end = 1;
+					continue;
+				}
+				return -errno;
+			}
+			srv->in_start = 0;
+			srv->in_end = (size_t)r;
+			continue;
+		}
+		n = have < len ? have : len;
+		memcpy(out, srv->inbuf + srv->in_start, n);
+		srv->in_start += n;
+		out += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 {
 	int ret = 0;
@@ -601,7 +647,7 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 		struct kvmi_msg_hdr hdr;
 		int err;
 
-		err = ks_read_full(rfd, &hdr, sizeof(hdr), -1);
+		err = read_stream(srv, rfd, &hdr, sizeof(hdr));
 		if (err) {
 			/* EOF between messages is the tool's normal goodbye. */
 			ret = err == -ECONNRESET ? 0 : err;
@@ -613,7 +659,7 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 			ret = -EPROTO;
 			break;
 		}
-		err = ks_read_full(rfd, srv->rbuf, hdr.size, -1);
+		err = read_stream(srv, rfd, srv->rbuf, hdr.size);
 		if (err) {
 			ks_log(srv, KVMI_SRV_LOG_WARN, "truncated message %u (%s); closing",
 				 hdr.id, strerror(-err));
