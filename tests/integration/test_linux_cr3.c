@@ -196,6 +196,7 @@ struct seen {
 	unsigned cr3_events, cr3_broken_chain, cr4_events, cr_other;
 	uint64_t cr3[MAX_CR3];
 	unsigned ncr3;                          /* distinct values in cr3[] */
+	unsigned ncr3_at_protect;               /* ... when the protection went on */
 	unsigned star_events, star_bad;
 	uint64_t star_value;
 	unsigned pf_events, pf_outside, pf_not_write, pf_lifted_twice;
@@ -236,6 +237,7 @@ static void protect_page_tables(struct kvmi_dom *dom, struct seen *s, const stru
 	int err;
 
 	s->protected_ = true;
+	s->ncr3_at_protect = s->ncr3;
 	s->prot_cr3_event = ev->specific.cr.new_value;
 	err = kvmi_dom_get_registers(dom, ev->vcpu, &regs, &sregs, NULL, 0, NULL);
 	if (err) {
@@ -485,6 +487,11 @@ static void test_linux(unsigned timeout_s)
 
 	ok(s->ncr3 > 1, "CR3 events as address spaces switch: %u events, %u distinct CR3 values", s->cr3_events,
 	   s->ncr3);
+	/* The first few are the decompressor's and the kernel's own page
+	 * tables; what comes later are the guest's processes. */
+	ok(s->protected_ && s->ncr3 - s->ncr3_at_protect > 1,
+	   "more than one new address space after CR3 event %u (the guest's processes): %u",
+	   PROTECT_AFTER, s->protected_ ? s->ncr3 - s->ncr3_at_protect : 0);
 	ok(s->cr3_events > 0 && s->cr3_broken_chain == 0,
 	   "each CR3 event's old value is the CR3 of the pause or of the vCPU's previous CR3 event (%u breaks)",
 	   s->cr3_broken_chain);
