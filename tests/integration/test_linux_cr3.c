@@ -9,9 +9,11 @@
  *     write events (CONTROL_MSR) on each, plus PF events, then resume;
  *   - answer every CR event with CONTINUE and new_val = the written value,
  *     every MSR event likewise; collect the CR3 values the guest switches to;
- *   - after a few CR3 switches, with the vCPU held in its CR3 event, read its
- *     CR3 and write-protect the 20 guest-physical pages starting at the
- *     page-table page it points to;
+ *   - at the first CR3 switch the kernel proper makes (the decompressor's
+ *     come first), with the vCPU held in its CR3 event, read its CR3 and
+ *     write-protect the 20 guest-physical pages starting at the page-table
+ *     page it points to (the kernel's top-level page table and what follows
+ *     it: the kernel writes some of them while it boots);
  *   - answer each PF event by lifting the protection of that one page
  *     (SET_PAGE_ACCESS rwx) and replying RETRY.
  *
@@ -48,7 +50,7 @@
 #define GUEST_VCPUS     "2"             /* Linux uses one; the tool handles each */
 #define CR3_ADDR_MASK   0x000ffffffffff000ull
 #define PROTECT_PAGES   20
-#define PROTECT_AFTER   5               /* CR3 events before the write protection */
+#define KERNEL_TEXT     0xffffffff80000000ull   /* x86-64 kernel text mapping */
 #define MAX_VCPUS       8
 #define MAX_CR3         4096            /* distinct values recorded */
 
@@ -204,6 +206,7 @@ struct seen {
 	unsigned other_events, reply_errors;
 	/* the write protection */
 	bool protected_;
+	unsigned prot_event;                    /* in the CR3 event with this number */
 	int protect_err;
 	uint64_t prot_base, prot_cr3_event, prot_cr3_sregs, prot_rip;
 	bool prot_page_on[PROTECT_PAGES];
@@ -273,8 +276,13 @@ static void on_cr(struct kvmi_dom *dom, struct seen *s, const struct kvmi_event_
 		s->last_cr3[v] = cr->new_value;
 		s->cr3_events++;
 		note_cr3(s, cr->new_value);
-		if (!s->protected_ && s->cr3_events >= PROTECT_AFTER)
+		/* Where the protection goes depends on what CR3 then is, not
+		 * on how early the tool attached: the kernel proper's first
+		 * switch is to its own top-level page table. */
+		if (!s->protected_ && ev->common.arch.regs.rip >= KERNEL_TEXT) {
+			s->prot_event = s->cr3_events;
 			protect_page_tables(dom, s, ev);
+		}
 	} else if (cr->cr == 4) {
 		s->cr4_events++;
 	} else {
@@ -491,7 +499,7 @@ static void test_linux(unsigned timeout_s)
 	 * tables; what comes later are the guest's processes. */
 	ok(s->protected_ && s->ncr3 - s->ncr3_at_protect > 1,
 	   "more than one new address space after CR3 event %u (the guest's processes): %u",
-	   PROTECT_AFTER, s->protected_ ? s->ncr3 - s->ncr3_at_protect : 0);
+	   s->prot_event, s->protected_ ? s->ncr3 - s->ncr3_at_protect : 0);
 	ok(s->cr3_events > 0 && s->cr3_broken_chain == 0,
 	   "each CR3 event's old value is the CR3 of the pause or of the vCPU's previous CR3 event (%u breaks)",
 	   s->cr3_broken_chain);
@@ -507,9 +515,10 @@ static void test_linux(unsigned timeout_s)
 	}
 	ok(s->star_bad == 0, "no MSR events for MSRs nobody controlled (%u)", s->star_bad);
 	ok(s->protected_ && s->protect_err == 0 && s->prot_cr3_sregs == s->prot_cr3_event,
-	   "in CR3 event %u: GET_REGISTERS shows the new CR3 (%#llx, event %#llx); write-protect %u pages from %#llx (%d)",
-	   PROTECT_AFTER, (unsigned long long)s->prot_cr3_sregs, (unsigned long long)s->prot_cr3_event,
-	   PROTECT_PAGES, (unsigned long long)s->prot_base, s->protect_err);
+	   "in CR3 event %u (rip %#llx): GET_REGISTERS shows the new CR3 (%#llx, event %#llx); "
+	   "write-protect %u pages from %#llx (%d)",
+	   s->prot_event, (unsigned long long)s->prot_rip, (unsigned long long)s->prot_cr3_sregs,
+	   (unsigned long long)s->prot_cr3_event, PROTECT_PAGES, (unsigned long long)s->prot_base, s->protect_err);
 	ok(s->pf_events > 0 && s->pf_outside == 0 && s->pf_not_write == 0,
 	   "PF events on the write-protected pages: %u (first at gpa %#llx; %u outside, %u not writes)",
 	   s->pf_events, (unsigned long long)s->pf_first_gpa, s->pf_outside, s->pf_not_write);
