@@ -37,6 +37,8 @@
 #   KVMI_VM_EXTRA_ARGS  more kvmi-vm arguments for the Linux guest in the box
 #   KVMI_BOX_PROBE_CMD  (mode probe) a shell command to run in the box, its
 #                    output shown as TAP comments (debugging aid)
+#   KVMI_BOX_NPT0_LINUX=1  (mode tests) boot the Linux guest once more in the
+#                    npt=0 pass, without introspection (measures npt=0's cost)
 #
 # Extension point for the demo: a file named demo-hook.sh given as FILE...
 # lands in /kvmi/extra and is sourced by the box's /init right before the demo
@@ -63,6 +65,7 @@ GUEST_MEMORY=${KVMI_LINUX_MEMORY:-256M}
 GUEST_TIMEOUT=${KVMI_LINUX_TIMEOUT:-120}
 VM_EXTRA_ARGS=${KVMI_VM_EXTRA_ARGS:-}
 PROBE_CMD=${KVMI_BOX_PROBE_CMD:-}
+NPT0_LINUX=${KVMI_BOX_NPT0_LINUX:-0}
 BUSYBOX=${KVMI_BUSYBOX:-/bin/busybox}
 # insmod order inside the box: KVM, then vsock over the loopback transport
 # (the introspection tests run their vsock transport there).
@@ -595,6 +598,12 @@ run_npt0_tests() {
 	if [ -x /kvmi/tap/test_linux_cr3-static ]; then
 		run_tap test_linux_cr3-npt0 /kvmi/tap/test_linux_cr3-static /kvmi/bin/kvmi-vm /kvmi/linux
 	fi
+	# KVMI_BOX_NPT0_LINUX=1: the plain Linux boot again, to measure what
+	# switching nested paging off costs (docs/limitations.md).
+	if [ "$NPT0_LINUX" = 1 ]; then
+		comment "npt0: the Linux guest again without introspection"
+		run_linux_test
+	fi
 }
 
 # demo: the demo guest's console, unprefixed.
@@ -687,6 +696,7 @@ build_box_initrd() {
 		echo "GUEST_TIMEOUT=$(q "$GUEST_TIMEOUT")"
 		echo "VM_EXTRA_ARGS=$(q "$VM_EXTRA_ARGS")"
 		echo "PROBE_CMD=$(q "$PROBE_CMD")"
+		echo "NPT0_LINUX=$(q "$NPT0_LINUX")"
 	} >"$BOX/kvmi/box.conf"
 	write_box_init "$BOX/init"
 	pack "$BOX" "$OUTDIR/initrd.gz"
