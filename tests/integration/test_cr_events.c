@@ -29,6 +29,8 @@
 
 #include <kvmi/kvmi.h>
 
+#include "itest.h"
+
 #define MBOX_GPA   0x300000ull
 #define PML4_COPY  0x301000ull
 #define MBOX_MAGIC 0x4b564d4943524556ull
@@ -52,36 +54,7 @@ struct mbox {
 };
 
 static const char *vmm, *guest_dir;
-static int tap_n, tap_failed;
 static char sock_path[128], addr[160];
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 /* A kernel module parameter as a boolean; -1 when absent. */
 static int param(const char *path)
@@ -128,35 +101,6 @@ static pid_t start_vmm(const char *log, bool unprivileged)
 		_exit(127);
 	}
 	return pid;
-}
-
-static int wait_vmm(pid_t pid, int timeout_s)
-{
-	for (int i = 0; i < timeout_s * 10; i++) {
-		int st;
-
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(100000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-static void show_log(const char *log, const char *grep)
-{
-	char line[512];
-	FILE *f = fopen(log, "r");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = 0;
-		if (!grep || strstr(line, grep))
-			diag("vmm: %s", line);
-	}
-	fclose(f);
 }
 
 static int read_mbox(struct kvmi_dom *dom, struct mbox *m)
@@ -274,8 +218,8 @@ static void test_events(bool expect, int npt)
 	ok(ret == 0 && dom, "kvmi-vm connects (%d)", ret);
 	if (ret)
 		goto out;
-	show_log(log, "KVM hooks");
-	show_log(log, "events unavailable");
+	itest_show_log(log, "KVM hooks", 0);
+	itest_show_log(log, "events unavailable", 0);
 	if (!expect) {
 		/* Not a real KVM: whatever the host offers must be reported
 		 * consistently; nothing more to drive (no hypercall here). */
@@ -364,10 +308,10 @@ static void test_events(bool expect, int npt)
 out:
 	if (dom)
 		kvmi_dom_close(dom);
-	status = wait_vmm(pid, 30);
+	status = itest_wait(pid, 30);
 	ok(status == 0, "kvmi-vm ends with status 0 (got %d)", status);
 	if (status != 0)
-		show_log(log, NULL);
+		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
 }
 
@@ -391,7 +335,7 @@ static void test_unprivileged(void)
 	ok(ret == 0 && dom, "unprivileged kvmi-vm connects (%d)", ret);
 	if (ret)
 		goto out;
-	show_log(log, "events unavailable");
+	itest_show_log(log, "events unavailable", 0);
 	ok(kvmi_dom_check_event(dom, KVMI_EVENT_CR) == -EOPNOTSUPP &&
 	   kvmi_dom_check_event(dom, KVMI_EVENT_XSETBV) == -EOPNOTSUPP &&
 	   kvmi_dom_check_event(dom, KVMI_EVENT_HYPERCALL) == -EOPNOTSUPP,
@@ -414,10 +358,10 @@ static void test_unprivileged(void)
 out:
 	if (dom)
 		kvmi_dom_close(dom);
-	status = wait_vmm(pid, 30);
+	status = itest_wait(pid, 30);
 	ok(status == 0, "unprivileged kvmi-vm ends with status 0 (got %d)", status);
 	if (status != 0)
-		show_log(log, NULL);
+		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
 }
 

@@ -29,6 +29,8 @@
 
 #include <kvmi/kvmi.h>
 
+#include "itest.h"
+
 #define MBOX_GPA   0x300000ull
 #define DATA_GPA   0x310000ull
 #define CODE_GPA   0x320000ull
@@ -59,36 +61,7 @@ struct mbox {
 #define SLOT_GPA(v) (MBOX_GPA + __builtin_offsetof(struct mbox, slot) + (v) * sizeof(struct slot))
 
 static const char *vmm, *guest_dir;
-static int tap_n, tap_failed;
 static char sock_path[128], addr[160];
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 /* kvmi-vm on the events payload, 2 vCPUs, -v (the memslot count is a
  * debug line); extra arguments end with NULL. */
@@ -98,7 +71,6 @@ static pid_t start_vmm(const char *log, ...)
 	char guest[512];
 	unsigned n = 0;
 	va_list ap;
-	pid_t pid;
 
 	snprintf(guest, sizeof(guest), "%s/events.elf", guest_dir);
 	argv[n++] = vmm;
@@ -118,46 +90,7 @@ static pid_t start_vmm(const char *log, ...)
 	va_end(ap);
 	argv[n] = NULL;
 
-	pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(vmm, (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_vmm(pid_t pid, int timeout_s)
-{
-	for (int i = 0; i < timeout_s * 10; i++) {
-		int st;
-
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(100000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-static void show_log(const char *log)
-{
-	char line[512];
-	FILE *f = fopen(log, "r");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = 0;
-		diag("vmm: %s", line);
-	}
-	fclose(f);
+	return itest_spawn(log, argv);
 }
 
 /* The memslot count of the last SET_PAGE_ACCESS kvmi-vm logged, or -1. */
@@ -177,15 +110,6 @@ static int last_slot_count(const char *log)
 	}
 	fclose(f);
 	return n;
-}
-
-static struct kvmi_event_msg *next_event(struct kvmi_dom *dom, int timeout_ms)
-{
-	struct kvmi_event_msg *ev = NULL;
-
-	if (kvmi_dom_next_event(dom, timeout_ms, &ev))
-		return NULL;
-	return ev;
 }
 
 static void reply(struct kvmi_dom *dom, struct kvmi_event_msg *ev, uint8_t action)
@@ -248,7 +172,7 @@ static int wait_done(struct kvmi_dom *dom, unsigned v, uint64_t seq, uint64_t *r
  * after answering it with CONTINUE). */
 static struct kvmi_event_msg *expect_pf(struct kvmi_dom *dom, unsigned v, uint8_t access)
 {
-	struct kvmi_event_msg *ev = next_event(dom, 10000);
+	struct kvmi_event_msg *ev = itest_next_event(dom, 10000);
 
 	if (ev && ev->event == KVMI_EVENT_PF && ev->vcpu == v && ev->specific.pf.access == access)
 		return ev;
@@ -271,7 +195,7 @@ static uint64_t run_quiet(struct kvmi_dom *dom, unsigned v, uint64_t op, uint64_
 
 	if (wait_done(dom, v, seq, &res))
 		res = ~0ull;
-	ev = next_event(dom, 100);
+	ev = itest_next_event(dom, 100);
 	*quiet = ev == NULL;
 	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
 	return res;
@@ -400,7 +324,7 @@ static void exec_protection(struct kvmi_dom *dom, uint64_t rg)
 	if (ev2)
 		set_access(dom, CODE_GPA, R | W | X);
 	reply(dom, ev2, KVMI_EVENT_ACTION_RETRY);
-	ok(ev2 && wait_done(dom, 0, seq, &res) == 0 && res == 0x1234 && next_event(dom, 100) == NULL,
+	ok(ev2 && wait_done(dom, 0, seq, &res) == 0 && res == 0x1234 && itest_next_event(dom, 100) == NULL,
 	   "%s: RETRY after lifting the protection: the function ran without more events", ring(rg));
 
 	set_access(dom, CODE_GPA, R | W);
@@ -420,7 +344,7 @@ static void two_vcpus(struct kvmi_dom *dom)
 	set_access(dom, DATA_GPA, W | X);
 	seq0 = post(dom, 0, OP_READ | OP_RING3, 0);
 	seq1 = post(dom, 1, OP_READ, 0);
-	while (n < 2 && (ev[n] = next_event(dom, 10000))) {
+	while (n < 2 && (ev[n] = itest_next_event(dom, 10000))) {
 		if (ev[n]->event == KVMI_EVENT_PF && ev[n]->specific.pf.access == R &&
 		    ev[n]->specific.pf.gpa == DATA_GPA)
 			mask |= 1u << ev[n]->vcpu;
@@ -438,7 +362,7 @@ static void two_vcpus(struct kvmi_dom *dom)
 	seq1 = post(dom, 1, OP_EXEC | OP_RING3, 0);
 	mask = 0;
 	for (int i = 0; i < 8; i++) {
-		struct kvmi_event_msg *e = next_event(dom, 5000);
+		struct kvmi_event_msg *e = itest_next_event(dom, 5000);
 
 		if (!e)
 			break;
@@ -450,7 +374,7 @@ static void two_vcpus(struct kvmi_dom *dom)
 	}
 	r0 = r1 = 0;
 	for (int i = 0; i < 20; i++) {
-		struct kvmi_event_msg *e = next_event(dom, 50);
+		struct kvmi_event_msg *e = itest_next_event(dom, 50);
 
 		reply(dom, e, KVMI_EVENT_ACTION_CONTINUE);
 	}
@@ -481,7 +405,7 @@ static void breakpoints(struct kvmi_dom *dom)
 	}
 	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_BREAKPOINT, true) == 0, "enable BREAKPOINT on vCPU 0");
 	seq = post(dom, 0, OP_INT3, 0);
-	ev = next_event(dom, 10000);
+	ev = itest_next_event(dom, 10000);
 	ok(ev && ev->event == KVMI_EVENT_BREAKPOINT && ev->specific.breakpoint.gpa == INT3_GPA &&
 	   ev->specific.breakpoint.insn_len == 1, "ring 0 int3: BREAKPOINT event with its gpa and length 1");
 	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
@@ -493,7 +417,7 @@ static void breakpoints(struct kvmi_dom *dom)
 	   (unsigned long long)m.bp_rip);
 
 	seq = post(dom, 0, OP_INT3, 0);
-	ev = next_event(dom, 10000);
+	ev = itest_next_event(dom, 10000);
 	kvmi_dom_write_physical(dom, INT3_GPA, &nop, 1);
 	if (ev && ev->event == KVMI_EVENT_BREAKPOINT)
 		reply(dom, ev, KVMI_EVENT_ACTION_RETRY);
@@ -503,7 +427,7 @@ static void breakpoints(struct kvmi_dom *dom)
 
 	ok(kvmi_dom_control_events(dom, 0, KVMI_EVENT_BREAKPOINT, false) == 0, "disable BREAKPOINT");
 	seq = post(dom, 0, OP_INT3, 0);
-	ev = next_event(dom, 300);
+	ev = itest_next_event(dom, 300);
 	ok(!ev && wait_done(dom, 0, seq, &res) == 0 && res == before + 2,
 	   "without the event the guest's int3 reaches its own handler");
 	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
@@ -525,7 +449,7 @@ static void single_step(struct kvmi_dom *dom)
 		return;
 	}
 	ok(kvmi_dom_pause_vcpu(dom, 0, true) == 0, "pause vCPU 0 for single-stepping");
-	ev = next_event(dom, 10000);
+	ev = itest_next_event(dom, 10000);
 	if (!ev || ev->event != KVMI_EVENT_PAUSE_VCPU) {
 		ok(0, "PAUSE_VCPU event");
 		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
@@ -535,7 +459,7 @@ static void single_step(struct kvmi_dom *dom)
 	   kvmi_dom_control_singlestep(dom, 0, true) == 0, "enable single-step on the paused vCPU");
 	seq = post(dom, 0, OP_STEP, 0);
 	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
-	while (matched < 4 && steps < 5000 && (ev = next_event(dom, 10000))) {
+	while (matched < 4 && steps < 5000 && (ev = itest_next_event(dom, 10000))) {
 		if (ev->event == KVMI_EVENT_SINGLESTEP) {
 			uint64_t rip = ev->common.arch.regs.rip;
 
@@ -550,7 +474,7 @@ static void single_step(struct kvmi_dom *dom)
 		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
 	}
 	ok(matched == 4, "SINGLESTEP events after each instruction of the known sequence (%u steps in all)", steps);
-	while ((ev = next_event(dom, 200)))
+	while ((ev = itest_next_event(dom, 200)))
 		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
 	ret = wait_done(dom, 0, seq, &res);
 	ok(ret == 0 && res == 2, "the stepped sequence computed its value (%llu)", (unsigned long long)res);
@@ -577,7 +501,7 @@ static void msr_events(struct kvmi_dom *dom)
 	ok(quiet && old == 0x5555, "a write of an unwatched MSR (0x176) raises no event");
 
 	seq = post(dom, 1, OP_WRMSR, 0x1111);
-	ev = next_event(dom, 10000);
+	ev = itest_next_event(dom, 10000);
 	ok(ev && ev->event == KVMI_EVENT_MSR && ev->vcpu == 1 && ev->specific.msr.msr == 0x175 &&
 	   ev->specific.msr.new_value == 0x1111, "MSR event with the index and the new value");
 	mr.new_val = 0x1111;
@@ -589,7 +513,7 @@ static void msr_events(struct kvmi_dom *dom)
 	ok(ret == 0 && res == 0x1111, "allowed: the guest reads back its value (%#llx)", (unsigned long long)res);
 
 	seq = post(dom, 1, OP_WRMSR, 0x2222);
-	ev = next_event(dom, 10000);
+	ev = itest_next_event(dom, 10000);
 	ok(ev && ev->event == KVMI_EVENT_MSR && ev->specific.msr.old_value == 0x1111 &&
 	   ev->specific.msr.new_value == 0x2222, "next event: old value 0x1111, new 0x2222");
 	mr.new_val = ev ? ev->specific.msr.old_value : 0;
@@ -701,7 +625,7 @@ static void region_recreated(struct kvmi_dom *dom, const char *log)
 	set_access(dom, DATA_GPA, R | X);
 	before = last_slot_count(log);
 	seq = post(dom, 1, OP_RECREATE, 0);
-	ok(wait_done(dom, 1, seq, NULL) == 0 && next_event(dom, 200) == NULL,
+	ok(wait_done(dom, 1, seq, NULL) == 0 && itest_next_event(dom, 200) == NULL,
 	   "the guest had kvmi-vm re-create its RAM region");
 	after = last_slot_count(log);
 	ok(after == before && after >= 3, "the new region has the split layout again (%d memslots, was %d)",
@@ -750,7 +674,7 @@ static void test_main_session(void)
 	ok(read_u64(dom, MBOX_GPA) == 0, "no guest instruction ran before the tool enabled CREATE_VCPU");
 	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_CREATE_VCPU, true) == 0, "enable CREATE_VCPU");
 	for (int i = 0; i < 2; i++) {
-		ev = next_event(dom, 10000);
+		ev = itest_next_event(dom, 10000);
 		if (ev && ev->event == KVMI_EVENT_CREATE_VCPU && ev->vcpu < 2 && !cv[ev->vcpu])
 			cv[ev->vcpu] = ev;
 		else
@@ -803,26 +727,26 @@ static void test_main_session(void)
 	   "the waiting write completed as CONTINUE");
 	kvmi_dom_control_events(dom2, 0, KVMI_EVENT_PF, true);
 	seq = post(dom2, 0, OP_READ, 0);
-	ok(wait_done(dom2, 0, seq, &res) == 0 && res == 0xd1d1 && next_event(dom2, 200) == NULL,
+	ok(wait_done(dom2, 0, seq, &res) == 0 && res == 0xd1d1 && itest_next_event(dom2, 200) == NULL,
 	   "read protection lifted with the tool (no event, the value read)");
 	seq = post(dom2, 0, OP_EXEC | OP_RING3, 0);
-	ok(wait_done(dom2, 0, seq, &res) == 0 && res == 0x1234 && next_event(dom2, 200) == NULL,
+	ok(wait_done(dom2, 0, seq, &res) == 0 && res == 0x1234 && itest_next_event(dom2, 200) == NULL,
 	   "execute protection lifted with the tool");
 	post(dom2, 0, OP_EXIT, 0);
 	post(dom2, 1, OP_EXIT, 0);
 	kvmi_dom_close(dom2);
-	status = wait_vmm(pid, 30);
+	status = itest_wait(pid, 30);
 	ok(status == 0, "the guest finished normally (exit status %d)", status);
 	pid = 0;
 	if (status != 0 || tap_failed)
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 out:
 	if (dom)
 		kvmi_dom_close(dom);
 	if (pid > 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	}
 	kvmi_listener_close(l);
 }
@@ -855,11 +779,11 @@ static void test_crash(unsigned op, uint64_t gpa, uint8_t access, uint8_t need)
 	if (ev)
 		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CRASH, NULL, 0);
 	kvmi_event_free(ev);
-	status = wait_vmm(pid, 20);
+	status = itest_wait(pid, 20);
 	ok(ev && status == 4, "CRASH answering a pre-%s event stops the guest (exit status %d)",
 	   need == R ? "read" : need == W ? "write" : "exec", status);
 	if (status != 4)
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	if (dom)
 		kvmi_dom_close(dom);
 	kvmi_listener_close(l);

@@ -25,6 +25,8 @@
 
 #include <kvmi/kvmi.h>
 
+#include "itest.h"
+
 #define MBOX_GPA   0x300000ull
 #define MBOX_MAGIC 0x4b564d494d424f58ull
 #define MBOX_GO    0x600dull
@@ -37,37 +39,8 @@ struct mbox {
 };
 
 static const char *vmm, *guest_dir;
-static int tap_n, tap_failed;
 static char sock_path[128];
 static char tool_addr[160], vmm_addr[160];   /* listener / --introspector */
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 /* Starts kvmi-vm on the introspect payload; extra args end with NULL. */
 static pid_t start_vmm(const char *log, ...)
@@ -76,7 +49,6 @@ static pid_t start_vmm(const char *log, ...)
 	char guest[512];
 	unsigned n = 0;
 	va_list ap;
-	pid_t pid;
 
 	snprintf(guest, sizeof(guest), "%s/introspect.elf", guest_dir);
 	argv[n++] = vmm;
@@ -95,60 +67,7 @@ static pid_t start_vmm(const char *log, ...)
 	va_end(ap);
 	argv[n] = NULL;
 
-	pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(vmm, (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_vmm(pid_t pid, int timeout_s)
-{
-	for (int i = 0; i < timeout_s * 10; i++) {
-		int st;
-
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(100000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-static void show_log(const char *log)
-{
-	char line[512];
-	FILE *f = fopen(log, "r");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = 0;
-		diag("vmm: %s", line);
-	}
-	fclose(f);
-}
-
-static bool log_has(const char *log, const char *text)
-{
-	char line[512];
-	bool found = false;
-	FILE *f = fopen(log, "r");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, text) != NULL;
-	fclose(f);
-	return found;
+	return itest_spawn(log, argv);
 }
 
 static int read_mbox(struct kvmi_dom *dom, struct mbox *m)
@@ -165,15 +84,6 @@ static int wait_mbox(struct kvmi_dom *dom, struct mbox *m)
 		usleep(20000);
 	}
 	return -ETIMEDOUT;
-}
-
-static struct kvmi_event_msg *next_event(struct kvmi_dom *dom, int timeout_ms)
-{
-	struct kvmi_event_msg *ev = NULL;
-
-	if (kvmi_dom_next_event(dom, timeout_ms, &ev))
-		return NULL;
-	return ev;
 }
 
 /* Every vCPU command that has a backend, on paused vCPU 0. */
@@ -236,7 +146,7 @@ static void test_pause_all_and_set_regs(struct kvmi_dom *dom)
 
 	/* vCPU 0 is paused and its event is left unanswered... */
 	kvmi_dom_pause_vcpu(dom, 0, true);
-	ev[n] = next_event(dom, 10000);
+	ev[n] = itest_next_event(dom, 10000);
 	if (!ev[n]) {
 		ok(0, "pause vCPU 0 before pause-all");
 		return;
@@ -245,7 +155,7 @@ static void test_pause_all_and_set_regs(struct kvmi_dom *dom)
 	/* ...while a pause-all (batched, as libkvmi does) goes out. */
 	ret = kvmi_dom_pause_vcpus(dom, NR_VCPUS);
 	ok(ret == 0, "pause-all while an event is in flight");
-	e = next_event(dom, 10000);
+	e = itest_next_event(dom, 10000);
 	ok(e && e->vcpu == 1 && e->event == KVMI_EVENT_PAUSE_VCPU, "vCPU 1 reports its pause");
 	if (!e)
 		goto out;
@@ -262,7 +172,7 @@ static void test_pause_all_and_set_regs(struct kvmi_dom *dom)
 	ok(kvmi_dom_reply_event(dom, ev[1], KVMI_EVENT_ACTION_CONTINUE, NULL, 0) == 0, "reply vCPU 1");
 	/* vCPU 0 owes one more pause: the first reply releases the second event. */
 	ok(kvmi_dom_reply_event(dom, ev[0], KVMI_EVENT_ACTION_CONTINUE, NULL, 0) == 0, "reply vCPU 0's first pause");
-	e = next_event(dom, 10000);
+	e = itest_next_event(dom, 10000);
 	ok(e && e->vcpu == 0 && e->event == KVMI_EVENT_PAUSE_VCPU, "vCPU 0 then reports the pause-all request");
 	if (e) {
 		kvmi_dom_reply_event(dom, e, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
@@ -323,7 +233,7 @@ static void test_session(void)
 	ok(wait_mbox(dom, &m1) == 0, "READ_PHYSICAL sees the guest's mailbox");
 
 	ret = kvmi_dom_pause_vcpu(dom, 0, true);
-	ev = next_event(dom, 10000);
+	ev = itest_next_event(dom, 10000);
 	ok(ret == 0 && ev && ev->event == KVMI_EVENT_PAUSE_VCPU && ev->vcpu == 0,
 	   "PAUSE_VCPU(wait) -> one PAUSE_VCPU event");
 	if (!ev)
@@ -346,7 +256,7 @@ static void test_session(void)
 	ok(kvmi_dom_inject_exception(dom, 0, 6, 0, 0) == -EBUSY, "a second injection before its TRAP is busy");
 	ok(kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0) == 0, "reply CONTINUE");
 	kvmi_event_free(ev);
-	ev = next_event(dom, 10000);
+	ev = itest_next_event(dom, 10000);
 	ok(ev && ev->event == KVMI_EVENT_TRAP && ev->specific.trap.vector == 6,
 	   "TRAP event reports the injected #UD (vector %d)", ev ? ev->specific.trap.vector : -1);
 	if (ev) {
@@ -363,7 +273,7 @@ static void test_session(void)
 
 	/* Disconnect while paused: the vCPU must resume, the VMM reconnect. */
 	kvmi_dom_pause_vcpu(dom, 0, true);
-	ev = next_event(dom, 10000);
+	ev = itest_next_event(dom, 10000);
 	ok(ev && ev->event == KVMI_EVENT_PAUSE_VCPU, "paused again");
 	kvmi_event_free(ev);
 	kvmi_dom_close(dom);
@@ -388,7 +298,7 @@ static void test_session(void)
 		ok(1, "# SKIP MSR events not available on this host");
 	}
 	ok(kvmi_dom_write_physical(dom, MBOX_GPA + 8, &go, sizeof(go)) == 0, "WRITE_PHYSICAL the go word");
-	ev = next_event(dom, 20000);
+	ev = itest_next_event(dom, 20000);
 	if (msr_ok) {
 		struct kvmi_event_msr_reply mr = { .new_val = 0x5678 };
 
@@ -403,7 +313,7 @@ static void test_session(void)
 		if (ev)
 			kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, &mr, sizeof(mr));
 		kvmi_event_free(ev);
-		ev = next_event(dom, 20000);
+		ev = itest_next_event(dom, 20000);
 		if (ss_ok) {
 			uint64_t rip[3] = { 0 };
 			unsigned steps = 0;
@@ -414,7 +324,7 @@ static void test_session(void)
 					kvmi_dom_control_singlestep(dom, 0, false);
 				kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
 				kvmi_event_free(ev);
-				ev = next_event(dom, 20000);
+				ev = itest_next_event(dom, 20000);
 			}
 			ok(steps == 3 && rip[0] != rip[1] && rip[1] != rip[2] && !ev->specific.singlestep.failed,
 			   "SINGLESTEP events, one per instruction (rip %#llx, %#llx, %#llx)",
@@ -425,12 +335,12 @@ static void test_session(void)
 	kvmi_event_free(ev);
 	kvmi_dom_close(dom);
 	dom = NULL;
-	status = wait_vmm(pid, 30);
+	status = itest_wait(pid, 30);
 	ok(status == 0, "guest saw the write and the injected #UD, VM exit status 0 (got %d)", status);
 	if (msr_ok)
-		ok(log_has(log, "msr 0x175 = 0x5678"), "CONTINUE wrote the tool's new_val: the guest reads 0x5678");
+		ok(itest_log_has(log, "msr 0x175 = 0x5678"), "CONTINUE wrote the tool's new_val: the guest reads 0x5678");
 	if (status)
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	pid = 0;
 out:
 	if (dom)
@@ -438,7 +348,7 @@ out:
 	if (pid > 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	}
 	kvmi_listener_close(l);
 }
@@ -500,10 +410,10 @@ out:
 	if (dom)
 		kvmi_dom_close(dom);
 	kill(pid, SIGTERM);
-	status = wait_vmm(pid, 20);
+	status = itest_wait(pid, 20);
 	ok(status == 128 + SIGTERM, "SIGTERM stops kvmi-vm cleanly (status %d)", status);
 	if (status != 128 + SIGTERM)
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
 	unlink(keyfile);
 }
@@ -512,7 +422,7 @@ static struct kvmi_event_msg *next_pf(struct kvmi_dom *dom)
 {
 	struct kvmi_event_msg *ev;
 
-	while ((ev = next_event(dom, 10000))) {
+	while ((ev = itest_next_event(dom, 10000))) {
 		if (ev->event == KVMI_EVENT_PF)
 			return ev;
 		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
@@ -611,14 +521,14 @@ static void test_page_access(void)
 	/* Forget the page: no more events, the guest runs freely. */
 	ok(set_access(dom, MBOX_GPA, KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_W | KVMI_PAGE_ACCESS_X) == 0,
 	   "rwx forgets the page");
-	while ((ev = next_event(dom, 300))) {          /* drain events already raised */
+	while ((ev = itest_next_event(dom, 300))) {          /* drain events already raised */
 		kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
 		kvmi_event_free(ev);
 	}
 	read_mbox(dom, &m1);
 	usleep(200000);
 	read_mbox(dom, &m2);
-	ok(m2.counter[0] > m1.counter[0] + 1000 && next_event(dom, 200) == NULL,
+	ok(m2.counter[0] > m1.counter[0] + 1000 && itest_next_event(dom, 200) == NULL,
 	   "no events after forgetting; the guest runs freely");
 
 	/* Read protection: the go word is read through the tool's ctx_data
@@ -672,7 +582,7 @@ static void test_page_access(void)
 		   reads);
 		/* Let the vCPUs reach their end before the tool (and with it every
 		 * restriction) goes away. */
-		while ((ev = next_event(dom, 1000))) {
+		while ((ev = itest_next_event(dom, 1000))) {
 			kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE,
 					     ev->event == KVMI_EVENT_PF ? (const void *)&rpl : NULL,
 					     ev->event == KVMI_EVENT_PF ? sizeof(rpl) : 0);
@@ -686,7 +596,7 @@ static void test_page_access(void)
 	 * kvmi-vm reports the assertion (status 3) — proof the guest read GO. */
 	kvmi_dom_close(dom);
 	dom = NULL;
-	status = wait_vmm(pid, 30);
+	status = itest_wait(pid, 30);
 	ok(status == 3, "the guest left its loop on the ctx_data value (exit status %d, 3 = its assertion)",
 	   status);
 	pid = 0;
@@ -698,7 +608,7 @@ out:
 		waitpid(pid, NULL, 0);
 	}
 	if (status != 3)
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
 }
 
@@ -724,16 +634,16 @@ static void test_crash_action(void)
 		ret = wait_mbox(dom, &m);
 	if (!ret)
 		ret = kvmi_dom_pause_vcpu(dom, 1, true);
-	ev = ret ? NULL : next_event(dom, 10000);
+	ev = ret ? NULL : itest_next_event(dom, 10000);
 	ok(ev && ev->event == KVMI_EVENT_PAUSE_VCPU, "pause vCPU 1 for the CRASH test");
 	if (ev) {
 		ok(kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CRASH, NULL, 0) == 0, "reply CRASH");
 		kvmi_event_free(ev);
 	}
-	status = wait_vmm(pid, 20);
+	status = itest_wait(pid, 20);
 	ok(status == 4, "CRASH stops the guest: kvmi-vm exit status 4 (got %d)", status);
 	if (status != 4)
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	if (dom)
 		kvmi_dom_close(dom);
 	kvmi_listener_close(l);

@@ -42,6 +42,8 @@
 
 #include <kvmi/kvmi.h>
 
+#include "itest.h"
+
 #define MSR_STAR        0xc0000081u
 #define KERNEL_CS       0x10ull         /* Linux x86-64 __KERNEL_CS, STAR[47:32] */
 #define GUEST_MARKER    "KVMI-LINUX-GUEST-OK"
@@ -55,36 +57,7 @@
 #define MAX_CR3         4096            /* distinct values recorded */
 
 static const char *vmm, *linux_dir;
-static int tap_n, tap_failed;
 static char sock_path[128], addr[160];
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 /* A kernel module parameter as a boolean; -1 when absent. */
 static int param(const char *path)
@@ -133,59 +106,6 @@ static pid_t start_vmm(const char *log, unsigned timeout_s)
 		_exit(127);
 	}
 	return pid;
-}
-
-/* Exit status of kvmi-vm, waiting up to timeout_s (then killing it). */
-static int wait_vmm(pid_t pid, int timeout_s)
-{
-	for (int i = 0; i < timeout_s * 10; i++) {
-		int st;
-
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(100000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-/* Shows the lines of the log that contain grep (all when NULL; at most the
- * last `last` lines). */
-static void show_log(const char *log, const char *grep, unsigned last)
-{
-	char line[512];
-	unsigned total = 0, n = 0;
-	FILE *f = fopen(log, "r");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		if (!grep || strstr(line, grep))
-			total++;
-	rewind(f);
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\r\n")] = 0;
-		if (grep && !strstr(line, grep))
-			continue;
-		if (total - n++ <= last)
-			diag("vmm: %s", line);
-	}
-	fclose(f);
-}
-
-static bool log_has(const char *log, const char *what)
-{
-	char line[512];
-	bool found = false;
-	FILE *f = fopen(log, "r");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, what) != NULL;
-	fclose(f);
-	return found;
 }
 
 /* What the tool saw. */
@@ -439,7 +359,7 @@ static int serve(struct kvmi_dom *dom, struct seen *s, pid_t pid, double deadlin
 		kvmi_event_free(ev);
 	}
 	kvmi_dom_close(dom);
-	return wait_vmm(pid, deadline > now_s() ? (int)(deadline - now_s()) + 5 : 5);
+	return itest_wait(pid, deadline > now_s() ? (int)(deadline - now_s()) + 5 : 5);
 }
 
 static void test_linux(unsigned timeout_s)
@@ -468,18 +388,18 @@ static void test_linux(unsigned timeout_s)
 	ret = kvmi_listener_accept(l, 60000, &dom);
 	ok(ret == 0 && dom, "kvmi-vm (Linux guest, %s vCPUs) connects (%d)", GUEST_VCPUS, ret);
 	if (ret || !dom) {
-		status = wait_vmm(pid, 5);
-		show_log(log, NULL, 40);
+		status = itest_wait(pid, 5);
+		itest_show_log(log, NULL, 40);
 		goto out;
 	}
-	show_log(log, "KVM hooks", 5);
+	itest_show_log(log, "KVM hooks", 5);
 	ok(kvmi_dom_check_event(dom, KVMI_EVENT_CR) == 0 && kvmi_dom_check_command(dom, KVMI_CONTROL_CR) == 0,
 	   "CR events deliverable");
 	ok(kvmi_dom_check_command(dom, KVMI_CONTROL_MSR) == 0, "CONTROL_MSR available");
 	if (attach(dom, s)) {
 		kvmi_dom_close(dom);
-		status = wait_vmm(pid, (int)timeout_s + 10);
-		show_log(log, NULL, 40);
+		status = itest_wait(pid, (int)timeout_s + 10);
+		itest_show_log(log, NULL, 40);
 		goto out;
 	}
 	status = serve(dom, s, pid, t0 + timeout_s + 30);
@@ -527,13 +447,13 @@ static void test_linux(unsigned timeout_s)
 	   "%u SET_PAGE_ACCESS errors)", s->prot_lifted, s->pf_lifted_twice, s->lift_errors);
 	ok(s->other_events == 0 && s->reply_errors == 0, "no stray events (%u), every reply sent (%u errors)",
 	   s->other_events, s->reply_errors);
-	ok(log_has(log, GUEST_MARKER), "the guest keeps booting to its marker (%s) under introspection (%.1f s)",
+	ok(itest_log_has(log, GUEST_MARKER), "the guest keeps booting to its marker (%s) under introspection (%.1f s)",
 	   GUEST_MARKER, t1 - t0);
-	show_log(log, "reached /init", 1);
+	itest_show_log(log, "reached /init", 1);
 out:
 	ok(status == 0, "kvmi-vm ends with status 0 (got %d)", status);
 	if (status != 0)
-		show_log(log, NULL, 40);
+		itest_show_log(log, NULL, 40);
 	kvmi_listener_close(l);
 	free(s);
 }

@@ -40,6 +40,8 @@
 
 #include <kvmi/kvmi.h>
 
+#include "itest.h"
+
 #define MBOX_GPA   0x300000ull
 #define MBOX_MAGIC 0x4b564d494d424f58ull
 #define MBOX_GO    0x600dull
@@ -54,42 +56,7 @@ struct mbox {
 };
 
 static const char *vmm, *guest_dir;
-static int tap_n, tap_failed;
 static char sock_path[128];
-
-static void ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ok(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-	if (!cond)
-		tap_failed++;
-}
-
-static void skip(const char *why, const char *what)
-{
-	printf("ok %d - %s # SKIP %s\n", ++tap_n, what, why);
-	fflush(stdout);
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void diag(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
 
 /* Starts kvmi-vm on the introspect payload, connecting to vmm_addr. */
 static pid_t start_vmm(const char *log, const char *vmm_addr)
@@ -99,49 +66,9 @@ static pid_t start_vmm(const char *log, const char *vmm_addr)
 		vmm, "--guest", guest, "--introspector", vmm_addr, "--timeout", "60",
 		"--no-serial-input", "--vcpus", "2", NULL,
 	};
-	pid_t pid;
 
 	snprintf(guest, sizeof(guest), "%s/introspect.elf", guest_dir);
-	pid = fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(vmm, (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_vmm(pid_t pid, int timeout_s)
-{
-	for (int i = 0; i < timeout_s * 10; i++) {
-		int st;
-
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(100000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return -1;
-}
-
-static void show_log(const char *log)
-{
-	char line[512];
-	FILE *f = fopen(log, "r");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = 0;
-		diag("vmm: %s", line);
-	}
-	fclose(f);
+	return itest_spawn(log, argv);
 }
 
 static int wait_mbox(struct kvmi_dom *dom)
@@ -378,7 +305,7 @@ static void test_session(void)
 	mb->injected_ud = 1;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	mb->go = MBOX_GO;
-	status = wait_vmm(pid, 30);
+	status = itest_wait(pid, 30);
 	ok(status == 0, "the go word written through the mapping lets the guest finish: exit status %d", status);
 	pid = 0;
 out:
@@ -391,7 +318,7 @@ out:
 		waitpid(pid, NULL, 0);
 	}
 	if (status != 0)
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
 }
 
@@ -461,10 +388,10 @@ static void test_vsock(void)
 		kvmi_dom_close(dom);
 	}
 	kill(pid, SIGTERM);
-	status = wait_vmm(pid, 20);
+	status = itest_wait(pid, 20);
 	ok(status == 128 + SIGTERM, "kvmi-vm stops on SIGTERM (status %d)", status);
 	if (ret || status != 128 + SIGTERM)
-		show_log(log);
+		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
 }
 
