@@ -399,9 +399,10 @@ static const struct event_bench event_benches[] = {
 	{ "event_msr", "MSR write", KVMI_EVENT_MSR, run_msr_write, NULL },
 	{ "event_pf_write", "pre-write PF", KVMI_EVENT_PF, run_pf_write, NULL },
 	{ "event_singlestep", "single-step", KVMI_EVENT_SINGLESTEP, run_singlestep, NULL },
-	/* Breakpoint events plug in here once they exist. */
+	/* BREAKPOINT is delivered where the host reports int3 (tests cover it);
+	 * the bench guest has no int3 loop yet. */
 	{ "event_breakpoint", "breakpoint", KVMI_EVENT_BREAKPOINT, NULL,
-	  "no breakpoint benchmark yet" },
+	  "not benchmarked: the bench guest has no int3 loop (the event itself is tested in test_events)" },
 };
 
 static void events_config(unsigned nr_vcpus)
