@@ -53,6 +53,7 @@ struct intro_vcpu {
 	uint64_t exec_gfn;
 	uint8_t exec_orig, exec_opened;
 	bool exec_tf;               /* the guest's own RFLAGS.TF before the step */
+	uint64_t failed_rip;        /* an emulation failure not ours, retried once */
 	struct kvm_segment exec_cs, exec_ss; /* ... and its CS/SS (see undo_db_delivery) */
 };
 
@@ -1182,6 +1183,7 @@ static bool not_ours(struct kvmi_backend *b, struct vcpu *vcpu)
 static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 {
 	struct kvmi_backend *b = opaque;
+	struct intro_vcpu *iv = &b->vcpus[vcpu->id];
 	struct kvmi_event_pf ev;
 	struct kvmi_event_pf_reply rpl;
 	struct kvmi_event_result res;
@@ -1194,11 +1196,11 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 	kvmi_vcpu_translate_gva(vcpu, regs.rip, &gpa);
 	if (gpa == KVMI_UNMAPPED_GVA)
 		return not_ours(b, vcpu);
+	if (iv->exec_step)
+		exec_step_end(b, vcpu); /* the stepped instruction failed itself */
 	pthread_rwlock_rdlock(&b->pt_lock);
 	rights = rights_for(b, gpa >> 12, vcpu->id);
 	pthread_rwlock_unlock(&b->pt_lock);
-	if (b->vcpus[vcpu->id].exec_step)
-		exec_step_end(b, vcpu); /* the stepped instruction failed itself */
 	if ((rights & (PT_R | PT_X)) == (PT_R | PT_X)) {
 		/* The page is mapped: not a fetch problem.  An int3? */
 		if (b->bp_path == KVMI_INT3_EMULATION && read_guest_byte(b, vcpu, regs.rip, &byte) == 0 &&
@@ -1206,8 +1208,17 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 			handle_int3(b, vcpu, regs.rip);
 			return true;
 		}
+		/* A fetch can fail while the slot layout changes under it
+		 * (another vCPU's step, the tool lifting a restriction): run
+		 * the instruction once more before calling it KVM's failure. */
+		if (iv->failed_rip != regs.rip) {
+			iv->failed_rip = regs.rip;
+			return true;
+		}
+		iv->failed_rip = 0;
 		return not_ours(b, vcpu);
 	}
+	iv->failed_rip = 0;
 	/* KVM may have queued a #UD for the failed fetch: it is ours, drop it. */
 	kvmi_vcpu_drop_exception(vcpu, 6);
 	if (!(rights & PT_X)) {
