@@ -839,6 +839,7 @@ static void t_event_verbs_bad_input(void)
 		{ "step 0 0", "'0' is not a number of instructions", 1 },
 		{ "step 7", "the guest has no vcpu 7", 1 },
 		{ "trace lift=0", "bad lift=0", 1 },
+		{ "trace lift=2 at=xyz", "bad at=xyz", 1 },
 		{ "trace msr", "or `msr watch` first", 1 },
 		{ "wait-create extra", "usage: wait-create", 2 },
 	};
