@@ -462,8 +462,8 @@ static int be_set_page_access(struct kvmi_backend *b, uint16_t view,
 			      const struct kvmi_page_access_entry *e, unsigned count)
 {
 	struct pt_entry *pe;
-	unsigned n = 0, removed = 0, added = 0;
-	int first = 0, err;
+	unsigned removed = 0, added = 0;
+	int err;
 
 	if (view != 0)
 		return -KVM_EOPNOTSUPP; /* no EPT views on stock KVM */
@@ -471,12 +471,12 @@ static int be_set_page_access(struct kvmi_backend *b, uint16_t view,
 	if (!pe)
 		return -KVM_ENOMEM;
 	for (unsigned i = 0; i < count; i++)
-		pe[n++] = (struct pt_entry){ e[i].gpa >> 12, e[i].access };
+		pe[i] = (struct pt_entry){ e[i].gpa >> 12, e[i].access };
 	/* Replacing a slot removes its pages for a moment: no vCPU may run
 	 * then (a page walk through a missing page table is fatal). */
 	vm_hold_vcpus(b->vm);
 	pthread_rwlock_wrlock(&b->pt_lock);
-	err = pagetrack_update(&b->pt, pe, n);
+	err = pagetrack_update(&b->pt, pe, count);
 	if (!err)
 		err = guest_memory_apply_tracking(&b->vm->mem, &b->pt, &removed, &added);
 	pthread_rwlock_unlock(&b->pt_lock);
@@ -488,7 +488,7 @@ static int be_set_page_access(struct kvmi_backend *b, uint16_t view,
 	}
 	pr_debug("introspection: SET_PAGE_ACCESS %u entries: %u slots removed, %u added, %u tracked pages, "
 		 "memslots in use %u", count, removed, added, (unsigned)b->pt.n, b->vm->mem.nr_slots_used);
-	return first;
+	return 0;
 }
 
 /* QUERY_PHYSICAL: the RAM region holding gfn, as {first gfn, pages}. */
@@ -1107,21 +1107,6 @@ static void exec_step_end(struct kvmi_backend *b, struct vcpu *vcpu)
 	wake_all(b);
 }
 
-/* Guest byte at a virtual address (for the int3 check). */
-static int read_guest_byte(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t gva, uint8_t *byte)
-{
-	uint64_t gpa;
-	const uint8_t *p;
-
-	if (kvmi_vcpu_translate_gva(vcpu, gva, &gpa) || gpa == KVMI_UNMAPPED_GVA)
-		return -EFAULT;
-	p = gpa_to_hva(&b->vm->mem, gpa, 1);
-	if (!p)
-		return -EFAULT;
-	*byte = *p;
-	return 0;
-}
-
 /*
  * A guest int3 at RIP (debug exit or, on hosts whose emulator rejects it,
  * an emulation failure): the BREAKPOINT event.  CONTINUE (or nobody
@@ -1203,7 +1188,7 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 	pthread_rwlock_unlock(&b->pt_lock);
 	if ((rights & (PT_R | PT_X)) == (PT_R | PT_X)) {
 		/* The page is mapped: not a fetch problem.  An int3? */
-		if (b->bp_path == KVMI_INT3_EMULATION && read_guest_byte(b, vcpu, regs.rip, &byte) == 0 &&
+		if (b->bp_path == KVMI_INT3_EMULATION && read_guest_virt(b, vcpu, regs.rip, &byte, 1) == 0 &&
 		    byte == 0xcc) {
 			handle_int3(b, vcpu, regs.rip);
 			return true;

@@ -364,8 +364,8 @@ uint64_t kvmi_vm_max_gfn(const struct vm *vm)
  */
 int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first)
 {
-	struct kvm_vcpu_events ev;
 	struct kvm_regs regs;
+	int err;
 
 	if (skip_first) {
 		if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
@@ -374,22 +374,10 @@ int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first)
 		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 			return -errno;
 	}
-	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-		return -errno;
-	ev.exception.injected = 0;
-	ev.exception.pending = 1;
-	ev.exception.nr = 3;
-	ev.exception.has_error_code = 0;
-	ev.exception.error_code = 0;
-	ev.exception_has_payload = 0;
-	ev.exception_payload = 0;
-	ev.flags = KVM_VCPUEVENT_VALID_PAYLOAD;
-	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) == 0)
-		return 0;
-	ev.flags = 0;
-	ev.exception.pending = 0;
-	ev.exception.injected = 1;
-	return ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
+	/* Without KVM_CAP_EXIT_ON_EMULATION_FAILURE, KVM has queued a #UD
+	 * for the int3 it could not emulate: the #BP replaces it. */
+	err = kvmi_vcpu_drop_exception(vcpu, 6);
+	return err ? err : kvmi_vcpu_inject_exception(vcpu, 3, 0, 0);
 }
 
 /*
@@ -399,7 +387,6 @@ int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first)
  */
 int kvmi_vcpu_drop_step_trap(struct vcpu *vcpu, bool guest_tf)
 {
-	struct kvm_vcpu_events ev;
 	struct kvm_regs regs;
 
 	if (!guest_tf && ioctl(vcpu->fd, KVM_GET_REGS, &regs) == 0 && (regs.rflags & (1ull << 8))) {
@@ -407,16 +394,7 @@ int kvmi_vcpu_drop_step_trap(struct vcpu *vcpu, bool guest_tf)
 		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
 			return -errno;
 	}
-	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
-		return -errno;
-	if ((ev.exception.pending || ev.exception.injected) && ev.exception.nr == 1 && !guest_tf) {
-		ev.exception.pending = 0;
-		ev.exception.injected = 0;
-		ev.flags = 0;
-		if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
-			return -errno;
-	}
-	return 0;
+	return guest_tf ? 0 : kvmi_vcpu_drop_exception(vcpu, 1);
 }
 
 /* Drops a pending or injected exception `vector` (one KVM queued itself). */
