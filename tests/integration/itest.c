@@ -60,6 +60,37 @@ pid_t itest_spawn(const char *log, const char *const *argv)
 	return pid;
 }
 
+pid_t itest_start_guest(const char *log, const char *vmm, const char *elf, const char *addr,
+			const char *timeout_s, const char *vcpus, ...)
+{
+	const char *argv[32] = {
+		vmm, "--guest", elf, "--introspector", addr, "--timeout", timeout_s,
+		"--no-serial-input", "--vcpus", vcpus,
+	};
+	unsigned n = 10;
+	va_list ap;
+
+	va_start(ap, vcpus);
+	for (const char *a; (a = va_arg(ap, const char *)) && n < 31;)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return itest_spawn(log, argv);
+}
+
+int itest_module_param(const char *path)
+{
+	char buf[8] = "";
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	return buf[0] == 'Y' || (buf[0] >= '1' && buf[0] <= '9');
+}
+
 int itest_wait(pid_t pid, int timeout_s)
 {
 	for (int i = 0; i < timeout_s * 10; i++) {

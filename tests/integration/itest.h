@@ -21,6 +21,15 @@ void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Runs argv[0] with argv (NULL-terminated), stdout and stderr to log. */
 pid_t itest_spawn(const char *log, const char *const *argv);
+/*
+ * kvmi-vm --guest ELF --introspector ADDR --timeout SECS --no-serial-input
+ * --vcpus VCPUS, then the extra arguments up to NULL; output to log.
+ */
+pid_t itest_start_guest(const char *log, const char *vmm, const char *elf, const char *addr,
+			const char *timeout_s, const char *vcpus, ...) __attribute__((sentinel));
+/* A kernel module parameter (/sys/module/.../parameters/...) as a boolean
+ * (Y or a non-zero digit); -1 when it cannot be read. */
+int itest_module_param(const char *path);
 /* Exit status of pid (128 + signal when killed), or -1 after timeout_s
  * (the process is then killed). */
 int itest_wait(pid_t pid, int timeout_s);

@@ -56,19 +56,6 @@ struct mbox {
 static const char *vmm, *guest_dir;
 static char sock_path[128], addr[160];
 
-/* A kernel module parameter as a boolean; -1 when absent. */
-static int param(const char *path)
-{
-	char buf[8] = "";
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	return buf[0] == 'Y' || (buf[0] >= '1' && buf[0] <= '9');
-}
 
 /* Drops what loading BPF programs and attaching kprobes need, from the
  * bounding set too, so that root's exec does not get them back. */
@@ -203,7 +190,7 @@ static void test_events(bool expect, int npt)
 	struct kvmi_dom *dom = NULL;
 	struct seen s;
 	struct mbox m;
-	bool cr3 = npt == 0, fep = param("/sys/module/kvm/parameters/force_emulation_prefix") == 1;
+	bool cr3 = npt == 0, fep = itest_module_param("/sys/module/kvm/parameters/force_emulation_prefix") == 1;
 	uint64_t steps = STEP_CR0 | STEP_CR4 | STEP_XSETBV | STEP_HC;
 	pid_t pid;
 	int ret, status;
@@ -387,14 +374,14 @@ int main(int argc, char **argv)
 		printf("1..0 # SKIP needs root and kvm_amd/kvm_intel (the real-KVM box)\n");
 		return 0;
 	}
-	npt = param("/sys/module/kvm_amd/parameters/npt");
+	npt = itest_module_param("/sys/module/kvm_amd/parameters/npt");
 	if (npt < 0)
-		npt = param("/sys/module/kvm_intel/parameters/ept");
+		npt = itest_module_param("/sys/module/kvm_intel/parameters/ept");
 	signal(SIGPIPE, SIG_IGN);
 	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmi-cr-%d.sock", (int)getpid());
 	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
 	diag("nested paging %d, force_emulation_prefix %d", npt,
-	     param("/sys/module/kvm/parameters/force_emulation_prefix"));
+	     itest_module_param("/sys/module/kvm/parameters/force_emulation_prefix"));
 	test_events(true, npt);
 	test_unprivileged();
 	unlink(sock_path);

@@ -61,37 +61,13 @@ struct mbox {
 #define SLOT_GPA(v) (MBOX_GPA + __builtin_offsetof(struct mbox, slot) + (v) * sizeof(struct slot))
 
 static const char *vmm, *guest_dir;
+static char guest_elf[512];
 static char sock_path[128], addr[160];
 
 /* kvmi-vm on the events payload, 2 vCPUs, -v (the memslot count is a
  * debug line); extra arguments end with NULL. */
-static pid_t start_vmm(const char *log, ...)
-{
-	const char *argv[32];
-	char guest[512];
-	unsigned n = 0;
-	va_list ap;
-
-	snprintf(guest, sizeof(guest), "%s/events.elf", guest_dir);
-	argv[n++] = vmm;
-	argv[n++] = "--guest";
-	argv[n++] = guest;
-	argv[n++] = "--introspector";
-	argv[n++] = addr;
-	argv[n++] = "--timeout";
-	argv[n++] = "120";
-	argv[n++] = "--no-serial-input";
-	argv[n++] = "--vcpus";
-	argv[n++] = "2";
-	argv[n++] = "-v";
-	va_start(ap, log);
-	for (const char *a; (a = va_arg(ap, const char *)) && n < 30;)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-
-	return itest_spawn(log, argv);
-}
+#define start_vmm(log, ...) \
+	itest_start_guest(log, vmm, guest_elf, addr, "120", "2", "-v", __VA_ARGS__)
 
 /* The memslot count of the last SET_PAGE_ACCESS kvmi-vm logged, or -1. */
 static int last_slot_count(const char *log)
@@ -797,6 +773,7 @@ int main(int argc, char **argv)
 	}
 	vmm = argv[1];
 	guest_dir = argv[2];
+	snprintf(guest_elf, sizeof(guest_elf), "%s/events.elf", guest_dir);
 	if (access("/dev/kvm", R_OK | W_OK)) {
 		printf("1..0 # SKIP no usable /dev/kvm\n");
 		return 0;

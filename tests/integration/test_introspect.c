@@ -39,36 +39,12 @@ struct mbox {
 };
 
 static const char *vmm, *guest_dir;
+static char guest_elf[512];
 static char sock_path[128];
 static char tool_addr[160], vmm_addr[160];   /* listener / --introspector */
 
 /* Starts kvmi-vm on the introspect payload; extra args end with NULL. */
-static pid_t start_vmm(const char *log, ...)
-{
-	const char *argv[32];
-	char guest[512];
-	unsigned n = 0;
-	va_list ap;
-
-	snprintf(guest, sizeof(guest), "%s/introspect.elf", guest_dir);
-	argv[n++] = vmm;
-	argv[n++] = "--guest";
-	argv[n++] = guest;
-	argv[n++] = "--introspector";
-	argv[n++] = vmm_addr;
-	argv[n++] = "--timeout";
-	argv[n++] = "60";
-	argv[n++] = "--no-serial-input";
-	argv[n++] = "--vcpus";
-	argv[n++] = "2";
-	va_start(ap, log);
-	for (const char *a; (a = va_arg(ap, const char *)) && n < 30;)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-
-	return itest_spawn(log, argv);
-}
+#define start_vmm(log, ...) itest_start_guest(log, vmm, guest_elf, vmm_addr, "60", "2", __VA_ARGS__)
 
 static int read_mbox(struct kvmi_dom *dom, struct mbox *m)
 {
@@ -657,6 +633,7 @@ int main(int argc, char **argv)
 	}
 	vmm = argv[1];
 	guest_dir = argv[2];
+	snprintf(guest_elf, sizeof(guest_elf), "%s/introspect.elf", guest_dir);
 	if (access("/dev/kvm", R_OK | W_OK)) {
 		printf("1..0 # SKIP no usable /dev/kvm\n");
 		return 0;

@@ -59,19 +59,6 @@
 static const char *vmm, *linux_dir;
 static char sock_path[128], addr[160];
 
-/* A kernel module parameter as a boolean; -1 when absent. */
-static int param(const char *path)
-{
-	char buf[8] = "";
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
-	fclose(f);
-	return buf[0] == 'Y' || (buf[0] >= '1' && buf[0] <= '9');
-}
 
 static double now_s(void)
 {
@@ -479,9 +466,9 @@ int main(int argc, char **argv)
 		printf("1..0 # SKIP needs root and kvm_amd/kvm_intel (the real-KVM box)\n");
 		return 0;
 	}
-	npt = param("/sys/module/kvm_amd/parameters/npt");
+	npt = itest_module_param("/sys/module/kvm_amd/parameters/npt");
 	if (npt < 0)
-		npt = param("/sys/module/kvm_intel/parameters/ept");
+		npt = itest_module_param("/sys/module/kvm_intel/parameters/ept");
 	if (npt != 0) {
 		printf("1..0 # SKIP needs nested paging off (kvm_amd npt=0 / kvm_intel ept=0) for CR3 events\n");
 		return 0;

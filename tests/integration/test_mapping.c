@@ -62,13 +62,9 @@ static char sock_path[128];
 static pid_t start_vmm(const char *log, const char *vmm_addr)
 {
 	char guest[512];
-	const char *argv[] = {
-		vmm, "--guest", guest, "--introspector", vmm_addr, "--timeout", "60",
-		"--no-serial-input", "--vcpus", "2", NULL,
-	};
 
 	snprintf(guest, sizeof(guest), "%s/introspect.elf", guest_dir);
-	return itest_spawn(log, argv);
+	return itest_start_guest(log, vmm, guest, vmm_addr, "60", "2", NULL);
 }
 
 static int wait_mbox(struct kvmi_dom *dom)
