@@ -252,10 +252,14 @@ static int serve(struct kvmi_dom *dom, const struct script *s, int wait_ms, bool
 			break;
 		}
 		fflush(stdout);
+		/* The guest may end right after the last command's reply
+		 * (a vetoed write, then its final print): that command
+		 * succeeded.  Only commands left unrun make it a failure. */
 		if (!kvmi_dom_is_connected(dom)) {
-			if (i + 1 < s->n)
+			if (i + 1 < s->n) {
 				cli_err(-ECONNRESET, "stopping after '%s'", cmd->verb->name);
-			ret = EXIT_VERB;
+				ret = EXIT_VERB;
+			}
 			break;
 		}
 	}

@@ -38,6 +38,7 @@ struct vmm {
 	uint64_t deny_events;
 	int trace_events;               /* HYPERCALL events to send once enabled */
 	bool msr_events;                /* an MSR event when CONTROL_MSR turns on */
+	bool hangup_after_reply;        /* the guest ends right after an event reply */
 	/* state */
 	int fd;
 	uint32_t ev_seq;
@@ -431,6 +432,8 @@ static void *vmm_main(void *arg)
 			continue;
 		}
 		handle(v, &h, payload);
+		if (v->hangup_after_reply && h.id == KVMI_EVENT_REPLY)
+			break;
 	}
 out:
 	close(v->fd);
@@ -819,6 +822,27 @@ static void t_msr_veto(void)
 	tap("msr watch + trace veto: the reply carries the old value; without veto the new one");
 }
 
+/* A guest that ends right after the reply to the script's last event (the
+ * vetoed write was its last act) leaves a script that succeeded; a guest
+ * that ends with commands still to run does not. */
+static void t_guest_ends_after_last_reply(void)
+{
+	vmm_init(&vm);
+	vm.msr_events = true;
+	vm.hangup_after_reply = true;
+	RUN("listen", vm.addr, "msr watch lstar; trace msr veto count=1");
+	expect_status(&res, 0);
+	expect_out(&res, "\"reply\":\"veto\"");
+	if (vm.msr_reply != 0x10)
+		failf("the MSR reply's new_val is 0x%llx, expected 0x10", (unsigned long long)vm.msr_reply);
+	vmm_init(&vm);
+	vm.msr_events = true;
+	vm.hangup_after_reply = true;
+	RUN("listen", vm.addr, "msr watch lstar; trace msr veto count=1; info");
+	expect_status(&res, 1);
+	tap("the guest ending after the last command's reply is success; before the last command, failure");
+}
+
 static void t_event_verbs_bad_input(void)
 {
 	static const struct { const char *script, *msg; int status; } cases[] = {
@@ -932,6 +956,7 @@ int main(int argc, char **argv)
 	t_trace();
 	t_protect();
 	t_msr_veto();
+	t_guest_ends_after_last_reply();
 	t_event_verbs_bad_input();
 	t_key();
 	t_script_file();
