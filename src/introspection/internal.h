@@ -107,6 +107,7 @@ struct kvmi_server {
 	pthread_mutex_t lock;           /* everything below unless noted */
 	pthread_cond_t cond;            /* session end, unhook waiters */
 	bool connected;
+	atomic_bool live;               /* = connected, readable without the lock */
 	bool dropped;                   /* connection shut down; stop dispatching */
 	bool stopping;
 	uint64_t session;               /* current session number, 0 = none */

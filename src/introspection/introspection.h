@@ -330,6 +330,8 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd);
 /* Any thread: end the current session and the run loop. */
 void kvmi_server_stop(struct kvmi_server *srv);
 bool kvmi_server_connected(struct kvmi_server *srv);
+/* The same without taking a lock (a hint that may be a moment old). */
+bool kvmi_server_live(struct kvmi_server *srv);
 /* Number of sessions (connections past the handshake) so far. */
 uint64_t kvmi_server_sessions(struct kvmi_server *srv);
 

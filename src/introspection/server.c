@@ -139,6 +139,11 @@ void kvmi_server_destroy(struct kvmi_server *srv)
 	free(srv);
 }
 
+bool kvmi_server_live(struct kvmi_server *srv)
+{
+	return atomic_load_explicit(&srv->live, memory_order_relaxed);
+}
+
 bool kvmi_server_connected(struct kvmi_server *srv)
 {
 	bool c;
@@ -541,6 +546,7 @@ static void session_begin(struct kvmi_server *srv, int rfd, int wfd)
 	pthread_mutex_lock(&srv->lock);
 	srv->session = ++srv->nr_sessions;
 	srv->connected = true;
+	atomic_store(&srv->live, true);
 	srv->dropped = false;
 	srv->rfd = rfd;
 	srv->wfd = wfd;
@@ -570,6 +576,7 @@ static void session_end(struct kvmi_server *srv)
 			shutdown(srv->wfd, SHUT_RDWR);
 	}
 	srv->connected = false;
+	atomic_store(&srv->live, false);
 	pthread_mutex_unlock(&srv->lock);
 
 	/* Wait for a writer that still holds the old fd. */

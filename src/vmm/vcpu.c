@@ -317,6 +317,58 @@ static const char *exit_reason_name(uint32_t r)
 	return r < ARRAY_SIZE(names) && names[r] ? names[r] : "?";
 }
 
+#define SYNC_BITS (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)
+
+void vcpu_sync_regs(struct vcpu *vcpu, bool on)
+{
+	if (!vcpu->vm->have_sync_regs)
+		return;
+	vcpu->run->kvm_valid_regs = on ? SYNC_BITS : 0;
+	vcpu->run->kvm_dirty_regs = 0;
+}
+
+void vcpu_regs_changed(struct vcpu *vcpu)
+{
+	vcpu->sync_valid = 0;
+}
+
+void vcpu_ran(struct vcpu *vcpu, int ret)
+{
+	/* KVM stores the copies on every way out of KVM_RUN that got past
+	 * its argument checks, -EINTR included. */
+	vcpu->sync_valid = ret >= 0 || errno == EINTR ? vcpu->run->kvm_valid_regs & SYNC_BITS : 0;
+}
+
+int vcpu_get_regs(struct vcpu *vcpu, struct kvm_regs *r)
+{
+	if (vcpu->sync_valid & KVM_SYNC_X86_REGS) {
+		*r = vcpu->run->s.regs.regs;
+		return 0;
+	}
+	return ioctl(vcpu->fd, KVM_GET_REGS, r) < 0 ? -errno : 0;
+}
+
+int vcpu_get_sregs(struct vcpu *vcpu, struct kvm_sregs *s)
+{
+	if (vcpu->sync_valid & KVM_SYNC_X86_SREGS) {
+		*s = vcpu->run->s.regs.sregs;
+		return 0;
+	}
+	return ioctl(vcpu->fd, KVM_GET_SREGS, s) < 0 ? -errno : 0;
+}
+
+int vcpu_set_regs(struct vcpu *vcpu, const struct kvm_regs *r)
+{
+	vcpu->sync_valid &= ~(uint32_t)KVM_SYNC_X86_REGS;
+	return ioctl(vcpu->fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
+}
+
+int vcpu_set_sregs(struct vcpu *vcpu, const struct kvm_sregs *s)
+{
+	vcpu->sync_valid &= ~(uint32_t)KVM_SYNC_X86_SREGS;
+	return ioctl(vcpu->fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
+}
+
 void vcpu_dump_state(struct vcpu *vcpu, const char *why)
 {
 	struct kvm_regs r;
@@ -543,6 +595,7 @@ static void *vcpu_thread(void *arg)
 			continue;
 		}
 		ret = ioctl(vcpu->fd, KVM_RUN, 0);
+		vcpu_ran(vcpu, ret);
 		atomic_store(&vcpu->in_guest, false);
 		if (ret < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -20,6 +20,8 @@
 struct vm;
 struct vcpu;
 struct kvm_run;
+struct kvm_regs;
+struct kvm_sregs;
 
 enum vcpu_state {
 	VCPU_CREATED,
@@ -65,12 +67,29 @@ struct vcpu {
 	bool jobs_closed;           /* the thread has ended: no more jobs */
 	pthread_cond_t wake;
 	uint64_t nr_exits;
+	/* KVM_SYNC_X86_REGS / _SREGS bits of run->s that hold the state of
+	 * the last exit (KVM_CAP_SYNC_REGS; vCPU thread only): reading them
+	 * saves an ioctl each on the event path. */
+	uint32_t sync_valid;
 };
 
 int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned id);
 void vcpu_destroy(struct vcpu *vcpu);
 int vcpu_start(struct vcpu *vcpu);
 void vcpu_join(struct vcpu *vcpu);
+
+/*
+ * Registers on the vCPU's own thread.  The getters use the copy KVM left in
+ * kvm_run at the last exit when vcpu_sync_regs() asked for one and nothing
+ * changed the registers since; the setters keep that rule true.
+ */
+void vcpu_sync_regs(struct vcpu *vcpu, bool on);  /* for the next KVM_RUNs */
+void vcpu_regs_changed(struct vcpu *vcpu);        /* after any other state write */
+void vcpu_ran(struct vcpu *vcpu, int kvm_run_ret); /* after every KVM_RUN */
+int vcpu_get_regs(struct vcpu *vcpu, struct kvm_regs *r);
+int vcpu_get_sregs(struct vcpu *vcpu, struct kvm_sregs *s);
+int vcpu_set_regs(struct vcpu *vcpu, const struct kvm_regs *r);
+int vcpu_set_sregs(struct vcpu *vcpu, const struct kvm_sregs *s);
 
 /* Makes a running vCPU leave KVM_RUN soon; safe from any thread. */
 void vcpu_kick(struct vcpu *vcpu);

@@ -189,6 +189,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (err)
 		goto err;
 
+	vm->have_sync_regs = (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) &
+			      (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) == (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
 	max_slots = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
 	err = guest_memory_init(&vm->mem, vm->vm_fd, cfg->ram_size, max_slots > 0 ? (unsigned)max_slots : 32);
 	if (err) {

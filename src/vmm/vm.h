@@ -76,6 +76,7 @@ struct vm {
 	struct vm_config cfg;
 	int kvm_fd, vm_fd;
 	int run_size;
+	bool have_sync_regs;       /* KVM_CAP_SYNC_REGS covers regs and sregs */
 	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 
 	struct guest_memory mem;

@@ -688,7 +688,7 @@ static void send_trap(struct kvmi_backend *b, struct vcpu *vcpu)
 			} else {
 				struct kvm_sregs s;
 
-				if (ioctl(vcpu->fd, KVM_GET_SREGS, &s) == 0)
+				if (vcpu_get_sregs(vcpu, &s) == 0)
 					trap.cr2 = s.cr2;
 			}
 		}
@@ -741,6 +741,9 @@ static void hook_prerun(void *opaque, struct vcpu *vcpu)
 		if (vm_stopping(b->vm))
 			return;
 	}
+	/* While a tool is there, every exit may become an event: let KVM hand
+	 * over the registers with the exit instead of two ioctls later. */
+	vcpu_sync_regs(vcpu, kvmi_server_live(b->srv));
 	bpf_events_prerun(b->bpf, vcpu); /* stops of the BPF hooks: their events first */
 	if (atomic_exchange(&b->vcpus[vcpu->id].singlestep_off, false) &&
 	    (b->vcpus[vcpu->id].singlestep || b->vcpus[vcpu->id].breakpoints)) {
@@ -773,6 +776,7 @@ static int complete_without_running(struct vcpu *vcpu)
 	for (int i = 0; i < 16; i++) {
 		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 		ret = ioctl(vcpu->fd, KVM_RUN, 0);
+		vcpu_ran(vcpu, ret);
 		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 		if (ret < 0)
 			return errno == EINTR ? 0 : -errno;
@@ -844,7 +848,7 @@ static bool hook_mmio(void *opaque, struct vcpu *vcpu)
 		complete_access(run, hva, NULL);
 		return true;
 	}
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0) {
+	if (vcpu_get_regs(vcpu, &regs) < 0) {
 		complete_access(run, hva, NULL);
 		return true;
 	}
@@ -884,10 +888,10 @@ static bool hook_mmio(void *opaque, struct vcpu *vcpu)
 		 * the guest and restore the registers it started with (or those
 		 * the tool set with SET_REGISTERS during the event), so the
 		 * instruction runs again. */
-		if (res.regs_applied && ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+		if (res.regs_applied && vcpu_get_regs(vcpu, &regs) < 0)
 			break;
 		memcpy(run->mmio.data, hva, len);
-		if (complete_without_running(vcpu) || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		if (complete_without_running(vcpu) || vcpu_set_regs(vcpu, &regs) < 0)
 			pr_err("vcpu %u: cannot retry the read of %#llx; it completes", vcpu->id,
 			       (unsigned long long)gpa);
 		break;
@@ -996,9 +1000,9 @@ static bool exec_step_begin(struct kvmi_backend *b, struct vcpu *vcpu, uint64_t 
 		struct kvm_regs regs;
 		struct kvm_sregs sregs;
 
-		iv->exec_tf = ioctl(vcpu->fd, KVM_GET_REGS, &regs) == 0 && (regs.rflags & RFLAGS_TF);
+		iv->exec_tf = vcpu_get_regs(vcpu, &regs) == 0 && (regs.rflags & RFLAGS_TF);
 		memset(&sregs, 0, sizeof(sregs));
-		ioctl(vcpu->fd, KVM_GET_SREGS, &sregs);
+		vcpu_get_sregs(vcpu, &sregs);
 		iv->exec_cs = sregs.cs;
 		iv->exec_ss = sregs.ss;
 	}
@@ -1055,7 +1059,7 @@ static void undo_db_delivery(struct kvmi_backend *b, struct vcpu *vcpu)
 
 	if ((iv->exec_cs.selector & 3) == 0 || iv->exec_tf)
 		return;
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0 ||
+	if (vcpu_get_regs(vcpu, &regs) < 0 || vcpu_get_sregs(vcpu, &sregs) < 0 ||
 	    (sregs.cs.selector & 3) != 0 || sregs.idt.limit < 2 * 16 - 1 ||
 	    read_guest_virt(b, vcpu, sregs.idt.base + 16, gate, sizeof(gate)))
 		return;
@@ -1075,7 +1079,7 @@ static void undo_db_delivery(struct kvmi_backend *b, struct vcpu *vcpu)
 	regs.rsp = frame[3];
 	sregs.cs = iv->exec_cs;
 	sregs.ss = iv->exec_ss;
-	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+	if (vcpu_set_sregs(vcpu, &sregs) < 0 || vcpu_set_regs(vcpu, &regs) < 0)
 		pr_err("vcpu %u: cannot undo the #DB of an execute step", vcpu->id);
 	else
 		pr_debug("vcpu %u: undid the guest #DB of a CPL 3 step (host quirk)", vcpu->id);
@@ -1151,7 +1155,7 @@ static bool not_ours(struct kvmi_backend *b, struct vcpu *vcpu)
 {
 	struct kvm_sregs sregs;
 
-	if (!b->exit_on_emulation_failure || ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0 ||
+	if (!b->exit_on_emulation_failure || vcpu_get_sregs(vcpu, &sregs) < 0 ||
 	    (sregs.cs.selector & 3) == 0)
 		return false;
 	return kvmi_vcpu_inject_exception(vcpu, 6, 0, 0) == 0;
@@ -1176,7 +1180,7 @@ static bool hook_emulation_failure(void *opaque, struct vcpu *vcpu)
 	uint64_t gpa;
 	uint8_t rights, byte;
 
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+	if (vcpu_get_regs(vcpu, &regs) < 0)
 		return false;
 	kvmi_vcpu_translate_gva(vcpu, regs.rip, &gpa);
 	if (gpa == KVMI_UNMAPPED_GVA)

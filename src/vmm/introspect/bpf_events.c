@@ -521,7 +521,7 @@ static int read_crs(struct vcpu *vcpu, struct bpf_vcpu_state *s)
 {
 	struct kvm_sregs sr;
 
-	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sr) < 0)
+	if (vcpu_get_sregs(vcpu, &sr) < 0)
 		return -errno;
 	s->cr0 = sr.cr0;
 	s->cr3 = sr.cr3;
@@ -639,7 +639,7 @@ static void handle_crs(struct bpf_events *be, struct vcpu *vcpu, unsigned pendin
 	struct kvm_sregs sr;
 	bool changed = false;
 
-	if (ioctl(vcpu->fd, KVM_GET_SREGS, &sr) < 0)
+	if (vcpu_get_sregs(vcpu, &sr) < 0)
 		return;
 	for (unsigned i = 0; i < ARRAY_SIZE(crs); i++) {
 		uint64_t *val = (uint64_t *)((char *)&sr + crs[i].off);
@@ -661,7 +661,7 @@ static void handle_crs(struct bpf_events *be, struct vcpu *vcpu, unsigned pendin
 			changed = true;
 		}
 	}
-	if (changed && ioctl(vcpu->fd, KVM_SET_SREGS, &sr) < 0)
+	if (changed && vcpu_set_sregs(vcpu, &sr) < 0)
 		pr_err("vcpu %u: cannot apply the tool's CR values: %s", vcpu->id, strerror(errno));
 	read_crs(vcpu, s);
 }
@@ -675,20 +675,20 @@ static void handle_hypercall(struct bpf_events *be, struct vcpu *vcpu)
 	struct kvm_regs r;
 	uint64_t result;
 
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0)
+	if (vcpu_get_regs(vcpu, &r) < 0)
 		return;
 	result = r.rax;
 	r.rax = KVMI_AGENT_HYPERCALL;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &r) < 0)
+	if (vcpu_set_regs(vcpu, &r) < 0)
 		return;
 	if (kvmi_vcpu_event(be->srv, vcpu->id, KVMI_EVENT_HYPERCALL, NULL, 0, NULL, 0, &res))
 		res.delivered = false;
 	if (res.delivered && crash(be, vcpu, "HYPERCALL", &res))
 		return;
-	if (res.regs_applied && ioctl(vcpu->fd, KVM_GET_REGS, &r) < 0)
+	if (res.regs_applied && vcpu_get_regs(vcpu, &r) < 0)
 		return;
 	r.rax = res.delivered ? 0 : result;
-	if (ioctl(vcpu->fd, KVM_SET_REGS, &r) < 0)
+	if (vcpu_set_regs(vcpu, &r) < 0)
 		pr_err("vcpu %u: cannot set the hypercall's result: %s", vcpu->id, strerror(errno));
 }
 

@@ -51,6 +51,8 @@ static int msrs_ioctl(struct vcpu *vcpu, unsigned long req, struct kvm_msr_entry
 		return -1;
 	m->nmsrs = n;
 	memcpy(m->entries, e, n * sizeof(*e));
+	if (req == KVM_SET_MSRS)
+		vcpu_regs_changed(vcpu);        /* EFER is in sregs */
 	ret = ioctl(vcpu->fd, req, m);
 	if (ret > 0)
 		memcpy(e, m->entries, (size_t)ret * sizeof(*e));
@@ -106,8 +108,8 @@ int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch)
 	unsigned i = 0;
 
 	memset(arch, 0, sizeof(*arch));
-	if (ioctl(vcpu->fd, KVM_GET_REGS, &arch->regs) < 0 ||
-	    ioctl(vcpu->fd, KVM_GET_SREGS, &arch->sregs) < 0)
+	if (vcpu_get_regs(vcpu, (struct kvm_regs *)&arch->regs) < 0 ||
+	    vcpu_get_sregs(vcpu, (struct kvm_sregs *)&arch->sregs) < 0)
 		return -KVM_EINVAL;
 	/* One KVM_GET_MSRS per event (this is the event path).  KVM stops at
 	 * the first MSR it cannot read (CSTAR on Intel's view of some hosts):
@@ -141,7 +143,7 @@ int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch)
 int kvmi_vcpu_get_registers(struct vcpu *vcpu, uint32_t *mode, struct kvmi_x86_regs *regs,
 			    struct kvmi_x86_sregs *sregs, struct kvmi_x86_msr_entry *msrs, unsigned nmsrs)
 {
-	if (ioctl(vcpu->fd, KVM_GET_REGS, regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, sregs) < 0)
+	if (vcpu_get_regs(vcpu, (struct kvm_regs *)regs) < 0 || vcpu_get_sregs(vcpu, (struct kvm_sregs *)sregs) < 0)
 		return -KVM_EINVAL;
 	*mode = kvmi_cpu_mode(sregs);
 	/* The wire entries are struct kvm_msr_entry (asserted above). */
@@ -152,7 +154,7 @@ int kvmi_vcpu_get_registers(struct vcpu *vcpu, uint32_t *mode, struct kvmi_x86_r
 
 int kvmi_vcpu_set_regs(struct vcpu *vcpu, const struct kvmi_x86_regs *regs)
 {
-	return ioctl(vcpu->fd, KVM_SET_REGS, regs) < 0 ? -KVM_EINVAL : 0;
+	return vcpu_set_regs(vcpu, (const struct kvm_regs *)regs) < 0 ? -KVM_EINVAL : 0;
 }
 
 int kvmi_vcpu_get_cpuid(struct vcpu *vcpu, uint32_t function, uint32_t index,
@@ -337,10 +339,10 @@ int kvmi_vcpu_inject_exception(struct vcpu *vcpu, uint8_t vector, uint32_t error
 		if (vector == 14) {
 			struct kvm_sregs s;
 
-			if (ioctl(vcpu->fd, KVM_GET_SREGS, &s) < 0)
+			if (vcpu_get_sregs(vcpu, &s) < 0)
 				return -KVM_EINVAL;
 			s.cr2 = address;
-			if (ioctl(vcpu->fd, KVM_SET_SREGS, &s) < 0)
+			if (vcpu_set_sregs(vcpu, &s) < 0)
 				return -KVM_EINVAL;
 		}
 		if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
@@ -368,10 +370,10 @@ int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first)
 	int err;
 
 	if (skip_first) {
-		if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0)
+		if (vcpu_get_regs(vcpu, &regs) < 0)
 			return -errno;
 		regs.rip++;
-		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		if (vcpu_set_regs(vcpu, &regs) < 0)
 			return -errno;
 	}
 	/* Without KVM_CAP_EXIT_ON_EMULATION_FAILURE, KVM has queued a #UD
@@ -389,9 +391,9 @@ int kvmi_vcpu_drop_step_trap(struct vcpu *vcpu, bool guest_tf)
 {
 	struct kvm_regs regs;
 
-	if (!guest_tf && ioctl(vcpu->fd, KVM_GET_REGS, &regs) == 0 && (regs.rflags & (1ull << 8))) {
+	if (!guest_tf && vcpu_get_regs(vcpu, &regs) == 0 && (regs.rflags & (1ull << 8))) {
 		regs.rflags &= ~(1ull << 8);
-		if (ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0)
+		if (vcpu_set_regs(vcpu, &regs) < 0)
 			return -errno;
 	}
 	return guest_tf ? 0 : kvmi_vcpu_drop_exception(vcpu, 1);
