@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define KVMI_SPIN_DEFAULT_US 0
+#define KVMI_SPIN_DEFAULT_US 50
 
 static inline uint64_t kvmi_spin_now_ns(void)
 {

@@ -16,6 +16,7 @@
  * the server never calls a backend op while holding srv->lock.
  */
 #include "internal.h"
+#include "../common/spin_wait.h"
 
 #include <errno.h>
 #include <string.h>
@@ -147,6 +148,96 @@ void ks_job_done(struct kvmi_server *srv, unsigned vcpu, uint64_t session)
 		wake(srv, vcpu);
 }
 
+/*
+ * rx_lock held: act on the event replies at the head of the stream and
+ * read more while only replies come.  Stops (true) at anything else, at
+ * the end of the stream or on an error: the introspection thread takes
+ * over from there.
+ */
+static bool take_replies(struct kvmi_server *srv, uint64_t session)
+{
+	/* aligned copy: the handlers read the payload through structs */
+	union {
+		uint64_t align;
+		uint8_t b[sizeof(struct kvmi_vcpu_hdr) + sizeof(struct kvmi_event_reply) +
+			  sizeof(struct kvmi_event_pf_reply) + 64];
+	} buf;
+	struct kvmi_msg_hdr hdr;
+	const uint8_t *payload;
+	bool read_once = false;
+
+	for (;;) {
+		if (ks_rx_head(srv, &hdr, &payload)) {
+			if (hdr.id != KVMI_EVENT_REPLY || hdr.size > sizeof(buf.b))
+				return true;
+			memset(buf.b, 0, sizeof(buf.b));
+			memcpy(buf.b, payload, hdr.size);
+			ks_rx_consume(srv, sizeof(hdr) + hdr.size);
+			if (ks_handle_event_reply(srv, &hdr, buf.b) == KVMI_CLOSE) {
+				srv->rx_proto_error = true;
+				ks_drop_connection(srv, session);
+				return true;
+			}
+			continue;
+		}
+		if (srv->in_end - srv->in_start >= sizeof(hdr)) {
+			memcpy(&hdr, srv->inbuf + srv->in_start, sizeof(hdr));
+			if (hdr.id != KVMI_EVENT_REPLY || hdr.size > sizeof(buf.b))
+				return true;
+		}
+		if (read_once)
+			return false;   /* nothing more yet: look again later */
+		switch (ks_rx_fill(srv, srv->rfd)) {
+		case -EAGAIN:
+			return false;
+		case 0:
+			return true;    /* EOF: the introspection thread ends the session */
+		default:
+			if (srv->in_end == srv->in_start)
+				return true;
+			read_once = true;
+		}
+	}
+}
+
+/*
+ * Spins for the reply, reading the stream itself (see server.c), for at
+ * most the KVMI_SPIN_US budget.  True when the reply is there; false to
+ * fall back to the sleeping wait, with the introspection thread reading.
+ */
+static bool spin_for_reply(struct kvmi_server *srv, struct kvmi_vcpu_state *v, uint64_t session,
+			   uint64_t budget_ns)
+{
+	uint64_t end = kvmi_spin_now_ns() + budget_ns;
+	bool done = false, handover = false;
+
+	for (unsigned i = 1;; i++) {
+		pthread_mutex_lock(&srv->lock);
+		done = reply_ready_locked(v);
+		/* commands for this vCPU run in the sleeping wait */
+		handover = !done && v->jobs;
+		pthread_mutex_unlock(&srv->lock);
+		if (done || handover)
+			break;
+		if (pthread_mutex_trylock(&srv->rx_lock) == 0) {
+			handover = take_replies(srv, session);
+			pthread_mutex_unlock(&srv->rx_lock);
+			if (handover)
+				break;
+			continue;       /* look at the state again first */
+		}
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		if (!(i & 15) && kvmi_spin_now_ns() >= end)
+			break;
+	}
+	pthread_mutex_lock(&srv->lock);
+	done = reply_ready_locked(v);
+	pthread_mutex_unlock(&srv->lock);
+	return done;
+}
+
 int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 		    const void *data, size_t len, void *rpl, size_t rpl_len,
 		    struct kvmi_event_result *res)
@@ -159,6 +250,8 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	bool set_regs = false;
 	uint64_t session;
 	uint32_t seq;
+	uint64_t spin_ns = kvmi_spin_budget_ns();
+	bool direct;
 	size_t n;
 	int err;
 
@@ -205,8 +298,21 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	pthread_mutex_unlock(&srv->lock);
 
 	n = kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
+	/* Announced before the event goes out, so that the introspection
+	 * thread keeps off the socket when the reply comes. */
+	direct = spin_ns && srv->rx_socket;
+	if (direct)
+		atomic_fetch_add(&srv->vcpu_readers, 1);
 	err = ks_send_msg(srv, session, (const void *)msg, msg + sizeof(struct kvmi_msg_hdr),
 			    n - sizeof(struct kvmi_msg_hdr), NULL, 0);
+	if (direct) {
+		bool got = !err && spin_for_reply(srv, v, session, spin_ns);
+
+		atomic_fetch_sub(&srv->vcpu_readers, 1);
+		/* Not there yet: the introspection thread reads from now on. */
+		if (!got)
+			ks_kick_intro(srv);
+	}
 	if (err)
 		goto out;
 

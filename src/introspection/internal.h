@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 /* Handler result: close the connection (after any reply already sent). */
 #define KVMI_CLOSE (-100000)
@@ -125,10 +126,24 @@ struct kvmi_server {
 	struct kvmi_vcpu_state *vcpus;  /* cfg.max_vcpus */
 
 	uint8_t rbuf[KVMI_MSG_SIZE + 8];   /* introspection thread only */
-	/* Bytes read from the tool ahead of the current message (one read
-	 * can bring many pipelined requests); introspection thread only. */
+
+	/*
+	 * The tool's stream (see "reading the tool's stream" in server.c).
+	 * Bytes read ahead of the current message (one read can bring many
+	 * pipelined requests) wait in inbuf.  rx_lock covers inbuf and every
+	 * read of rfd, and is held while a message is dispatched, so that
+	 * messages act in stream order whoever read them.
+	 */
+	pthread_mutex_t rx_lock;
 	uint8_t inbuf[64 * 1024];
 	size_t in_start, in_end;
+	bool rx_socket;                 /* rfd takes recv(MSG_DONTWAIT) */
+	bool rx_proto_error;            /* a vCPU closed the session over a bad reply */
+	/* vCPU threads reading their replies themselves right now: the
+	 * introspection thread keeps off the socket meanwhile, so that the
+	 * tool's writes do not have to wake it. */
+	atomic_uint vcpu_readers;
+	int kick_fd;                    /* eventfd: wakes the introspection thread */
 };
 
 /* server.c */
@@ -150,6 +165,16 @@ bool ks_conn_is_unix(struct kvmi_server *srv);
 void ks_drop_connection(struct kvmi_server *srv, uint64_t session);
 /* Under srv->lock: is `session` the live, not dropped, session? */
 bool ks_session_live_locked(struct kvmi_server *srv, uint64_t session);
+
+/* The stream, rx_lock held: the complete message at the head of inbuf
+ * (header copied to *hdr, payload pointer to *payload), or false. */
+bool ks_rx_head(struct kvmi_server *srv, struct kvmi_msg_hdr *hdr, const uint8_t **payload);
+void ks_rx_consume(struct kvmi_server *srv, size_t n);
+/* rx_lock held: append what has arrived without blocking: > 0 bytes, 0 at
+ * EOF, -EAGAIN when nothing is there, -errno. */
+ssize_t ks_rx_fill(struct kvmi_server *srv, int fd);
+/* Wakes the introspection thread (to read or dispatch for a vCPU). */
+void ks_kick_intro(struct kvmi_server *srv);
 
 /* events.c */
 int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hdr,

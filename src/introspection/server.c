@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 
 struct kvmi_vcpu_job {
 	struct kvmi_cmd cmd;
@@ -107,6 +108,14 @@ int kvmi_server_create(const struct kvmi_server_config *cfg, struct kvmi_server 
 		err = -errno;
 		goto err_vcpus;
 	}
+	srv->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (srv->kick_fd < 0) {
+		err = -errno;
+		close(srv->stop_pipe[0]);
+		close(srv->stop_pipe[1]);
+		goto err_vcpus;
+	}
+	pthread_mutex_init(&srv->rx_lock, NULL);
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_mutex_init(&srv->send_lock, NULL);
 	pthread_cond_init(&srv->cond, NULL);
@@ -133,6 +142,8 @@ void kvmi_server_destroy(struct kvmi_server *srv)
 	pthread_cond_destroy(&srv->cond);
 	pthread_mutex_destroy(&srv->send_lock);
 	pthread_mutex_destroy(&srv->lock);
+	pthread_mutex_destroy(&srv->rx_lock);
+	close(srv->kick_fd);
 	close(srv->stop_pipe[0]);
 	close(srv->stop_pipe[1]);
 	free(srv->vcpus);
@@ -541,7 +552,15 @@ static int dispatch(struct kvmi_server *srv, const struct kvmi_msg_hdr *hdr, con
 
 static void session_begin(struct kvmi_server *srv, int rfd, int wfd)
 {
+	int type;
+	socklen_t len = sizeof(type);
 	unsigned i;
+
+	pthread_mutex_lock(&srv->rx_lock);
+	srv->in_start = srv->in_end = 0;
+	srv->rx_proto_error = false;
+	srv->rx_socket = getsockopt(rfd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+	pthread_mutex_unlock(&srv->rx_lock);
 
 	pthread_mutex_lock(&srv->lock);
 	srv->session = ++srv->nr_sessions;
@@ -551,7 +570,6 @@ static void session_begin(struct kvmi_server *srv, int rfd, int wfd)
 	srv->rfd = rfd;
 	srv->wfd = wfd;
 	srv->ev_seq = 0;
-	srv->in_start = srv->in_end = 0;
 	srv->replies_enabled = true;
 	srv->error_events = false;
 	atomic_store(&srv->vm_events, 0);
@@ -593,49 +611,164 @@ static void session_end(struct kvmi_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+/* ---- reading the tool's stream --------------------------------------- */
+
 /*
- * Exactly len bytes of the tool's stream, through srv->inbuf: one read()
- * takes whatever has arrived, so pipelined requests cost one system call
- * for many messages.  -ECONNRESET at EOF.
+ * Who reads: the introspection thread, and vCPU threads that wait for the
+ * reply to their own event (events.c).  A sleeper in poll() on the socket
+ * makes every write of the tool pay for waking it, and the reply then
+ * needs one more wake-up to reach the vCPU; a vCPU that reads the socket
+ * itself, spinning for a short while (KVMI_SPIN_US), gets its reply a few
+ * microseconds after the tool wrote it.  While such vCPUs read
+ * (vcpu_readers > 0) the introspection thread parks on kick_fd with a
+ * short timeout instead of polling the socket.  A vCPU only takes event
+ * replies off the head of the stream: at anything else it stops and kicks
+ * the introspection thread, which dispatches in stream order, so commands
+ * a tool sent before a reply still run before it.
  */
-static int read_stream(struct kvmi_server *srv, int fd, void *dst, size_t len)
+
+/* How long the introspection thread stays off the socket per look while
+ * vCPUs read it themselves. */
+#define RX_PARK_MS 1
+
+bool ks_rx_head(struct kvmi_server *srv, struct kvmi_msg_hdr *hdr, const uint8_t **payload)
 {
-	uint8_t *out = dst;
+	size_t have = srv->in_end - srv->in_start;
 
-	while (len) {
-		size_t have = srv->in_end - srv->in_start, n;
+	if (have < sizeof(*hdr))
+		return false;
+	memcpy(hdr, srv->inbuf + srv->in_start, sizeof(*hdr));
+	if (hdr->size > KVMI_MSG_SIZE || have < sizeof(*hdr) + hdr->size)
+		return false;
+	*payload = srv->inbuf + srv->in_start + sizeof(*hdr);
+	return true;
+}
 
-		if (!have) {
-			ssize_t r = read(fd, srv->inbuf, sizeof(srv->inbuf));
+void ks_rx_consume(struct kvmi_server *srv, size_t n)
+{
+	srv->in_start += n;
+	if (srv->in_start == srv->in_end)
+		srv->in_start = srv->in_end = 0;
+}
 
-			if (r == 0)
-				return -ECONNRESET;
-			if (r < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno == EAGAIN || errno == EWOULDBLOCK) {
-					/* a non-blocking descriptor: wait for data */
-					int err = ks_read_full(fd, srv->inbuf, 1, -1);
+ssize_t ks_rx_fill(struct kvmi_server *srv, int fd)
+{
+	size_t room;
+	ssize_t n;
 
-					if (err)
-						return err;
-					srv->in_start = 0;
-					srv->in_end = 1;
-					continue;
-				}
-				return -errno;
+	/* Room for at least one whole message after what is pending. */
+	room = sizeof(srv->inbuf) - srv->in_end;
+	if (room < sizeof(struct kvmi_msg_hdr) + KVMI_MSG_SIZE && srv->in_start) {
+		memmove(srv->inbuf, srv->inbuf + srv->in_start, srv->in_end - srv->in_start);
+		srv->in_end -= srv->in_start;
+		srv->in_start = 0;
+		room = sizeof(srv->inbuf) - srv->in_end;
+	}
+	if (!room)
+		return -ENOBUFS;
+	for (;;) {
+		if (srv->rx_socket) {
+			n = recv(fd, srv->inbuf + srv->in_end, room, MSG_DONTWAIT);
+		} else {
+			/* A pipe (tests, fuzzing): read only what poll() saw. */
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+
+			n = poll(&p, 1, 0);
+			if (n == 0)
+				return -EAGAIN;
+			if (n > 0)
+				n = read(fd, srv->inbuf + srv->in_end, room);
+		}
+		if (n >= 0)
+			break;
+		if (errno != EINTR)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	}
+	srv->in_end += (size_t)n;
+	return n;
+}
+
+void ks_kick_intro(struct kvmi_server *srv)
+{
+	uint64_t one = 1;
+	ssize_t n = write(srv->kick_fd, &one, sizeof(one));
+
+	(void)n;
+}
+
+static void drain_kick(struct kvmi_server *srv)
+{
+	uint64_t v;
+	ssize_t n = read(srv->kick_fd, &v, sizeof(v));
+
+	(void)n;
+}
+
+/*
+ * Introspection thread: the next complete message, copied into rbuf and
+ * returned with rx_lock held (the caller dispatches, then unlocks).
+ * 1 with a message, 0 at EOF between messages, -errno.
+ */
+static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hdr)
+{
+	const uint8_t *payload;
+	ssize_t n;
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = fd, .events = POLLIN },
+			{ .fd = srv->kick_fd, .events = POLLIN },
+		};
+
+		pthread_mutex_lock(&srv->rx_lock);
+		if (ks_rx_head(srv, hdr, &payload)) {
+			memcpy(srv->rbuf, payload, hdr->size);
+			/* Zeroed tail: small fixed reads past hdr.size see zeros. */
+			memset(srv->rbuf + hdr->size, 0, sizeof(srv->rbuf) - hdr->size);
+			ks_rx_consume(srv, sizeof(*hdr) + hdr->size);
+			return 1;
+		}
+		if (srv->in_end - srv->in_start >= sizeof(*hdr)) {
+			memcpy(hdr, srv->inbuf + srv->in_start, sizeof(*hdr));
+			if (hdr->size > KVMI_MSG_SIZE) {
+				pthread_mutex_unlock(&srv->rx_lock);
+				ks_log(srv, KVMI_SRV_LOG_WARN, "message %u of %u bytes exceeds %u; closing",
+				       hdr->id, hdr->size, KVMI_MSG_SIZE);
+				return -EPROTO;
 			}
-			srv->in_start = 0;
-			srv->in_end = (size_t)r;
+		}
+		if (atomic_load(&srv->vcpu_readers)) {
+			/* A vCPU reads; it kicks us when it meets something
+			 * else than a reply, or stops reading. */
+			pthread_mutex_unlock(&srv->rx_lock);
+			if (poll(&p[1], 1, RX_PARK_MS) > 0)
+				drain_kick(srv);
 			continue;
 		}
-		n = have < len ? have : len;
-		memcpy(out, srv->inbuf + srv->in_start, n);
-		srv->in_start += n;
-		out += n;
-		len -= n;
+		n = ks_rx_fill(srv, fd);
+		if (srv->rx_proto_error) {
+			/* a vCPU met a bad reply and closed (events.c) */
+			pthread_mutex_unlock(&srv->rx_lock);
+			return -EPROTO;
+		}
+		if (n == 0 && srv->in_end != srv->in_start) {
+			pthread_mutex_unlock(&srv->rx_lock);
+			ks_log(srv, KVMI_SRV_LOG_WARN, "truncated message (%zu bytes at the end); closing",
+			       srv->in_end - srv->in_start);
+			return -EPROTO;
+		}
+		pthread_mutex_unlock(&srv->rx_lock);
+		if (n > 0)
+			continue;
+		if (n == 0)
+			return 0;
+		if (n != -EAGAIN)
+			return (int)n;
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return -errno;
+		if (p[1].revents & POLLIN)
+			drain_kick(srv);
 	}
-	return 0;
 }
 
 int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
@@ -654,28 +787,14 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 		struct kvmi_msg_hdr hdr;
 		int err;
 
-		err = read_stream(srv, rfd, &hdr, sizeof(hdr));
-		if (err) {
+		err = next_message(srv, rfd, &hdr);
+		if (err <= 0) {
 			/* EOF between messages is the tool's normal goodbye. */
 			ret = err == -ECONNRESET ? 0 : err;
 			break;
 		}
-		if (hdr.size > KVMI_MSG_SIZE) {
-			ks_log(srv, KVMI_SRV_LOG_WARN, "message %u of %u bytes exceeds %u; closing",
-				 hdr.id, hdr.size, KVMI_MSG_SIZE);
-			ret = -EPROTO;
-			break;
-		}
-		err = read_stream(srv, rfd, srv->rbuf, hdr.size);
-		if (err) {
-			ks_log(srv, KVMI_SRV_LOG_WARN, "truncated message %u (%s); closing",
-				 hdr.id, strerror(-err));
-			ret = -EPROTO;
-			break;
-		}
-		/* Zeroed tail: small fixed reads past hdr.size see zeros. */
-		memset(srv->rbuf + hdr.size, 0, sizeof(srv->rbuf) - hdr.size);
 		err = dispatch(srv, &hdr, srv->rbuf);
+		pthread_mutex_unlock(&srv->rx_lock);
 		if (err == KVMI_CLOSE) {
 			ret = -EPROTO;
 			break;
