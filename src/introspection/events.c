@@ -204,6 +204,9 @@ static bool take_replies(struct kvmi_server *srv, uint64_t session)
  * Spins for the reply, reading the stream itself (see server.c), for at
  * most the KVMI_SPIN_US budget.  True when the reply is there; false to
  * fall back to the sleeping wait, with the introspection thread reading.
+ * Bytes this vCPU read but did not act upon (a command behind the reply,
+ * say) are the introspection thread's: it is kicked, as it may sleep in
+ * poll() on a socket that no longer has them.
  */
 static bool spin_for_reply(struct kvmi_server *srv, struct kvmi_vcpu_state *v, uint64_t session,
 			   uint64_t budget_ns)
@@ -222,8 +225,10 @@ static bool spin_for_reply(struct kvmi_server *srv, struct kvmi_vcpu_state *v, u
 		if (pthread_mutex_trylock(&srv->rx_lock) == 0) {
 			handover = take_replies(srv, session);
 			pthread_mutex_unlock(&srv->rx_lock);
-			if (handover)
+			if (handover) {
+				ks_kick_intro(srv);
 				break;
+			}
 			continue;       /* look at the state again first */
 		}
 #if defined(__x86_64__) || defined(__i386__)
@@ -235,6 +240,13 @@ static bool spin_for_reply(struct kvmi_server *srv, struct kvmi_vcpu_state *v, u
 	pthread_mutex_lock(&srv->lock);
 	done = reply_ready_locked(v);
 	pthread_mutex_unlock(&srv->lock);
+	if (!handover) {
+		pthread_mutex_lock(&srv->rx_lock);
+		handover = srv->in_end != srv->in_start;
+		pthread_mutex_unlock(&srv->rx_lock);
+		if (handover)
+			ks_kick_intro(srv);
+	}
 	return done;
 }
 
@@ -308,9 +320,9 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	if (direct) {
 		bool got = !err && spin_for_reply(srv, v, session, spin_ns);
 
-		atomic_fetch_sub(&srv->vcpu_readers, 1);
-		/* Not there yet: the introspection thread reads from now on. */
-		if (!got)
+		/* Not there yet: the introspection thread reads from now on
+		 * (and wakes up from its park within RX_PARK_MS anyway). */
+		if (atomic_fetch_sub(&srv->vcpu_readers, 1) == 1 && !got)
 			ks_kick_intro(srv);
 	}
 	if (err)

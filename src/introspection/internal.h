@@ -122,6 +122,16 @@ struct kvmi_server {
 	atomic_uint_least64_t vm_events;
 
 	pthread_mutex_t send_lock;      /* one whole message at a time */
+	/*
+	 * Replies the introspection thread makes while more requests wait in
+	 * inbuf (pipelined READ_PHYSICAL, say) are gathered here and written
+	 * with one system call when the batch ends; any other writer sends
+	 * them first.  Under send_lock.
+	 */
+	uint8_t *out;
+	size_t out_len;
+	bool corked;                    /* introspection thread's replies go to out */
+	pthread_t cork_thread;
 
 	struct kvmi_vcpu_state *vcpus;  /* cfg.max_vcpus */
 

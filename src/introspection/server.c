@@ -22,6 +22,9 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 
+/* Gathered replies of one batch of pipelined requests (see srv->out). */
+#define OUT_SIZE (256 * 1024)
+
 struct kvmi_vcpu_job {
 	struct kvmi_cmd cmd;
 	size_t size;
@@ -108,9 +111,11 @@ int kvmi_server_create(const struct kvmi_server_config *cfg, struct kvmi_server 
 		err = -errno;
 		goto err_vcpus;
 	}
-	srv->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	srv->out = malloc(OUT_SIZE);
+	srv->kick_fd = srv->out ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
 	if (srv->kick_fd < 0) {
-		err = -errno;
+		err = srv->out ? -errno : -ENOMEM;
+		free(srv->out);
 		close(srv->stop_pipe[0]);
 		close(srv->stop_pipe[1]);
 		goto err_vcpus;
@@ -144,6 +149,7 @@ void kvmi_server_destroy(struct kvmi_server *srv)
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->rx_lock);
 	close(srv->kick_fd);
+	free(srv->out);
 	close(srv->stop_pipe[0]);
 	close(srv->stop_pipe[1]);
 	free(srv->vcpus);
@@ -275,9 +281,48 @@ static int write_iov(struct kvmi_server *srv, int fd, struct iovec *iov, int cnt
 	return 0;
 }
 
+/* send_lock held: writes the gathered replies. */
+static int flush_out_locked(struct kvmi_server *srv, int fd)
+{
+	struct iovec iov = { .iov_base = srv->out, .iov_len = srv->out_len };
+	int err;
+
+	if (!srv->out_len)
+		return 0;
+	err = write_iov(srv, fd, &iov, 1, -1);
+	srv->out_len = 0;
+	return err;
+}
+
+/* Introspection thread: gather replies (on) or write them now (off). */
+static void set_cork(struct kvmi_server *srv, bool on)
+{
+	uint64_t session;
+	int fd, err = 0;
+
+	pthread_mutex_lock(&srv->send_lock);
+	srv->corked = on;
+	srv->cork_thread = pthread_self();
+	if (!on && srv->out_len) {
+		pthread_mutex_lock(&srv->lock);
+		fd = srv->connected ? srv->wfd : -1;
+		session = srv->session;
+		pthread_mutex_unlock(&srv->lock);
+		if (fd >= 0)
+			err = flush_out_locked(srv, fd);
+		srv->out_len = 0;
+	}
+	pthread_mutex_unlock(&srv->send_lock);
+	if (err) {
+		ks_log(srv, KVMI_SRV_LOG_WARN, "send failed (%s); dropping the tool", strerror(-err));
+		ks_drop_connection(srv, session);
+	}
+}
+
 static int send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg_hdr *hdr,
 		    const void *p1, size_t l1, const void *p2, size_t l2, int pass_fd)
 {
+	size_t total = sizeof(*hdr) + l1 + l2;
 	struct iovec iov[3];
 	int cnt = 0, fd, err;
 
@@ -301,7 +346,25 @@ static int send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi
 	}
 	fd = srv->wfd;
 	pthread_mutex_unlock(&srv->lock);
-	err = write_iov(srv, fd, iov, cnt, pass_fd);
+	if (srv->corked && pass_fd < 0 && pthread_equal(srv->cork_thread, pthread_self())) {
+		err = 0;
+		if (srv->out_len + total > OUT_SIZE)
+			err = flush_out_locked(srv, fd);
+		if (!err) {
+			memcpy(srv->out + srv->out_len, hdr, sizeof(*hdr));
+			if (l1)
+				memcpy(srv->out + srv->out_len + sizeof(*hdr), p1, l1);
+			if (l2)
+				memcpy(srv->out + srv->out_len + sizeof(*hdr) + l1, p2, l2);
+			srv->out_len += total;
+		}
+	} else {
+		/* Whatever was gathered goes first: the wire keeps the order
+		 * in which messages were made. */
+		err = flush_out_locked(srv, fd);
+		if (!err)
+			err = write_iov(srv, fd, iov, cnt, pass_fd);
+	}
 	pthread_mutex_unlock(&srv->send_lock);
 	if (err) {
 		ks_log(srv, KVMI_SRV_LOG_WARN, "send failed (%s); dropping the tool", strerror(-err));
@@ -709,9 +772,10 @@ static void drain_kick(struct kvmi_server *srv)
  * returned with rx_lock held (the caller dispatches, then unlocks).
  * 1 with a message, 0 at EOF between messages, -errno.
  */
-static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hdr)
+static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hdr, bool *more)
 {
 	const uint8_t *payload;
+	struct kvmi_msg_hdr next;
 	ssize_t n;
 
 	for (;;) {
@@ -726,6 +790,7 @@ static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hd
 			/* Zeroed tail: small fixed reads past hdr.size see zeros. */
 			memset(srv->rbuf + hdr->size, 0, sizeof(srv->rbuf) - hdr->size);
 			ks_rx_consume(srv, sizeof(*hdr) + hdr->size);
+			*more = ks_rx_head(srv, &next, &payload);
 			return 1;
 		}
 		if (srv->in_end - srv->in_start >= sizeof(*hdr)) {
@@ -785,16 +850,22 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 	pthread_mutex_unlock(&srv->lock);
 	for (;;) {
 		struct kvmi_msg_hdr hdr;
+		bool more = false;
 		int err;
 
-		err = next_message(srv, rfd, &hdr);
+		err = next_message(srv, rfd, &hdr, &more);
 		if (err <= 0) {
 			/* EOF between messages is the tool's normal goodbye. */
 			ret = err == -ECONNRESET ? 0 : err;
 			break;
 		}
+		/* Replies to a batch of requests go out together. */
+		if (more)
+			set_cork(srv, true);
 		err = dispatch(srv, &hdr, srv->rbuf);
 		pthread_mutex_unlock(&srv->rx_lock);
+		if (!more)
+			set_cork(srv, false);
 		if (err == KVMI_CLOSE) {
 			ret = -EPROTO;
 			break;
@@ -810,6 +881,7 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 		if (err)
 			break;
 	}
+	set_cork(srv, false);
 	session_end(srv);
 	return ret;
 }
