@@ -22,6 +22,8 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 
+#include "../common/spin_wait.h"
+
 /* Gathered replies of one batch of pipelined requests (see srv->out). */
 #define OUT_SIZE (256 * 1024)
 
@@ -774,6 +776,10 @@ static void drain_kick(struct kvmi_server *srv)
  */
 static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hdr, bool *more)
 {
+	/* A tool that sends one command after another (reads of guest
+	 * memory, say) sends the next within microseconds of a reply: look
+	 * for it without sleeping for a while (KVMI_SPIN_US) after each. */
+	uint64_t spin_end = srv->rx_socket ? kvmi_spin_now_ns() + kvmi_spin_budget_ns() : 0;
 	const uint8_t *payload;
 	struct kvmi_msg_hdr next;
 	ssize_t n;
@@ -829,6 +835,12 @@ static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hd
 			return 0;
 		if (n != -EAGAIN)
 			return (int)n;
+		if (spin_end && kvmi_spin_now_ns() < spin_end) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+			continue;
+		}
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			return -errno;
 		if (p[1].revents & POLLIN)
