@@ -55,6 +55,10 @@ struct intro_vcpu {
 	bool exec_tf;               /* the guest's own RFLAGS.TF before the step */
 	uint64_t failed_rip;        /* an emulation failure not ours, retried once */
 	struct kvm_segment exec_cs, exec_ss; /* ... and its CS/SS (see undo_db_delivery) */
+	/* The event header, read ahead by a hook that needed part of it (the
+	 * MSR hook: the old value); the next event takes it. */
+	bool arch_cached;
+	struct kvmi_event_arch arch_cache;
 };
 
 struct kvmi_backend {
@@ -213,6 +217,13 @@ static void be_wake_vcpu(struct kvmi_backend *b, unsigned idx)
 
 static int be_get_event_arch(struct kvmi_backend *b, unsigned idx, struct kvmi_event_arch *arch)
 {
+	struct intro_vcpu *iv = &b->vcpus[idx];
+
+	if (iv->arch_cached) {
+		iv->arch_cached = false;
+		*arch = iv->arch_cache;
+		return 0;
+	}
 	return kvmi_vcpu_fill_event_arch(vcpu_of(b, idx), arch);
 }
 
@@ -1244,17 +1255,28 @@ static void hook_wrmsr(void *opaque, struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	struct kvmi_event_msr ev = { .msr = run->msr.index, .new_value = run->msr.data };
 	struct kvmi_event_msr_reply rpl = { .new_val = run->msr.data };
+	struct intro_vcpu *iv = &b->vcpus[vcpu->id];
 	struct kvmi_event_result res;
 	uint64_t value = run->msr.data;
-	bool controlled;
+	bool controlled, have_old = false;
 
 	pthread_mutex_lock(&b->msr_lock);
-	controlled = msr_controlled(&b->vcpus[vcpu->id], run->msr.index);
+	controlled = msr_controlled(iv, run->msr.index);
 	pthread_mutex_unlock(&b->msr_lock);
+	/* The event header carries the usual MSRs: one KVM_GET_MSRS gives
+	 * both it and the old value (each ioctl counts on the event path). */
+	if (controlled && kvmi_vcpu_event_enabled(b->srv, vcpu->id, KVMI_EVENT_MSR) &&
+	    kvmi_vcpu_fill_event_arch(vcpu, &iv->arch_cache) == 0) {
+		iv->arch_cached = true;
+		have_old = kvmi_event_arch_msr(&iv->arch_cache, run->msr.index, &ev.old_value);
+	}
+	if (controlled && !have_old)
+		have_old = kvmi_vcpu_get_msr(vcpu, run->msr.index, &ev.old_value) == 0;
 	/* Events come only for writes that change the value. */
-	if (controlled && kvmi_vcpu_get_msr(vcpu, run->msr.index, &ev.old_value) == 0 && ev.old_value != value &&
+	if (have_old && ev.old_value != value &&
 	    kvmi_vcpu_event(b->srv, vcpu->id, KVMI_EVENT_MSR, &ev, sizeof(ev), &rpl, sizeof(rpl), &res) == 0 &&
 	    res.delivered) {
+		iv->arch_cached = false;
 		if (res.action == KVMI_EVENT_ACTION_CRASH) {
 			handle_action(b, vcpu, "MSR", &res);
 			run->msr.error = 0;
@@ -1262,6 +1284,7 @@ static void hook_wrmsr(void *opaque, struct vcpu *vcpu)
 		}
 		value = rpl.new_val;
 	}
+	iv->arch_cached = false;
 	run->msr.error = kvmi_vcpu_set_msr(vcpu, run->msr.index, value) ? 1 : 0;
 }
 

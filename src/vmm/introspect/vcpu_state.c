@@ -140,6 +140,23 @@ int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch)
 	return 0;
 }
 
+/* The value of MSR @index if the event header carries it. */
+bool kvmi_event_arch_msr(const struct kvmi_event_arch *a, uint32_t index, uint64_t *value)
+{
+	switch (index) {
+	case MSR_IA32_SYSENTER_CS:  *value = a->msrs.sysenter_cs; return true;
+	case MSR_IA32_SYSENTER_ESP: *value = a->msrs.sysenter_esp; return true;
+	case MSR_IA32_SYSENTER_EIP: *value = a->msrs.sysenter_eip; return true;
+	case MSR_EFER:              *value = a->msrs.efer; return true;
+	case MSR_STAR:              *value = a->msrs.star; return true;
+	case MSR_LSTAR:             *value = a->msrs.lstar; return true;
+	case MSR_CSTAR:             *value = a->msrs.cstar; return true;
+	case MSR_IA32_CR_PAT:       *value = a->msrs.pat; return true;
+	case MSR_KERNEL_GS_BASE:    *value = a->msrs.shadow_gs; return true;
+	default:                    return false;
+	}
+}
+
 int kvmi_vcpu_get_registers(struct vcpu *vcpu, uint32_t *mode, struct kvmi_x86_regs *regs,
 			    struct kvmi_x86_sregs *sregs, struct kvmi_x86_msr_entry *msrs, unsigned nmsrs)
 {

@@ -20,6 +20,8 @@ unsigned kvmi_cpu_mode(const struct kvmi_x86_sregs *sregs);
 
 /* The common part of every event: regs, sregs, the nine MSRs, mode, view. */
 int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch);
+/* The value of MSR @index, when the event header carries it. */
+bool kvmi_event_arch_msr(const struct kvmi_event_arch *a, uint32_t index, uint64_t *value);
 
 /* GET_REGISTERS: msrs[i].data is read for every msrs[i].index. */
 int kvmi_vcpu_get_registers(struct vcpu *vcpu, uint32_t *mode, struct kvmi_x86_regs *regs,
