@@ -545,6 +545,72 @@ static void test_stuck_tool(void)
 	fake_destroy(&fake);
 }
 
+
+/*
+ * The vCPU that waits reads its reply off the socket itself (KVMI_SPIN_US):
+ * a command that came in the same read, right behind the reply, must still
+ * reach the introspection thread, and every reply of a pipelined batch
+ * must come back, in order.
+ */
+static void test_reply_and_command_in_one_write(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	struct ev_thread t;
+	struct kvmi_event_cr_reply r = { .new_val = 0x2000 };
+	int lost = 0, wrong = 0, rounds = 200;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	tap_ok(enable(&h, 1, KVMI_EVENT_CR, true) == 0, "CONTROL_EVENTS(CR) on vCPU 1");
+	for (int i = 0; i < rounds; i++) {
+		uint8_t buf[2 * sizeof(struct kvmi_msg_hdr) + 16 + sizeof(r)];
+		struct kvmi_msg_hdr rh = { .id = KVMI_EVENT_REPLY, .size = 16 + sizeof(r) };
+		struct kvmi_msg_hdr ch = { .id = KVMI_GET_VERSION, .size = 0, .seq = 0x7000 + (uint32_t)i };
+		struct kvmi_vcpu_hdr vh = { .vcpu = 1 };
+		struct kvmi_event_reply er = { .action = KVMI_EVENT_ACTION_CONTINUE, .event = KVMI_EVENT_CR };
+		struct kvmi_msg_hdr got;
+		uint8_t payload[65536];
+		size_t n = 0;
+
+		rh.seq = cr_event(&h, &t);
+		memcpy(buf + n, &rh, sizeof(rh)); n += sizeof(rh);
+		memcpy(buf + n, &vh, sizeof(vh)); n += sizeof(vh);
+		memcpy(buf + n, &er, sizeof(er)); n += sizeof(er);
+		memcpy(buf + n, &r, sizeof(r)); n += sizeof(r);
+		memcpy(buf + n, &ch, sizeof(ch)); n += sizeof(ch);
+		h_send(&h, buf, n);
+		ev_join(&t);
+		if (!t.res.delivered)
+			wrong++;
+		if (h_recv(&h, &got, payload) || got.id != KVMI_GET_VERSION || got.seq != ch.seq) {
+			lost++;
+			break;
+		}
+	}
+	tap_ok(!wrong, "reply + command in one write, %d times: every reply reached its vCPU", rounds);
+	tap_ok(!lost, "  ... and every command behind a reply was answered");
+
+	/* 300 commands in one write: 300 replies, in order. */
+	{
+		enum { N = 300 };
+		struct kvmi_msg_hdr hs[N], got;
+		uint8_t payload[65536];
+		bool in_order = true;
+
+		for (int i = 0; i < N; i++)
+			hs[i] = (struct kvmi_msg_hdr){ .id = KVMI_GET_VERSION, .seq = 0x9000 + (uint32_t)i };
+		h_send(&h, hs, sizeof(hs));
+		for (int i = 0; i < N && in_order; i++)
+			in_order = h_recv(&h, &got, payload) == 0 && got.id == KVMI_GET_VERSION &&
+				   got.seq == 0x9000u + (uint32_t)i;
+		tap_ok(in_order, "%d pipelined commands in one write: %d replies, in order", N, N);
+		tap_ok(h_sync(&h), "  ... and nothing else");
+	}
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
 int main(void)
 {
 	test_basic_reply();
@@ -553,6 +619,7 @@ int main(void)
 	test_disconnect_mid_event();
 	test_threaded();
 	test_pauses();
+	test_reply_and_command_in_one_write();
 	test_unhook_and_vm_events();
 	test_trap_policy();
 	test_stop();
