@@ -6,8 +6,10 @@
  * that sleeps on a condition variable then costs a scheduler wake-up (more
  * when it crosses CPUs).  Waiters may spin on a change counter for a short
  * budget first.  KVMI_SPIN_US in the environment sets the budget in
- * microseconds (0..100000; 0, the default, never spins).  Header-only: each
- * component keeps its own copy of the cached setting.
+ * microseconds (0..100000; 0 never spins); the default is 50 where two or
+ * more CPUs are online and 0 on a single CPU, where a spinner would only
+ * keep the thread it waits for off the CPU.  Header-only: each component
+ * keeps its own copy of the cached setting.
  */
 #ifndef KVMI_COMMON_SPIN_WAIT_H
 #define KVMI_COMMON_SPIN_WAIT_H
@@ -16,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KVMI_SPIN_DEFAULT_US 50
 
@@ -36,10 +39,11 @@ static inline uint64_t kvmi_spin_budget_ns(void)
 	if (v < 0) {
 		const char *env = getenv("KVMI_SPIN_US");
 		char *end = NULL;
-		long us = env ? strtol(env, &end, 10) : KVMI_SPIN_DEFAULT_US;
+		long dflt = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? KVMI_SPIN_DEFAULT_US : 0;
+		long us = env ? strtol(env, &end, 10) : dflt;
 
 		if (env && (!end || *end || us < 0 || us > 100000))
-			us = KVMI_SPIN_DEFAULT_US;
+			us = dflt;
 		v = (long long)us * 1000;
 		atomic_store_explicit(&cached, v, memory_order_relaxed);
 	}
