@@ -14,6 +14,7 @@
 #ifndef KVMI_COMMON_SPIN_WAIT_H
 #define KVMI_COMMON_SPIN_WAIT_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +51,21 @@ static inline uint64_t kvmi_spin_budget_ns(void)
 	return (uint64_t)v;
 }
 
+/*
+ * One turn of a spin loop (i counts the turns from 1): a pause, and every
+ * 64th turn a sched_yield() so that a thread this one waits for gets the
+ * CPU when there are more runnable threads than CPUs (4 vCPUs and a tool
+ * on 2 CPUs, say).
+ */
+static inline void kvmi_spin_relax(unsigned i)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+	if (!(i & 63))
+		sched_yield();
+}
+
 /* Spins while *v == start, for at most budget_ns. */
 static inline void kvmi_spin_while_equal(const atomic_uint *v, unsigned start, uint64_t budget_ns)
 {
@@ -58,9 +74,7 @@ static inline void kvmi_spin_while_equal(const atomic_uint *v, unsigned start, u
 	for (unsigned i = 1;; i++) {
 		if (atomic_load_explicit(v, memory_order_acquire) != start)
 			return;
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
+		kvmi_spin_relax(i);
 		if (!(i & 63) && kvmi_spin_now_ns() >= end)
 			return;
 	}

@@ -229,12 +229,11 @@ static bool spin_for_reply(struct kvmi_server *srv, struct kvmi_vcpu_state *v, u
 				ks_kick_intro(srv);
 				break;
 			}
-			continue;       /* look at the state again first */
 		}
-#if defined(__x86_64__) || defined(__i386__)
-		__builtin_ia32_pause();
-#endif
-		if (!(i & 15) && kvmi_spin_now_ns() >= end)
+		/* each turn makes a system call: yield more often than
+		 * kvmi_spin_relax() would */
+		kvmi_spin_relax(i * 8);
+		if (kvmi_spin_now_ns() >= end)
 			break;
 	}
 	pthread_mutex_lock(&srv->lock);

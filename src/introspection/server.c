@@ -782,6 +782,7 @@ static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hd
 	uint64_t spin_end = srv->rx_socket ? kvmi_spin_now_ns() + kvmi_spin_budget_ns() : 0;
 	const uint8_t *payload;
 	struct kvmi_msg_hdr next;
+	unsigned spins = 0;
 	ssize_t n;
 
 	for (;;) {
@@ -836,9 +837,7 @@ static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hd
 		if (n != -EAGAIN)
 			return (int)n;
 		if (spin_end && kvmi_spin_now_ns() < spin_end) {
-#if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
-#endif
+			kvmi_spin_relax(++spins);
 			continue;
 		}
 		if (poll(p, 2, -1) < 0 && errno != EINTR)

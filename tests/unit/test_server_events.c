@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static int enable(struct harness *h, unsigned vcpu, unsigned event, bool on)
@@ -611,6 +612,36 @@ static void test_reply_and_command_in_one_write(void)
 	fake_destroy(&fake);
 }
 
+/* A vCPU whose reply is late stops spinning on the socket (KVMI_SPIN_US,
+ * 50 µs by default) and sleeps in the backend's wait; the reply, 30 ms
+ * later, still reaches it through the introspection thread. */
+static void test_late_reply_sleeps(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	struct ev_thread t;
+	struct timespec ts = { 0, 30 * 1000000 };
+	struct kvmi_event ev;
+	uint32_t seq;
+
+	fake_init(&fake);
+	fake_make_threaded(&fake);
+	h_start(&h, &fake, NULL);
+	ev_start(&t, h.srv, 1, KVMI_EVENT_PAUSE_VCPU, NULL, 0, 0);
+	seq = h_read_event(&h, &ev, NULL, NULL);
+	tap_ok(seq && ev.event == KVMI_EVENT_PAUSE_VCPU, "late reply: a PAUSE_VCPU event");
+	nanosleep(&ts, NULL);
+	tap_ok(atomic_load(&fake.wait_reply_calls) == 1,
+	       "  ... after 30 ms without a reply the vCPU sleeps in the backend's wait");
+	h_event_reply(&h, seq, 1, KVMI_EVENT_ACTION_CONTINUE, KVMI_EVENT_PAUSE_VCPU, NULL, 0);
+	ev_join(&t);
+	tap_ok(t.ret == 0 && t.res.delivered && t.res.action == KVMI_EVENT_ACTION_CONTINUE,
+	       "  ... and the reply still reaches it");
+	tap_ok(h_sync(&h), "  ... the connection stays in step");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
 int main(void)
 {
 	test_basic_reply();
@@ -620,6 +651,7 @@ int main(void)
 	test_threaded();
 	test_pauses();
 	test_reply_and_command_in_one_write();
+	test_late_reply_sleeps();
 	test_unhook_and_vm_events();
 	test_trap_policy();
 	test_stop();

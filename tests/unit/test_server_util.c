@@ -508,6 +508,7 @@ unsigned fake_pending_jobs(struct kvmi_backend *b, unsigned vcpu)
 
 static int f_wait_reply(struct kvmi_backend *b, unsigned vcpu, bool (*done)(void *), void *ctx)
 {
+	atomic_fetch_add(&b->wait_reply_calls, 1);
 	for (;;) {
 		fake_run_jobs(b, vcpu);
 		if (done(ctx))

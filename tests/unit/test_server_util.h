@@ -11,6 +11,7 @@
 #include "introspection.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,7 @@ struct kvmi_backend {
 	struct fake_call calls[FAKE_MAX_CALLS];
 	unsigned ncalls;
 	unsigned total_calls;            /* not capped at FAKE_MAX_CALLS */
+	atomic_uint wait_reply_calls;    /* threaded mode: sleeping waits begun */
 	/* threaded mode: jobs wait in per-vCPU queues (like the VMM) */
 	bool threaded;
 	struct fake_job *jobs[FAKE_MAX_VCPUS];
