@@ -439,12 +439,32 @@ static void events_config(unsigned nr_vcpus)
 	vmm_stop(&v);
 }
 
+/* Reads exactly len bytes; spin: recv(MSG_DONTWAIT) in a loop instead of
+ * sleeping in read(). */
+static bool ipc_read(int fd, char *buf, size_t len, bool spin)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t k = spin ? recv(fd, buf + got, len - got, MSG_DONTWAIT) :
+				   read(fd, buf + got, len - got);
+
+		if (k == 0 || (k < 0 && !(spin && (errno == EAGAIN || errno == EINTR))))
+			return false;
+		if (k > 0)
+			got += (size_t)k;
+	}
+	return true;
+}
+
 /*
  * The floor of any socket-based event path on this host: a 64-byte
- * ping-pong between two processes over an AF_UNIX stream socket with
- * blocking (sleeping) reads, as an event and its reply travel.
+ * ping-pong between two processes over an AF_UNIX stream socket, as an
+ * event and its reply travel; with sleeping reads (spin false), or with
+ * both sides polling the socket without sleeping, as kvmi's waits do for
+ * their first KVMI_SPIN_US.
  */
-static void ipc_baseline(void)
+static void ipc_baseline(bool spin)
 {
 	const unsigned n = 20000;
 	double *lat = xmalloc_d(n);
@@ -459,33 +479,29 @@ static void ipc_baseline(void)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
 		close(sv[0]);
-		for (;;) {
-			ssize_t k = read(sv[1], msg, sizeof(msg));
-
-			if (k <= 0 || write(sv[1], msg, (size_t)k) != k)
-				_exit(0);
-		}
+		while (ipc_read(sv[1], msg, sizeof(msg), spin) &&
+		       write(sv[1], msg, sizeof(msg)) == sizeof(msg))
+			;
+		_exit(0);
 	}
 	close(sv[1]);
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t t0 = now_ns();
-		size_t got = 0;
 
 		if (write(sv[0], msg, sizeof(msg)) != sizeof(msg))
 			die("ipc write: %s", strerror(errno));
-		while (got < sizeof(msg)) {
-			ssize_t k = read(sv[0], msg + got, sizeof(msg) - got);
-
-			if (k <= 0)
-				die("ipc read: %s", strerror(errno));
-			got += (size_t)k;
-		}
+		if (!ipc_read(sv[0], msg, sizeof(msg), spin))
+			die("ipc read: %s", strerror(errno));
 		lat[i] = (double)(now_ns() - t0) / 1e3;
 	}
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
-	result_samples("ipc_unix_rtt", "us", lat, n,
-		       "AF_UNIX 64-byte ping-pong between two processes, blocking reads (no VM)");
+	if (spin)
+		result_samples("ipc_unix_rtt_spin", "us", lat, n,
+			       "AF_UNIX 64-byte ping-pong between two processes, both polling without sleeping (no VM)");
+	else
+		result_samples("ipc_unix_rtt", "us", lat, n,
+			       "AF_UNIX 64-byte ping-pong between two processes, blocking reads (no VM)");
 	free(lat);
 }
 
@@ -541,7 +557,8 @@ static void condvar_baseline(void)
 static void bench_events(void)
 {
 	printf("host IPC baseline\n");
-	ipc_baseline();
+	ipc_baseline(false);
+	ipc_baseline(true);
 	condvar_baseline();
 	/* BENCH_EVENT_VCPUS: which configurations (default "1 2 4"). */
 	const char *which = getenv("BENCH_EVENT_VCPUS");

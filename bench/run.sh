@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 case "$build" in /*) ;; *) build="$(pwd)/$build" ;; esac
 qemu=${BENCH_QEMU:-qemu-system-x86_64}
-phases=${BENCH_PHASES:-events spin memory pagetrack quiet gdbstub}
+phases=${BENCH_PHASES:-events nospin memory pagetrack quiet gdbstub}
 
 kvmi_vm="$build/kvmi-vm"
 bench_kvmi="$build/bench/bench-kvmi"
@@ -60,10 +60,11 @@ run_phase() {       # name, time limit (s), command...
 
 echo "kvmi benchmarks (issue 5): build $build, results in $here"
 run_phase events    240 "$bench_kvmi" events "$kvmi_vm" "$guest" "$work"
-# The same event round trips with the waits spinning first (KVMI_SPIN_US),
-# one vCPU: figures with the suffix _spin.
-export KVMI_SPIN_US="${BENCH_SPIN_US:-100}" BENCH_EVENT_VCPUS=1 BENCH_ID_SUFFIX=_spin
-run_phase spin 120 "$bench_kvmi" events "$kvmi_vm" "$guest" "$work"
+# The same event round trips with every wait sleeping at once
+# (KVMI_SPIN_US=0 for kvmi-vm and the tool), one vCPU: figures with the
+# suffix _nospin.
+export KVMI_SPIN_US=0 BENCH_EVENT_VCPUS=1 BENCH_ID_SUFFIX=_nospin
+run_phase nospin 120 "$bench_kvmi" events "$kvmi_vm" "$guest" "$work"
 unset KVMI_SPIN_US BENCH_EVENT_VCPUS BENCH_ID_SUFFIX
 run_phase memory    180 "$bench_kvmi" memory "$kvmi_vm" "$guest" "$work"
 run_phase pagetrack 180 "$bench_kvmi" pagetrack "$kvmi_vm" "$guest" "$work"
@@ -92,7 +93,7 @@ cp "$BENCH_OUT/results.tsv" "$here/results.tsv"
 # ------------------------------------------------------------------ RESULTS.md
 awk -F '\t' -v uname="$(uname -a)" -v cpu="$cpu" -v ncpu="$ncpu" -v mem="$mem" \
 	-v kernel="$(uname -r)" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v hyp="$hyp" \
-	-v qver="$qver" -v rev="$rev" -v elapsed="$elapsed" -v failed="$failed" -v spinus="${BENCH_SPIN_US:-100}" '
+	-v qver="$qver" -v rev="$rev" -v elapsed="$elapsed" -v failed="$failed" -v spinus="${KVMI_SPIN_US:-50}" '
 function has(id) { return (id in med) }
 function m(id) { return med[id] + 0 }
 function f(x) { return x >= 100 ? sprintf("%.0f", x) : x >= 10 ? sprintf("%.1f", x) : sprintf("%.2f", x) }
@@ -163,8 +164,8 @@ END {
 	cv = has("ipc_condvar_rtt") ? m("ipc_condvar_rtt") : 0
 	lb = (ipc >= 0 && has("floor_pio3_1v")) ? m("floor_pio3_1v") + ipc + cv : -1
 	evreason = sprintf("one sleeping AF_UNIX round trip between two processes costs %s µs here and one condition-variable round trip between two threads %s µs, so exit + the four hand-offs of the event path would be about %s µs for a ring-3 exit (%s×) before any processing; see §1", ipc < 0 ? "n/a" : f(ipc), cell("ipc_condvar_rtt"), lb < 0 ? "n/a" : f(lb), lb < 0 ? "n/a" : f(lb / m("floor_pio3_1v")))
-	if (has("event_pf_write_1v_spin"))
-		evreason = evreason sprintf("; with the waits spinning first (KVMI_SPIN_US=%s, same run): PAUSE_VCPU %s, pre-write PF %s, MSR %s, single-step %s", spinus, rf(ratio("event_pause_1v_spin", "floor_pio3_1v_spin")), rf(ratio("event_pf_write_1v_spin", "floor_pio3_1v_spin")), rf(ratio("event_msr_1v_spin", "floor_pio0_1v_spin")), rf(ratio("event_singlestep_1v_spin", "floor_pio0_1v_spin")))
+	if (has("event_pf_write_1v_nospin"))
+		evreason = evreason sprintf("; with every wait sleeping (KVMI_SPIN_US=0, same run): PAUSE_VCPU %s, pre-write PF %s, MSR %s, single-step %s", rf(ratio("event_pause_1v_nospin", "floor_pio3_1v_nospin")), rf(ratio("event_pf_write_1v_nospin", "floor_pio3_1v_nospin")), rf(ratio("event_msr_1v_nospin", "floor_pio0_1v_nospin")), rf(ratio("event_singlestep_1v_nospin", "floor_pio0_1v_nospin")))
 	verdict("event PAUSE_VCPU ≤ 2.0 × bare exit (ring-3 guest, 1 vCPU)", pf1, pf1 >= 0 && pf1 <= 2.0, evreason)
 	verdict("event pre-write PF ≤ 2.0 × bare exit (ring-3 guest, 1 vCPU)", pw1, pw1 >= 0 && pw1 <= 2.0, evreason)
 	verdict("event MSR write ≤ 2.0 × bare exit (ring-0 guest, 1 vCPU)", ms1, ms1 >= 0 && ms1 <= 2.0, evreason)
@@ -232,14 +233,14 @@ END {
 		evrow("breakpoint", "event_breakpoint_" v "v", v, "")
 		print "| ring-0 WRMSR, MSR not watched (no exit) | " v " | " row3("wrmsr0_unwatched_" v "v") " | | |"
 	}
-	if (has("event_pf_write_1v_spin")) {
-		print "| *waits spin first (KVMI_SPIN_US=" spinus "), second VM of the same run:* | | | | | | | |"
-		print "| bare port-I/O exit, ring 3 | 1 | " row3("floor_pio3_1v_spin") " | | |"
-		print "| bare port-I/O exit, ring 0 | 1 | " row3("floor_pio0_1v_spin") " | | |"
-		evrow("PAUSE_VCPU, spinning", "event_pause_1v_spin", 1, "floor_pio3_1v_spin")
-		evrow("pre-write PF, spinning", "event_pf_write_1v_spin", 1, "floor_pio3_1v_spin")
-		evrow("MSR write, spinning", "event_msr_1v_spin", 1, "floor_pio0_1v_spin")
-		evrow("single-step, spinning", "event_singlestep_1v_spin", 1, "floor_pio0_1v_spin")
+	if (has("event_pf_write_1v_nospin")) {
+		print "| *every wait sleeps (KVMI_SPIN_US=0), second VM of the same run:* | | | | | | | |"
+		print "| bare port-I/O exit, ring 3 | 1 | " row3("floor_pio3_1v_nospin") " | | |"
+		print "| bare port-I/O exit, ring 0 | 1 | " row3("floor_pio0_1v_nospin") " | | |"
+		evrow("PAUSE_VCPU, sleeping waits", "event_pause_1v_nospin", 1, "floor_pio3_1v_nospin")
+		evrow("pre-write PF, sleeping waits", "event_pf_write_1v_nospin", 1, "floor_pio3_1v_nospin")
+		evrow("MSR write, sleeping waits", "event_msr_1v_nospin", 1, "floor_pio0_1v_nospin")
+		evrow("single-step, sleeping waits", "event_singlestep_1v_nospin", 1, "floor_pio0_1v_nospin")
 	}
 	print ""
 	print "References without a VM: " note["ipc_unix_rtt"] ": median " cell("ipc_unix_rtt") " µs, p99 " (has("ipc_unix_rtt") ? f(p99["ipc_unix_rtt"]) : "n/a") " µs; " note["ipc_condvar_rtt"] ": median " cell("ipc_condvar_rtt") " µs, p99 " (has("ipc_condvar_rtt") ? f(p99["ipc_condvar_rtt"]) : "n/a") " µs."
