@@ -16,6 +16,7 @@
 
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -49,6 +50,37 @@ static inline uint64_t kvmi_spin_budget_ns(void)
 		atomic_store_explicit(&cached, v, memory_order_relaxed);
 	}
 	return (uint64_t)v;
+}
+
+/*
+ * How many threads of one component may spin at once: one less than the
+ * online CPUs (at least one), so that with more waiters than CPUs (4 vCPUs
+ * on 2 CPUs) the thread that will answer still finds a CPU.  Callers
+ * count their spinners in an atomic and sleep at once when it is full.
+ */
+static inline unsigned kvmi_spin_slots(void)
+{
+	static atomic_int cached;
+	int n = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (!n) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = cpus > 2 ? (int)cpus - 1 : 1;
+		atomic_store_explicit(&cached, n, memory_order_relaxed);
+	}
+	return (unsigned)n;
+}
+
+/* Takes a spinner slot of *count; false (and nothing taken) when full. */
+static inline bool kvmi_spin_slot_get(atomic_uint *count)
+{
+	unsigned n = atomic_load(count);
+
+	while (n < kvmi_spin_slots())
+		if (atomic_compare_exchange_weak(count, &n, n + 1))
+			return true;
+	return false;
 }
 
 /*

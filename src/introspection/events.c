@@ -311,24 +311,33 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	n = kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
 	/* Announced before the event goes out, so that the introspection
 	 * thread keeps off the socket when the reply comes. */
-	direct = spin_ns && srv->rx_socket;
-	if (direct)
-		atomic_fetch_add(&srv->vcpu_readers, 1);
+	direct = spin_ns && srv->rx_socket && kvmi_spin_slot_get(&srv->vcpu_readers);
 	err = ks_send_msg(srv, session, (const void *)msg, msg + sizeof(struct kvmi_msg_hdr),
 			    n - sizeof(struct kvmi_msg_hdr), NULL, 0);
 	if (direct) {
 		bool got = !err && spin_for_reply(srv, v, session, spin_ns);
 
-		/* Not there yet: the introspection thread reads from now on
-		 * (and wakes up from its park within RX_PARK_MS anyway). */
-		if (atomic_fetch_sub(&srv->vcpu_readers, 1) == 1 && !got)
+		/* The last reader to leave hands the socket back to the
+		 * introspection thread when anybody still waits: this vCPU,
+		 * or one that gave up spinning while others read. */
+		if (!got)
+			atomic_fetch_add(&srv->vcpu_sleepers, 1);
+		if (atomic_fetch_sub(&srv->vcpu_readers, 1) == 1 && atomic_load(&srv->vcpu_sleepers))
 			ks_kick_intro(srv);
+		if (!got)
+			atomic_fetch_sub(&srv->vcpu_sleepers, 1);
 	}
 	if (err)
 		goto out;
 
 	w.srv = srv;
 	w.v = v;
+	/* Asleep from here: if vCPUs read the socket (the introspection
+	 * thread parked) and the last of them just left without seeing us,
+	 * wake the introspection thread ourselves. */
+	atomic_fetch_add(&srv->vcpu_sleepers, 1);
+	if (!atomic_load(&srv->vcpu_readers) && !reply_ready(&w))
+		ks_kick_intro(srv);
 	if (srv->ops->wait_reply) {
 		err = srv->ops->wait_reply(srv->b, vcpu, reply_ready, &w);
 		if (err)
@@ -339,6 +348,7 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 			pthread_cond_wait(&v->cond, &srv->lock);
 		pthread_mutex_unlock(&srv->lock);
 	}
+	atomic_fetch_sub(&srv->vcpu_sleepers, 1);
 
 out:
 	pthread_mutex_lock(&srv->lock);

@@ -153,6 +153,9 @@ struct kvmi_server {
 	 * introspection thread keeps off the socket meanwhile, so that the
 	 * tool's writes do not have to wake it. */
 	atomic_uint vcpu_readers;
+	/* vCPU threads asleep waiting for a reply: the last reader to leave
+	 * wakes the introspection thread for them. */
+	atomic_uint vcpu_sleepers;
 	int kick_fd;                    /* eventfd: wakes the introspection thread */
 };
 

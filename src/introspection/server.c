@@ -693,8 +693,10 @@ static void session_end(struct kvmi_server *srv)
  */
 
 /* How long the introspection thread stays off the socket per look while
- * vCPUs read it themselves. */
-#define RX_PARK_MS 1
+ * vCPUs read it themselves: also the longest a command can wait when it
+ * arrives just after the last reading vCPU left (nobody wakes the
+ * introspection thread then, so that events cost no wake-up). */
+#define RX_PARK_NS (200 * 1000)
 
 bool ks_rx_head(struct kvmi_server *srv, struct kvmi_msg_hdr *hdr, const uint8_t **payload)
 {
@@ -780,6 +782,7 @@ static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hd
 	 * memory, say) sends the next within microseconds of a reply: look
 	 * for it without sleeping for a while (KVMI_SPIN_US) after each. */
 	uint64_t spin_end = srv->rx_socket ? kvmi_spin_now_ns() + kvmi_spin_budget_ns() : 0;
+	const struct timespec park = { 0, RX_PARK_NS };
 	const uint8_t *payload;
 	struct kvmi_msg_hdr next;
 	unsigned spins = 0;
@@ -813,7 +816,7 @@ static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hd
 			/* A vCPU reads; it kicks us when it meets something
 			 * else than a reply, or stops reading. */
 			pthread_mutex_unlock(&srv->rx_lock);
-			if (poll(&p[1], 1, RX_PARK_MS) > 0)
+			if (ppoll(&p[1], 1, &park, NULL) > 0)
 				drain_kick(srv);
 			continue;
 		}

@@ -233,9 +233,10 @@ static void wait_for_wake(struct vcpu *vcpu)
 	unsigned start = atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire);
 	uint64_t budget = kvmi_spin_budget_ns();
 
-	if (budget) {
+	if (budget && kvmi_spin_slot_get(&vcpu->vm->spinners)) {
 		pthread_mutex_unlock(&vcpu->vm->lock);
 		kvmi_spin_while_equal(&vcpu->wake_seq, start, budget);
+		atomic_fetch_sub(&vcpu->vm->spinners, 1);
 		pthread_mutex_lock(&vcpu->vm->lock);
 		if (atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire) != start)
 			return;
