@@ -311,7 +311,11 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	n = kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
 	/* Announced before the event goes out, so that the introspection
 	 * thread keeps off the socket when the reply comes. */
-	direct = spin_ns && srv->rx_socket && kvmi_spin_slot_get(&srv->vcpu_readers);
+	/* Only the one event in flight spins: with several vCPUs waiting at
+	 * once, spinners would take the CPUs the tool and the other vCPUs
+	 * need (measured: 4 vCPUs on 2 CPUs, p99 from 0.3 to 5 ms). */
+	direct = spin_ns && srv->rx_socket && !atomic_load(&srv->vcpu_sleepers) &&
+		 kvmi_spin_slot_get(&srv->vcpu_readers);
 	err = ks_send_msg(srv, session, (const void *)msg, msg + sizeof(struct kvmi_msg_hdr),
 			    n - sizeof(struct kvmi_msg_hdr), NULL, 0);
 	if (direct) {

@@ -225,22 +225,10 @@ void vcpu_wake(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-/* Waits (vm->lock held) for a broadcast of vcpu->wake.  Event replies
- * usually come within tens of microseconds: the vCPU thread may spin first
- * (KVMI_SPIN_US, src/common/spin_wait.h). */
+/* Waits (vm->lock held) for a broadcast of vcpu->wake.  (An event's
+ * reply is spun for before, in the introspection server, when that pays.) */
 static void wait_for_wake(struct vcpu *vcpu)
 {
-	unsigned start = atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire);
-	uint64_t budget = kvmi_spin_budget_ns();
-
-	if (budget && kvmi_spin_slot_get(&vcpu->vm->spinners)) {
-		pthread_mutex_unlock(&vcpu->vm->lock);
-		kvmi_spin_while_equal(&vcpu->wake_seq, start, budget);
-		atomic_fetch_sub(&vcpu->vm->spinners, 1);
-		pthread_mutex_lock(&vcpu->vm->lock);
-		if (atomic_load_explicit(&vcpu->wake_seq, memory_order_acquire) != start)
-			return;
-	}
 	pthread_cond_wait(&vcpu->wake, &vcpu->vm->lock);
 }
 

@@ -100,7 +100,6 @@ struct vm {
 	bool stopping;
 	int exit_status;
 	atomic_uint hold;          /* > 0: vCPUs must stay out of KVM_RUN */
-	atomic_uint spinners;      /* vCPU threads spinning in wait_for_wake() */
 	unsigned nr_vcpus_done;
 };
 
