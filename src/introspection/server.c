@@ -839,7 +839,9 @@ static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hd
 			return 0;
 		if (n != -EAGAIN)
 			return (int)n;
-		if (spin_end && kvmi_spin_now_ns() < spin_end) {
+		/* (not while vCPUs sleep on replies: several events in flight
+		 * need the CPUs for the vCPUs and the tool) */
+		if (spin_end && kvmi_spin_now_ns() < spin_end && !atomic_load(&srv->vcpu_sleepers)) {
 			kvmi_spin_relax(++spins);
 			continue;
 		}
