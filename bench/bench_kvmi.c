@@ -554,12 +554,61 @@ static void condvar_baseline(void)
 	free(lat);
 }
 
+/*
+ * What one vCPU ioctl costs on this host: KVM_GET_MSRS of the nine MSRs an
+ * event header carries, on a vCPU that never ran (every event pays one).
+ */
+static void vcpu_ioctl_baseline(void)
+{
+	static const uint32_t idx[9] = {
+		0x174, 0x175, 0x176, 0xc0000080, 0xc0000081, 0xc0000082, 0xc0000083, 0x277, 0xc0000102,
+	};
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[9];
+	} m;
+	const unsigned n = 20000;
+	double *lat = xmalloc_d(n);
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1, vcpu = -1;
+
+	if (kvm >= 0)
+		vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm >= 0)
+		vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0) {
+		result_na("ioctl_get_msrs", "cannot create a vCPU: %s", strerror(errno));
+		goto out;
+	}
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = 9;
+	for (unsigned i = 0; i < 9; i++)
+		m.e[i].index = idx[i];
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t t0 = now_ns();
+
+		if (ioctl(vcpu, KVM_GET_MSRS, &m) < 0)
+			die("KVM_GET_MSRS: %s", strerror(errno));
+		lat[i] = (double)(now_ns() - t0) / 1e3;
+	}
+	result_samples("ioctl_get_msrs", "us", lat, n,
+		       "one KVM_GET_MSRS of the 9 MSRs of an event header, on a vCPU that never ran (no VM running)");
+out:
+	if (vcpu >= 0)
+		close(vcpu);
+	if (vm >= 0)
+		close(vm);
+	if (kvm >= 0)
+		close(kvm);
+	free(lat);
+}
+
 static void bench_events(void)
 {
 	printf("host IPC baseline\n");
 	ipc_baseline(false);
 	ipc_baseline(true);
 	condvar_baseline();
+	vcpu_ioctl_baseline();
 	/* BENCH_EVENT_VCPUS: which configurations (default "1 2 4"). */
 	const char *which = getenv("BENCH_EVENT_VCPUS");
 
