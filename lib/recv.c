@@ -17,10 +17,12 @@
  *   - Followers: other waiting threads sleep on dom->cond (spinning on the
  *     change counter first) and get their message handed over; they take
  *     the lead when the leader leaves.
- *   - The reader thread parks on its own condition variable while the API
- *     is in use and leads only after RX_GRACE_NS without any kc_wait(), so
- *     that events are still queued, and a disconnect still seen, while the
- *     tool does something else.  When an API thread starts waiting while
+ *   - The reader thread parks on its own condition variable (with a
+ *     timeout, never signalled from the hot path) while the API is in use,
+ *     and leads once no kc_wait() has run for RX_GRACE_NS when it looks
+ *     (it looks at intervals growing to RX_PARK_MAX_NS while the API stays
+ *     busy), so that events are still queued, and a disconnect still seen,
+ *     while the tool does something else.  When an API thread starts waiting while
  *     the reader thread leads, it follows for that message (one hand-over)
  *     and the reader thread parks again.
  *
@@ -223,21 +225,33 @@ static ssize_t rx_fill(struct kvmi_dom *dom, bool exact, int64_t deadline, uint6
 		if (deadline >= 0 && spin_end > (uint64_t)deadline * 1000000u)
 			spin_end = (uint64_t)deadline * 1000000u;
 	}
-	for (unsigned int i = 0;; i++) {
+	for (;;) {
 		struct pollfd pfd = { .fd = dom->fd, .events = POLLIN };
 		ssize_t n = rx_recv(dom, space);
 		int r;
 
 		if (n != -EAGAIN)
 			return n;
-		if (spin_end) {
+		/*
+		 * Spin with poll(0): it looks at the queue without its lock and
+		 * without registering a waiter, so the VMM's sendmsg() neither
+		 * contends with us nor pays a wake-up (a spinning recvmsg()
+		 * takes the locks the sender needs).
+		 */
+		while (spin_end) {
+			r = poll(&pfd, 1, 0);
+			if (r > 0)
+				break;
+			if (r < 0 && errno != EINTR)
+				return -errno;
 #if defined(__x86_64__) || defined(__i386__)
 			__builtin_ia32_pause();
 #endif
-			if ((i & 7) || kvmi_spin_now_ns() < spin_end)
-				continue;
-			spin_end = 0;
+			if (kvmi_spin_now_ns() >= spin_end)
+				spin_end = 0;
 		}
+		if (pfd.revents)
+			continue;
 		r = poll(&pfd, 1, poll_timeout(deadline));
 		if (r == 0)
 			return -ETIMEDOUT;
@@ -544,13 +558,10 @@ static void *reader_main(void *arg)
 			park = RX_GRACE_NS;
 			continue;
 		}
-		if (!dom->leading && !dom->api_waiters) {
-			/* Idle from then on, unless the API comes back. */
-			timespec_from_ns(&ts, dom->api_last_ns + RX_GRACE_NS);
-		} else {
-			timespec_from_ns(&ts, now + park);
-			park = park * 2 < RX_PARK_MAX_NS ? park * 2 : RX_PARK_MAX_NS;
-		}
+		/* The API is busy: look again later, less often the longer it
+		 * stays busy (a timer, never a signal from the API threads). */
+		timespec_from_ns(&ts, now + park);
+		park = park * 2 < RX_PARK_MAX_NS ? park * 2 : RX_PARK_MAX_NS;
 		pthread_cond_timedwait(&dom->rcond, &dom->lock, &ts);
 	}
 	err = dom->disconnect_err;
