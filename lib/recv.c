@@ -130,7 +130,7 @@ static ssize_t rx_recv(struct kvmi_dom *dom, size_t space)
 
 	n = recvmsg(dom->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0)
-		return errno == EINTR || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
 
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		size_t nfds;
