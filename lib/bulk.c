@@ -3,9 +3,10 @@
  * Pipelined READ_PHYSICAL: one READ_PHYSICAL reads at most one 4 KiB page,
  * so a large read is many commands.  Sent one at a time, each costs a full
  * round trip through both processes; here up to BULK_WINDOW requests are on
- * the wire at once and the reader thread copies each reply straight into
- * the caller's buffer (replies come in request order: the VMM serves VM
- * commands one after another).
+ * the wire at once and whoever reads the socket (normally this thread,
+ * recv.c) copies each reply from the read buffer straight into the caller's
+ * buffer: one memcpy, no allocation (replies come in request order: the VMM
+ * serves VM commands one after another).
  */
 #include "internal.h"
 
@@ -24,7 +25,7 @@ struct kc_bulk {
 	uint16_t len[BULK_WINDOW];
 };
 
-/* Reader thread, dom->lock held: a reply of the bulk in flight? */
+/* The leader, dom->lock held: a reply of the bulk in flight? */
 bool kc_bulk_take(struct kvmi_dom *dom, struct kc_msg *m)
 {
 	struct kc_bulk *b = dom->bulk;
@@ -53,8 +54,22 @@ bool kc_bulk_take(struct kvmi_dom *dom, struct kc_msg *m)
 	b->done++;
 	/* The sender refills when half the window is free: wake it then. */
 	if (b->done == b->sent || b->sent - b->done == BULK_WINDOW / 2)
-		kc_notify(dom);
+		dom->rx_notify = true;
 	return true;
+}
+
+struct bulk_wait {
+	const struct kc_bulk *b;
+	bool last;                      /* nothing left to send: wait for all */
+};
+
+/* Every reply in, or (with more to send) half the window free. */
+static bool bulk_ready(struct kvmi_dom *dom, const void *arg)
+{
+	const struct bulk_wait *w = arg;
+
+	(void)dom;
+	return w->b->done == w->b->sent || (!w->last && w->b->sent - w->b->done <= BULK_WINDOW / 2);
 }
 
 int kvmi_dom_read_physical_bulk(struct kvmi_dom *dom, uint64_t gpa, void *buf, size_t size)
@@ -139,12 +154,10 @@ int kvmi_dom_read_physical_bulk(struct kvmi_dom *dom, uint64_t gpa, void *buf, s
 		pthread_mutex_lock(&dom->lock);
 		{
 			bool last = b.sent == total || err;
-			int werr = 0;
+			struct bulk_wait w = { .b = &b, .last = last };
 
-			while (b.done != b.sent && (last || b.sent - b.done > BULK_WINDOW / 2) &&
-			       dom->connected && !werr)
-				werr = kc_cond_wait(dom, deadline);
-			if (b.done != b.sent && (last || b.sent - b.done > BULK_WINDOW / 2)) {
+			(void)kc_wait(dom, deadline, bulk_ready, &w);
+			if (!bulk_ready(dom, &w)) {
 				/* Timed out or disconnected: replies still due are
 				 * dropped as strays if they ever come. */
 				if (!err)

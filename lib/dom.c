@@ -1,11 +1,13 @@
 /* Client library: one connected guest (struct kvmi_dom).
  *
- * Owns the connection lifecycle, the reader thread, and the command/reply
- * round trip.  A single reader thread per domain reads every message the VMM
- * sends: events go to the event queue, anything else is handed to the one
- * command that waits for a reply (commands are serialized by cmd_lock).
- * Messages are always consumed whole, so a bad reply never desynchronizes the
- * stream (libkvmi leaves unread bytes behind in that case). */
+ * Owns the connection lifecycle, the command/reply round trip and the event
+ * API.  Reading is in recv.c: the thread that waits for a message reads the
+ * socket itself when nobody else does (leader/follower), a background
+ * reader thread takes over while the API is idle.  Events go to the event
+ * queue, anything else to the one command that waits for a reply (commands
+ * are serialized by cmd_lock).  Messages are always consumed whole, so a bad
+ * reply never desynchronizes the stream (libkvmi leaves unread bytes behind
+ * in that case). */
 #include "internal.h"
 #include "../src/common/spin_wait.h"
 
@@ -71,6 +73,10 @@ static struct kvmi_dom *dom_alloc(int fd, const struct kvmi_config *cfg)
 		free(dom);
 		return NULL;
 	}
+	if (kc_rx_init(dom)) {
+		free(dom);
+		return NULL;
+	}
 	dom->fd = fd;
 	atomic_init(&dom->seq, 0);
 	pthread_mutex_init(&dom->cmd_lock, NULL);
@@ -96,6 +102,7 @@ static void dom_free(struct kvmi_dom *dom)
 	}
 	free(dom->reply.payload);
 	kc_msg_close_fd(&dom->reply);
+	kc_rx_free(dom);
 	pthread_cond_destroy(&dom->cond);
 	pthread_mutex_destroy(&dom->lock);
 	pthread_mutex_destroy(&dom->send_lock);
@@ -143,10 +150,15 @@ void kvmi_dom_close(struct kvmi_dom *dom)
 	dom->closing = true;
 	dom->connected = false;
 	kc_notify(dom);
+	pthread_cond_broadcast(&dom->rcond);
 	pthread_mutex_unlock(&dom->lock);
 
-	/* Wakes the reader out of poll()/recv(). */
+	/* Wakes whoever reads out of poll()/recv(). */
 	shutdown(dom->fd, SHUT_RDWR);
+	/* Waiting threads return -ENOTCONN: let them leave first. */
+	pthread_mutex_lock(&dom->lock);
+	kc_wait_quiesce(dom);
+	pthread_mutex_unlock(&dom->lock);
 	from_reader = dom->reader_started && pthread_equal(dom->reader, pthread_self());
 	if (dom->reader_started) {
 		if (from_reader)
@@ -220,194 +232,6 @@ int kc_send(struct kvmi_dom *dom, struct iovec *iov, int iovcnt)
 	return err;
 }
 
-/* ---- reader thread ---------------------------------------------------- */
-
-static bool is_abandoned(struct kvmi_dom *dom, const struct kvmi_msg_hdr *h)
-{
-	for (unsigned int i = 0; i < KC_ABANDONED_SLOTS; i++) {
-		if (dom->abandoned[i].seq == h->seq && dom->abandoned[i].id == h->id &&
-		    h->seq != 0) {
-			dom->abandoned[i].seq = 0;
-			return true;
-		}
-	}
-	return false;
-}
-
-static void queue_event(struct kvmi_dom *dom, struct kvmi_event_msg *ev)
-{
-	struct kc_event_node *n = malloc(sizeof(*n));
-
-	pthread_mutex_lock(&dom->lock);
-	if (!n) {
-		/* Out of memory: count it like a malformed event. */
-		dom->bad_events++;
-		kvmi_event_free(ev);
-	} else {
-		n->next = NULL;
-		n->ev = ev;
-		if (dom->ev_tail)
-			dom->ev_tail->next = n;
-		else
-			dom->ev_head = n;
-		dom->ev_tail = n;
-		dom->ev_count++;
-	}
-	kc_notify(dom);
-	pthread_mutex_unlock(&dom->lock);
-}
-
-void kc_msg_close_fd(struct kc_msg *m)
-{
-	if (m->has_fd)
-		close(m->fd);
-	m->has_fd = false;
-	m->fd = -1;
-}
-
-static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
-{
-	if (m->has_fd && (m->hdr.id == KVMI_EVENT || !dom->wait_fd)) {
-		/* Only KVMI_X_MAP_MEMORY replies carry one; never leak it. */
-		kc_log(&dom->cfg, KVMI_LOG_WARNING,
-		       "%s: closed a descriptor that came with message id %u seq %u",
-		       dom->hello.name, m->hdr.id, m->hdr.seq);
-		kc_msg_close_fd(m);
-	}
-	if (m->hdr.id == KVMI_EVENT) {
-		struct kvmi_event_msg *ev;
-		int err = kc_decode_event(m, &ev);
-
-		if (err) {
-			kc_log(&dom->cfg, KVMI_LOG_WARNING,
-			       "%s: dropped a malformed event (seq %u, %u bytes): %s",
-			       dom->hello.name, m->hdr.seq, m->hdr.size, strerror(-err));
-			pthread_mutex_lock(&dom->lock);
-			dom->bad_events++;
-			kc_notify(dom);
-			pthread_mutex_unlock(&dom->lock);
-		} else {
-			queue_event(dom, ev);
-		}
-		free(m->payload);
-		return;
-	}
-
-	pthread_mutex_lock(&dom->lock);
-	if (kc_bulk_take(dom, m)) {
-		pthread_mutex_unlock(&dom->lock);
-		free(m->payload);
-		kc_msg_close_fd(m);
-		return;
-	}
-	if (is_abandoned(dom, &m->hdr) || !dom->waiting || dom->have_reply) {
-		dom->stray_msgs++;
-		kc_log(&dom->cfg, KVMI_LOG_WARNING,
-		       "%s: dropped an unexpected message (id %u, seq %u, %u bytes)",
-		       dom->hello.name, m->hdr.id, m->hdr.seq, m->hdr.size);
-		free(m->payload);
-		kc_msg_close_fd(m);
-	} else {
-		dom->reply = *m;
-		dom->have_reply = true;
-		kc_notify(dom);
-	}
-	pthread_mutex_unlock(&dom->lock);
-}
-
-static int read_message(struct kvmi_dom *dom, struct kc_msg *m)
-{
-	unsigned int extra = 0;
-	int64_t deadline;
-	int passed = -1;
-	int err;
-
-	/* Wait forever for the start of a message ... A descriptor the VMM
-	 * attaches to a message arrives with its first byte. */
-	err = kc_read_full_fds(dom->fd, &m->hdr, 1, -1, &passed, &extra);
-	if (err)
-		goto out;
-	/* ... but once it started, the rest must follow in io_timeout. */
-	deadline = kc_deadline(dom->cfg.io_timeout_ms);
-	err = kc_read_full_fds(dom->fd, (uint8_t *)&m->hdr + 1, sizeof(m->hdr) - 1, deadline,
-			       &passed, &extra);
-	if (err)
-		goto out;
-	m->payload = malloc(m->hdr.size ? m->hdr.size : 1);
-	if (!m->payload) {
-		err = -ENOMEM;
-		goto out;
-	}
-	err = kc_read_full_fds(dom->fd, m->payload, m->hdr.size, deadline, &passed, &extra);
-	if (err) {
-		free(m->payload);
-		m->payload = NULL;
-	}
-out:
-	if (extra) {
-		kc_log(&dom->cfg, KVMI_LOG_WARNING, "%s: %u unexpected descriptors closed",
-		       dom->hello.name, extra);
-		/* Which one was meant is unknown: keep none. */
-		if (passed >= 0)
-			close(passed);
-		passed = -1;
-	}
-	if (passed >= 0 && err)
-		close(passed);
-	else if (passed >= 0) {
-		m->fd = passed;
-		m->has_fd = true;
-	}
-	return err;
-}
-
-static void *reader_main(void *arg)
-{
-	struct kvmi_dom *dom = arg;
-	kvmi_disconnect_fn cb;
-	void *ctx;
-	int err;
-
-	for (;;) {
-		struct kc_msg m = { 0 };
-
-		err = read_message(dom, &m);
-		if (err)
-			break;
-		handle_message(dom, &m);
-	}
-
-	pthread_mutex_lock(&dom->lock);
-	dom->connected = false;
-	dom->disconnect_err = err;
-	kc_notify(dom);
-	cb = dom->closing || !dom->published ? NULL : dom->cfg.on_disconnect;
-	ctx = dom->cfg.ctx;
-	pthread_mutex_unlock(&dom->lock);
-
-	if (cb) {
-		kc_log(&dom->cfg, KVMI_LOG_INFO, "%s: disconnected (%s)", dom->hello.name,
-		       strerror(-err));
-		/* Last use of dom here: the callback may kvmi_dom_close() it. */
-		cb(dom, ctx);
-	}
-	return NULL;
-}
-
-int kc_start_reader(struct kvmi_dom *dom)
-{
-	int err;
-
-	dom->connected = true;
-	err = pthread_create(&dom->reader, NULL, reader_main, dom);
-	if (err) {
-		dom->connected = false;
-		return -err;
-	}
-	dom->reader_started = true;
-	return 0;
-}
-
 /* ---- command round trip ---------------------------------------------- */
 
 int kc_map_err(int32_t err)
@@ -427,21 +251,26 @@ int kc_map_err(int32_t err)
 	}
 }
 
+static bool have_reply(struct kvmi_dom *dom, const void *arg)
+{
+	(void)arg;
+	return dom->have_reply;
+}
+
 int kc_wait_reply(struct kvmi_dom *dom, uint16_t id, uint32_t seq, int64_t deadline,
 		  struct kc_msg *out)
 {
-	int err = 0;
+	int err;
 
 	pthread_mutex_lock(&dom->lock);
-	while (!dom->have_reply && dom->connected && !err)
-		err = kc_cond_wait(dom, deadline);
-
+	err = kc_wait(dom, deadline, have_reply, NULL);
 	if (dom->have_reply) {
 		*out = dom->reply;
 		memset(&dom->reply, 0, sizeof(dom->reply));
+		dom->reply.fd = -1;
 		dom->have_reply = false;
-		err = 0;
-	} else if (!err) {
+		err = dom->reply_err;
+	} else if (err != -ETIMEDOUT) {
 		err = dom->closing ? -ENOTCONN : -ECONNRESET;
 	}
 	if (err == -ETIMEDOUT) {
@@ -599,31 +428,35 @@ int kvmi_dom_command(struct kvmi_dom *dom, uint16_t id, const void *req, size_t 
 
 /* ---- events ----------------------------------------------------------- */
 
+static bool have_event(struct kvmi_dom *dom, const void *arg)
+{
+	(void)arg;
+	return dom->ev_count || dom->bad_events;
+}
+
+/* Lock held: queue what the socket already holds, unless somebody reads. */
+static void poll_events(struct kvmi_dom *dom)
+{
+	if (!dom->ev_count && dom->connected && !dom->leading)
+		(void)kc_wait(dom, kc_now_ms(), have_event, NULL);
+}
+
 int kvmi_dom_wait_event(struct kvmi_dom *dom, int timeout_ms)
 {
 	int64_t deadline = kc_deadline(timeout_ms);
-	int err = 0;
+	int err;
 
 	pthread_mutex_lock(&dom->lock);
-	for (;;) {
-		if (dom->ev_count) {
-			err = 0;
-			break;
-		}
-		if (dom->bad_events) {
-			dom->bad_events = 0;
-			err = -EBADMSG;
-			break;
-		}
-		if (!dom->connected) {
-			err = -ENOTCONN;
-			break;
-		}
-		if (timeout_ms == 0 || err == -ETIMEDOUT) {
-			err = -ETIMEDOUT;
-			break;
-		}
-		err = kc_cond_wait(dom, deadline);
+	(void)kc_wait(dom, deadline, have_event, NULL);
+	if (dom->ev_count) {
+		err = 0;
+	} else if (dom->bad_events) {
+		dom->bad_events = 0;
+		err = -EBADMSG;
+	} else if (!dom->connected) {
+		err = -ENOTCONN;
+	} else {
+		err = -ETIMEDOUT;
 	}
 	pthread_mutex_unlock(&dom->lock);
 	return err;
@@ -635,6 +468,7 @@ int kvmi_dom_pop_event(struct kvmi_dom *dom, struct kvmi_event_msg **out)
 
 	*out = NULL;
 	pthread_mutex_lock(&dom->lock);
+	poll_events(dom);
 	n = dom->ev_head;
 	if (n) {
 		dom->ev_head = n->next;
@@ -655,6 +489,7 @@ unsigned int kvmi_dom_pending_events(struct kvmi_dom *dom)
 	unsigned int n;
 
 	pthread_mutex_lock(&dom->lock);
+	poll_events(dom);
 	n = dom->ev_count;
 	pthread_mutex_unlock(&dom->lock);
 	return n;

@@ -22,12 +22,27 @@
 /* Replies whose (id, seq) we gave up on; late arrivals are dropped. */
 #define KC_ABANDONED_SLOTS 16
 
-/* A complete message read from the VMM (header + payload). */
+/* A complete message read from the VMM (header + payload).  While it is
+ * dispatched, payload points into the domain's read buffer (borrowed);
+ * a reply handed to a command gets its own malloc'd copy. */
 struct kc_msg {
 	struct kvmi_msg_hdr hdr;
-	uint8_t *payload;          /* hdr.size bytes, malloc'd */
+	uint8_t *payload;          /* hdr.size bytes */
 	bool has_fd;               /* a descriptor came with it (SCM_RIGHTS) */
 	int fd;                    /* owned by whoever holds the message */
+};
+
+/* The read buffer holds any whole message (header + u16 size) after
+ * compaction, with room to read ahead. */
+#define KC_RX_CAP     (128u * 1024u)
+#define KC_RX_MSG_MAX (sizeof(struct kvmi_msg_hdr) + 0xffffu)
+/* Descriptors received but not yet attached to their message. */
+#define KC_RX_FDS     4
+
+struct kc_rx_fd {
+	int fd;                    /* -1: several came at once, the message gets none */
+	uint64_t last;             /* stream offset of the last byte of the recvmsg
+				    * that carried it */
 };
 
 struct kc_event_node {
@@ -71,6 +86,27 @@ struct kvmi_dom {
 	unsigned long stray_msgs;          /* non-event messages nobody waited for */
 
 	struct kc_bulk *bulk;              /* pipelined READ_PHYSICAL in flight (bulk.c) */
+	int reply_err;                     /* have_reply, but it could not be kept */
+
+	/* Reading (recv.c).  At most one thread reads the socket: the leader
+	 * (leading).  An API thread that waits for a message leads when
+	 * nobody else does, otherwise it follows on cond.  The reader thread
+	 * leads only after the API has been idle for a while. */
+	bool leading;
+	bool rx_notify;                    /* the dispatch round woke someone */
+	unsigned int api_waiters;          /* API threads inside kc_wait() */
+	unsigned int api_gen;              /* bumped by every kc_wait() */
+	uint64_t api_last_ns;              /* when the last kc_wait() ended */
+	pthread_cond_t rcond;              /* the parked reader thread */
+	/* Owned by the leader, no lock needed while leading: */
+	uint8_t *rx_buf;                   /* KC_RX_CAP bytes */
+	size_t rx_head, rx_tail;           /* bytes not dispatched yet */
+	uint64_t rx_pos;                   /* stream offset of rx_buf[rx_head] */
+	bool rx_partial;                   /* a message has started ... */
+	uint64_t rx_partial_pos;           /* ... at this stream offset ... */
+	int64_t rx_msg_deadline;           /* ... and its rest is due then (-1: never) */
+	struct kc_rx_fd rx_fds[KC_RX_FDS];
+	unsigned int rx_nfds;
 
 	bool reader_started;
 	pthread_t reader;
@@ -106,11 +142,26 @@ uint32_t kc_next_seq(struct kvmi_dom *dom);
 /* dom->lock held: wake waiters / wait for a change (spinning first). */
 void kc_notify(struct kvmi_dom *dom);
 int kc_cond_wait(struct kvmi_dom *dom, int64_t deadline);
-/* Reader thread, dom->lock held: takes a reply of the bulk read in flight. */
-struct kc_msg;
+/* The leader, dom->lock held: takes a reply of the bulk read in flight
+ * (sets dom->rx_notify when the bulk reader should look). */
 bool kc_bulk_take(struct kvmi_dom *dom, struct kc_msg *m);
 int kc_send(struct kvmi_dom *dom, struct iovec *iov, int iovcnt);
+
+/* recv.c */
+int kc_rx_init(struct kvmi_dom *dom);
+void kc_rx_free(struct kvmi_dom *dom);
 int kc_start_reader(struct kvmi_dom *dom);
+/* dom->lock held: what an API thread waits for. */
+typedef bool (*kc_done_fn)(struct kvmi_dom *dom, const void *arg);
+/* dom->lock held.  Waits until done(dom, arg): reads and dispatches
+ * messages itself when no other thread reads, else waits for the reader's
+ * hand-over.  @deadline in kc_now_ms() time, -1: none; kc_now_ms() or
+ * earlier: only what is already in the socket.  Returns 0 once done,
+ * -ETIMEDOUT, or -ENOTCONN when the connection is gone (done() first). */
+int kc_wait(struct kvmi_dom *dom, int64_t deadline, kc_done_fn done, const void *arg);
+/* dom->lock held: the domain is being closed, wait until no API thread
+ * is inside kc_wait(). */
+void kc_wait_quiesce(struct kvmi_dom *dom);
 /* Send header(id, seq) + iov, wait for the reply with the same (id, seq).
  * Caller holds cmd_lock.  On success the reply is moved into *out. */
 int kc_send_wait(struct kvmi_dom *dom, uint16_t id, uint32_t seq, int64_t deadline,

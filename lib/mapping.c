@@ -2,8 +2,8 @@
  * extension KVMI_X_MAP_MEMORY).
  *
  * The VMM answers KVMI_X_MAP_MEMORY with the guest-RAM file descriptor
- * attached to the reply; the reader thread (dom.c) hands it to the one
- * command waiting for it and closes every other descriptor.  Here the
+ * attached to the reply; whoever reads the socket (recv.c) hands it to the
+ * one command waiting for it and closes every other descriptor.  Here the
  * descriptor is mapped MAP_SHARED and closed at once: the mapping keeps
  * the memory alive, and no descriptor outlives the call. */
 #include "internal.h"

@@ -15,6 +15,9 @@
  *   - Handles are opaque and typed; all functions on one struct kvmi_dom
  *     are thread-safe (commands are serialized; events can be waited for
  *     and replied to from other threads while a command is in flight).
+ *     The thread that waits for a message (an event, a command's reply)
+ *     reads the socket itself when no other thread does; a background
+ *     thread per domain reads while no API call has waited for a while.
  *   - Decoding is tolerant: fixed-size replies and events that are shorter
  *     than expected are zero-filled, longer ones are truncated.  A reply
  *     whose id or seq does not match the request is rejected (-ENOMSG).
@@ -74,8 +77,9 @@ typedef int (*kvmi_handshake_fn)(const struct kvmi_hello *hello,
  * keep it (the callee then owns it and must kvmi_dom_close() it), non-zero
  * to have the library close it. */
 typedef int (*kvmi_connect_fn)(struct kvmi_dom *dom, void *ctx);
-/* Called once, from the domain's reader thread, when the VMM goes away
- * (not after kvmi_dom_close()).  The callee may kvmi_dom_close(dom). */
+/* Called once, from the domain's background reader thread (whichever
+ * thread saw the end of the stream), when the VMM goes away (not after
+ * kvmi_dom_close()).  The callee may kvmi_dom_close(dom). */
 typedef void (*kvmi_disconnect_fn)(struct kvmi_dom *dom, void *ctx);
 typedef void (*kvmi_log_fn)(int level, const char *msg, void *ctx);
 

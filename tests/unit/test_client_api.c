@@ -11,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static int tap_n, tap_failed;
@@ -649,6 +651,575 @@ out:
 	conn_done(&c);
 }
 
+/* ---- reading in the waiting thread (leader/follower) -------------------- */
+
+static size_t build_event(uint8_t *out, uint32_t seq, uint16_t vcpu, uint8_t id)
+{
+	struct kvmi_msg_hdr h = { .id = KVMI_EVENT, .size = sizeof(struct kvmi_event), .seq = seq };
+	struct kvmi_event ev = { .size = sizeof(ev), .vcpu = vcpu, .event = id };
+
+	ev.arch.mode = 8;
+	ev.arch.regs.rip = 0xffffffff81000000ull + seq;
+	memcpy(out, &h, sizeof(h));
+	memcpy(out + sizeof(h), &ev, sizeof(ev));
+	return sizeof(h) + sizeof(ev);
+}
+
+static size_t build_reply(uint8_t *out, uint16_t id, uint32_t seq, int32_t err, const void *data,
+			  size_t n)
+{
+	struct kvmi_msg_hdr h = { .id = id, .size = (uint16_t)(8 + n), .seq = seq };
+	struct kvmi_error_code ec = { .err = err };
+
+	memcpy(out, &h, 8);
+	memcpy(out + 8, &ec, 8);
+	if (n)
+		memcpy(out + 16, data, n);
+	return 16 + n;
+}
+
+static bool next_seq_is(struct kvmi_dom *dom, uint32_t seq)
+{
+	struct kvmi_event_msg *ev = NULL;
+	bool ok = kvmi_dom_next_event(dom, 3000, &ev) == 0 && ev->seq == seq &&
+		  ev->common.arch.regs.rip == 0xffffffff81000000ull + seq;
+
+	if (!ok)
+		failf("expected event seq %u, got %s %u", seq, ev ? "seq" : "none", ev ? ev->seq : 0);
+	kvmi_event_free(ev);
+	return ok;
+}
+
+/* One thread: events and replies interleaved, several in one write. */
+static void t_direct_interleaved(void)
+{
+	struct kvmi_get_guest_info_reply gi = { .vcpu_count = 5 };
+	struct kvmi_check_command cc = { .id = 13 };
+	uint8_t blob[4096];
+	struct conn c;
+	uint32_t n = 0;
+	size_t o = 0;
+
+	conn_init(&c);
+	expect_msg(&c.f, KVMI_GET_GUEST_INFO, 2, NULL, 0);
+	o += build_event(blob + o, 10, 0, KVMI_EVENT_PAUSE_VCPU);
+	o += build_reply(blob + o, KVMI_GET_GUEST_INFO, 2, 0, &gi, sizeof(gi));
+	o += build_event(blob + o, 11, 1, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, o, "event, reply, event");
+	expect_msg(&c.f, KVMI_CHECK_COMMAND, 3, &cc, sizeof(cc));
+	o = build_event(blob, 12, 0, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, o, "event");
+	o = build_reply(blob, KVMI_CHECK_COMMAND, 3, -KVM_EPERM, NULL, 0);
+	fake_send(&c.f, blob, o, "reply");
+	fake_gate(&c.f);
+	o = build_event(blob, 13, 1, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, o, "event");
+	expect_event_reply(&c.f, 13, 1, KVMI_EVENT_PAUSE_VCPU, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+	fake_expect_eof(&c.f);
+	if (conn_open(&c))
+		goto out;
+
+	if (kvmi_dom_get_guest_info(c.dom, &n) || n != 5) {
+		failf("GET_GUEST_INFO: %u", n);
+		goto out;
+	}
+	if (kvmi_dom_check_command(c.dom, 13) != -EPERM) {
+		failf("CHECK_COMMAND did not get its reply");
+		goto out;
+	}
+	if (kvmi_dom_pending_events(c.dom) != 3) {
+		failf("%u events queued, expected 3", kvmi_dom_pending_events(c.dom));
+		goto out;
+	}
+	fake_open_gate(&c.f);
+	if (!next_seq_is(c.dom, 10) || !next_seq_is(c.dom, 11) || !next_seq_is(c.dom, 12))
+		goto out;
+	{
+		struct kvmi_event_msg *ev = NULL;
+
+		if (kvmi_dom_next_event(c.dom, 3000, &ev) || ev->seq != 13)
+			failf("event 13");
+		else if (kvmi_dom_reply_event(c.dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0))
+			failf("reply to event 13");
+		kvmi_event_free(ev);
+	}
+out:
+	conn_done(&c);
+}
+
+#define LEAD_ROUNDS 60
+
+struct ev_collector {
+	struct kvmi_dom *dom;
+	unsigned int want;
+	uint32_t seqs[LEAD_ROUNDS];
+	unsigned int got;
+	int err;
+};
+
+static void *collect_events(void *arg)
+{
+	struct ev_collector *e = arg;
+
+	while (e->got < e->want) {
+		struct kvmi_event_msg *ev;
+
+		e->err = kvmi_dom_next_event(e->dom, 5000, &ev);
+		if (e->err)
+			break;
+		e->seqs[e->got++] = ev->seq;
+		kvmi_event_free(ev);
+	}
+	return NULL;
+}
+
+/* One thread waits for events while another runs commands: whoever waits
+ * reads, the other gets its message handed over, and the lead changes
+ * hands all the time. */
+static void t_two_threads_leadership(void)
+{
+	struct ev_collector e = { .want = LEAD_ROUNDS };
+	uint8_t blob[2048];
+	struct conn c;
+	pthread_t t;
+
+	conn_init(&c);
+	for (uint32_t k = 0; k < LEAD_ROUNDS; k++) {
+		struct kvmi_get_guest_info_reply gi = { .vcpu_count = 100 + k };
+		size_t o;
+
+		expect_msg(&c.f, KVMI_GET_GUEST_INFO, 2 + k, NULL, 0);
+		switch (k % 4) {
+		case 0:
+			o = build_event(blob, 1000 + k, 0, KVMI_EVENT_PAUSE_VCPU);
+			fake_send(&c.f, blob, o, "event");
+			o = build_reply(blob, KVMI_GET_GUEST_INFO, 2 + k, 0, &gi, sizeof(gi));
+			fake_send(&c.f, blob, o, "reply");
+			break;
+		case 1:
+			o = build_reply(blob, KVMI_GET_GUEST_INFO, 2 + k, 0, &gi, sizeof(gi));
+			fake_send(&c.f, blob, o, "reply");
+			fake_sleep(&c.f, 1);
+			o = build_event(blob, 1000 + k, 0, KVMI_EVENT_PAUSE_VCPU);
+			fake_send(&c.f, blob, o, "event");
+			break;
+		case 2:
+			o = build_event(blob, 1000 + k, 0, KVMI_EVENT_PAUSE_VCPU);
+			o += build_reply(blob + o, KVMI_GET_GUEST_INFO, 2 + k, 0, &gi, sizeof(gi));
+			fake_send(&c.f, blob, o, "event + reply");
+			break;
+		default:
+			fake_sleep(&c.f, 3);
+			o = build_reply(blob, KVMI_GET_GUEST_INFO, 2 + k, 0, &gi, sizeof(gi));
+			o += build_event(blob + o, 1000 + k, 0, KVMI_EVENT_PAUSE_VCPU);
+			fake_send(&c.f, blob, o, "reply + event");
+			break;
+		}
+	}
+	fake_expect_eof(&c.f);
+	if (conn_open(&c))
+		goto out;
+	e.dom = c.dom;
+	pthread_create(&t, NULL, collect_events, &e);
+	for (uint32_t k = 0; k < LEAD_ROUNDS && !failed; k++) {
+		uint32_t n = 0;
+		int err = kvmi_dom_get_guest_info(c.dom, &n);
+
+		if (err || n != 100 + k)
+			failf("command %u: %d, count %u", k, err, n);
+	}
+	pthread_join(t, NULL);
+	if (!failed && (e.err || e.got != LEAD_ROUNDS))
+		failf("event thread: %d after %u events", e.err, e.got);
+	for (unsigned int i = 0; i < e.got && !failed; i++)
+		if (e.seqs[i] != 1000 + i)
+			failf("event %u has seq %u: out of order", i, e.seqs[i]);
+out:
+	conn_done(&c);
+}
+
+struct disc_thread {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int calls;
+	pthread_t who;
+};
+
+static void on_disc_thread(struct kvmi_dom *dom, void *ctx)
+{
+	struct disc_thread *d = ctx;
+
+	(void)dom;
+	pthread_mutex_lock(&d->lock);
+	d->calls++;
+	d->who = pthread_self();
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* False if the callback never came (a liveness bound, not a timing check). */
+static bool wait_disc_thread(struct disc_thread *d)
+{
+	struct timespec ts;
+	bool called;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 10;
+	pthread_mutex_lock(&d->lock);
+	while (!d->calls && pthread_cond_timedwait(&d->cond, &d->lock, &ts) == 0)
+		;
+	called = d->calls > 0;
+	pthread_mutex_unlock(&d->lock);
+	if (!called)
+		failf("on_disconnect was never called");
+	return called;
+}
+
+/* Nobody waits: the reader thread reads (events queued, disconnect seen
+ * and reported from that thread).  Then an API thread arrives while the
+ * reader thread reads and gets its reply handed over. */
+static void t_reader_takes_over(void)
+{
+	struct disc_thread d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	struct kvmi_get_guest_info_reply gi = { .vcpu_count = 7 };
+	uint8_t blob[2048];
+	struct conn c;
+	uint32_t n = 0;
+	size_t o;
+
+	conn_init(&c);
+	c.cfg.on_disconnect = on_disc_thread;
+	c.cfg.ctx = &d;
+	expect_msg(&c.f, KVMI_GET_GUEST_INFO, 2, NULL, 0);
+	send_reply(&c.f, KVMI_GET_GUEST_INFO, 2, 0, &gi, sizeof(gi));
+	/* The reader thread reads this reply to a waiting command ... */
+	expect_msg(&c.f, KVMI_GET_GUEST_INFO, 3, NULL, 0);
+	fake_sleep(&c.f, 20);
+	send_reply(&c.f, KVMI_GET_GUEST_INFO, 3, 0, &gi, sizeof(gi));
+	/* ... and the next one is read by the command's thread. */
+	expect_msg(&c.f, KVMI_GET_GUEST_INFO, 4, NULL, 0);
+	send_reply(&c.f, KVMI_GET_GUEST_INFO, 4, 0, &gi, sizeof(gi));
+	fake_gate(&c.f);
+	o = build_event(blob, 50, 0, KVMI_EVENT_PAUSE_VCPU);
+	o += build_event(blob + o, 51, 1, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, o, "two events");
+	fake_sleep(&c.f, 5);
+	fake_shutdown(&c.f);
+	if (conn_open(&c))
+		goto out;
+	if (kvmi_dom_get_guest_info(c.dom, &n) || n != 7) {
+		failf("first command");
+		goto out;
+	}
+	usleep(30000);          /* idle: the reader thread reads from now on */
+	if (kvmi_dom_get_guest_info(c.dom, &n) || n != 7) {
+		failf("command while the reader thread reads");
+		goto out;
+	}
+	if (kvmi_dom_get_guest_info(c.dom, &n) || n != 7) {
+		failf("command after the hand-over");
+		goto out;
+	}
+	usleep(30000);
+	fake_open_gate(&c.f);
+	if (!wait_disc_thread(&d))
+		goto out;
+	if (pthread_equal(d.who, pthread_self()))
+		failf("on_disconnect ran on the API thread");
+	else if (kvmi_dom_is_connected(c.dom))
+		failf("still connected");
+	else if (kvmi_dom_pending_events(c.dom) != 2)
+		failf("the events that came before the disconnect were not queued");
+	else if (next_seq_is(c.dom, 50) && next_seq_is(c.dom, 51) &&
+		 kvmi_dom_wait_event(c.dom, 0) != -ENOTCONN)
+		failf("wait_event after the queue drained");
+	if (!failed && d.calls != 1)
+		failf("on_disconnect called %d times", d.calls);
+out:
+	conn_done(&c);
+}
+
+struct waiter {
+	struct kvmi_dom *dom;
+	int err;
+	uint32_t n;
+};
+
+static void *wait_forever(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->err = kvmi_dom_wait_event(w->dom, -1);
+	return NULL;
+}
+
+static void *command_forever(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->err = kvmi_dom_get_guest_info(w->dom, &w->n);
+	return NULL;
+}
+
+/* kvmi_dom_shutdown() wakes the thread that reads and the one that follows;
+ * the disconnect is reported once, from the reader thread. */
+static void t_shutdown_wakes_all(void)
+{
+	struct disc_thread d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	struct waiter a = { 0 }, b = { 0 };
+	struct conn c;
+	pthread_t ta, tb;
+
+	conn_init(&c);
+	c.cfg.on_disconnect = on_disc_thread;
+	c.cfg.ctx = &d;
+	c.cfg.io_timeout_ms = -1;
+	expect_msg(&c.f, KVMI_GET_GUEST_INFO, 2, NULL, 0);
+	fake_notify(&c.f);
+	fake_expect_eof(&c.f);
+	if (conn_open(&c))
+		goto out;
+	a.dom = b.dom = c.dom;
+	pthread_create(&ta, NULL, wait_forever, &a);
+	pthread_create(&tb, NULL, command_forever, &b);
+	if (!fake_wait_notify(&c.f))
+		failf("command never sent");
+	/* A timed wait next to them gives up on its own. */
+	if (kvmi_dom_wait_event(c.dom, 20) != -ETIMEDOUT)
+		failf("a third waiter did not time out");
+	kvmi_dom_shutdown(c.dom);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	if (!wait_disc_thread(&d))
+		goto out;
+	if (a.err != -ENOTCONN)
+		failf("event waiter: %d", a.err);
+	else if (b.err != -ECONNRESET)
+		failf("command: %d", b.err);
+	else if (pthread_equal(d.who, ta) || pthread_equal(d.who, tb) ||
+		 pthread_equal(d.who, pthread_self()))
+		failf("on_disconnect ran on an API thread");
+	else if (d.calls != 1)
+		failf("on_disconnect called %d times", d.calls);
+out:
+	conn_done(&c);
+}
+
+/* A descriptor-carrying reply right behind other messages: the descriptor
+ * stays with its reply, however the reads were cut. */
+static void map_reply(uint8_t *out, size_t *len, uint32_t seq, uint64_t offset)
+{
+	struct kvmi_x_map_memory_reply r = { .fd_offset = offset, .length = 4096 };
+
+	*len = build_reply(out, KVMI_X_MAP_MEMORY, seq, 0, &r, sizeof(r));
+}
+
+static void expect_map(struct fake_vmm *f, uint32_t seq, uint64_t gpa)
+{
+	struct kvmi_x_map_memory req = { .gpa = gpa, .length = 4096, .flags = KVMI_X_MAP_READONLY };
+
+	req.token.token[0] = 0x1234;
+	expect_msg(f, KVMI_X_MAP_MEMORY, seq, &req, sizeof(req));
+}
+
+static int make_memfd(unsigned int pages)
+{
+	int fd = memfd_create("kvmi-test", MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, (off_t)pages * 4096))
+		return -1;
+	for (unsigned int i = 0; i < pages; i++) {
+		uint8_t page[4096];
+
+		memset(page, 0x40 + (int)i, sizeof(page));
+		if (pwrite(fd, page, sizeof(page), (off_t)i * 4096) != (ssize_t)sizeof(page))
+			return -1;
+	}
+	return fd;
+}
+
+static bool map_and_check(struct kvmi_dom *dom, uint64_t gpa, unsigned int page)
+{
+	struct kvmi_map_mem_token tok = { .token = { 0x1234 } };
+	uint8_t *p = NULL;
+	int err = kvmi_dom_map_physical_token(dom, &tok, gpa, 4096, PROT_READ, (void **)&p);
+	bool ok = !err && p && p[0] == 0x40 + page && p[4095] == 0x40 + page;
+
+	if (!ok)
+		failf("map of page %u: %d (%s)", page, err, strerror(-err));
+	if (p)
+		kvmi_dom_unmap_physical(p, 4096);
+	return ok;
+}
+
+static void t_fd_after_pipelined(void)
+{
+	uint8_t blob[4096];
+	struct conn c;
+	size_t o = 0, n;
+	int mfd = make_memfd(3);
+
+	CHECK(mfd >= 0, "memfd");
+	conn_init(&c);
+	/* Messages that are already waiting when the command starts ... */
+	o += build_event(blob + o, 20, 0, KVMI_EVENT_PAUSE_VCPU);
+	o += build_reply(blob + o, KVMI_GET_VERSION, 1, 0, NULL, 0);   /* stray, old seq */
+	fake_send(&c.f, blob, o, "event + stray reply");
+	expect_map(&c.f, 2, 0x5000);
+	o = build_event(blob, 21, 0, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, o, "event");
+	map_reply(blob, &n, 2, 4096);
+	fake_send_fd(&c.f, blob, n, mfd, "reply with the descriptor");
+	o = build_event(blob, 22, 0, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, o, "event right behind it");
+	/* ... and the same with the reply in the middle of one write's worth. */
+	expect_map(&c.f, 3, 0x6000);
+	o = build_event(blob, 23, 0, KVMI_EVENT_PAUSE_VCPU);
+	o += build_event(blob + o, 24, 0, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, o, "two events");
+	map_reply(blob, &n, 3, 2 * 4096);
+	o = build_event(blob + n, 25, 0, KVMI_EVENT_PAUSE_VCPU);
+	fake_send_fd(&c.f, blob, n + o, mfd, "reply with the descriptor + event");
+	fake_expect_eof(&c.f);
+	if (conn_open(&c))
+		goto out;
+	if (!map_and_check(c.dom, 0x5000, 1) || !map_and_check(c.dom, 0x6000, 2))
+		goto out;
+	for (uint32_t s = 20; s <= 25; s++)
+		if (!next_seq_is(c.dom, s))
+			break;
+out:
+	conn_done(&c);
+	close(mfd);
+}
+
+#define MAP_ROUNDS 40
+
+/* The descriptor-carrying reply arrives while another thread reads (its
+ * read may take the event before it and the reply in one recvmsg). */
+static void t_fd_while_other_thread_reads(void)
+{
+	struct ev_collector e = { .want = MAP_ROUNDS };
+	uint8_t blob[2048];
+	struct conn c;
+	pthread_t t;
+	size_t n, o;
+	int mfd = make_memfd(MAP_ROUNDS);
+
+	CHECK(mfd >= 0, "memfd");
+	conn_init(&c);
+	for (uint32_t k = 0; k < MAP_ROUNDS; k++) {
+		expect_map(&c.f, 2 + k, 0x100000 + 4096ull * k);
+		o = build_event(blob, 1000 + k, 0, KVMI_EVENT_PAUSE_VCPU);
+		fake_send(&c.f, blob, o, "event");
+		map_reply(blob, &n, 2 + k, 4096ull * k);
+		fake_send_fd(&c.f, blob, n, mfd, "reply with the descriptor");
+	}
+	fake_expect_eof(&c.f);
+	if (conn_open(&c))
+		goto out;
+	e.dom = c.dom;
+	pthread_create(&t, NULL, collect_events, &e);
+	for (unsigned int k = 0; k < MAP_ROUNDS && !failed; k++)
+		map_and_check(c.dom, 0x100000 + 4096ull * k, k);
+	pthread_join(t, NULL);
+	if (!failed && (e.err || e.got != MAP_ROUNDS))
+		failf("event thread: %d after %u events", e.err, e.got);
+	for (unsigned int i = 0; i < e.got && !failed; i++)
+		if (e.seqs[i] != 1000 + i)
+			failf("event %u has seq %u: out of order", i, e.seqs[i]);
+out:
+	conn_done(&c);
+	close(mfd);
+}
+
+/* The pipelined bulk read: 101 replies (unaligned start, more than the
+ * window of 64), an event among them, the byte stream cut at awkward
+ * places (inside headers, error codes and data). */
+static uint8_t pattern(uint64_t gpa)
+{
+	return (uint8_t)(gpa * 7 + (gpa >> 12));
+}
+
+#define BULK_GPA   (0x10000ull + 123)
+#define BULK_SIZE  (100u * 4096u)
+
+static void send_awkwardly(struct fake_vmm *f, const uint8_t *b, size_t len, unsigned int *k)
+{
+	static const size_t cuts[] = { 1, 7, 8, 9, 15, 16, 17, 4095, 4096, 4111, 4113, 8200, 3, 2, 30000 };
+
+	for (size_t o = 0; o < len;) {
+		size_t n = cuts[(*k)++ % (sizeof(cuts) / sizeof(cuts[0]))];
+
+		if (n > len - o)
+			n = len - o;
+		fake_send(f, b + o, n, "bulk replies (a piece)");
+		if (*k % 5 == 0)
+			fake_sleep(f, 1);
+		o += n;
+	}
+}
+
+static void t_bulk_awkward_splits(void)
+{
+	struct kvmi_read_physical req;
+	uint8_t *reqs = malloc(128 * 24), *replies = malloc(128 * (4112 + 600)), *dst = malloc(BULK_SIZE);
+	uint64_t gpa = BULK_GPA;
+	size_t left = BULK_SIZE, rq = 0, rp = 0, mark = 0;
+	unsigned int count = 0, k = 0;
+	struct conn c;
+
+	CHECK(reqs && replies && dst, "malloc");
+	conn_init(&c);
+	while (left) {
+		uint16_t n = (uint16_t)(4096 - (gpa & 4095));
+		struct kvmi_msg_hdr h = { .id = KVMI_READ_PHYSICAL, .size = sizeof(req), .seq = 2 + count };
+		uint8_t data[4096];
+
+		if (n > left)
+			n = (uint16_t)left;
+		req = (struct kvmi_read_physical){ .gpa = gpa, .size = n };
+		memcpy(reqs + rq, &h, 8);
+		memcpy(reqs + rq + 8, &req, sizeof(req));
+		rq += 24;
+		for (unsigned int i = 0; i < n; i++)
+			data[i] = pattern(gpa + i);
+		rp += build_reply(replies + rp, KVMI_READ_PHYSICAL, 2 + count, 0, data, n);
+		if (count == 40)
+			rp += build_event(replies + rp, 77, 0, KVMI_EVENT_PAUSE_VCPU);
+		count++;
+		gpa += n;
+		left -= n;
+		if (count == 64)
+			mark = rp;
+	}
+	CHECK(count == 101, "%u requests", count);
+	fake_expect(&c.f, reqs, 64 * 24, "first 64 requests");
+	send_awkwardly(&c.f, replies, mark, &k);
+	fake_expect(&c.f, reqs + 64 * 24, (count - 64) * 24, "the other requests");
+	send_awkwardly(&c.f, replies + mark, rp - mark, &k);
+	fake_expect_eof(&c.f);
+	if (conn_open(&c))
+		goto out;
+	memset(dst, 0, BULK_SIZE);
+	if (kvmi_dom_read_physical_bulk(c.dom, BULK_GPA, dst, BULK_SIZE)) {
+		failf("bulk read failed");
+		goto out;
+	}
+	for (size_t i = 0; i < BULK_SIZE; i++) {
+		if (dst[i] != pattern(BULK_GPA + i)) {
+			failf("byte %zu differs", i);
+			goto out;
+		}
+	}
+	next_seq_is(c.dom, 77);
+out:
+	conn_done(&c);
+	free(reqs);
+	free(replies);
+	free(dst);
+}
+
 int main(void)
 {
 	run("names, strerror, uuid, cookie hash", t_names);
@@ -665,6 +1236,15 @@ int main(void)
 	run("listener accept thread hands domains to on_connect", t_listener_thread);
 	run("argument checks reject what the VMM would drop the socket for", t_arg_checks);
 	run("UNHOOK is delivered and needs no reply", t_unhook_no_reply);
+	run("one thread reads itself: events and replies interleaved", t_direct_interleaved);
+	run("two threads (events, commands) pass the lead back and forth", t_two_threads_leadership);
+	run("the reader thread reads when idle, hands over, reports the disconnect",
+	    t_reader_takes_over);
+	run("shutdown wakes the reading and the following thread", t_shutdown_wakes_all);
+	run("a descriptor stays with its reply behind pipelined messages", t_fd_after_pipelined);
+	run("a descriptor stays with its reply while another thread reads",
+	    t_fd_while_other_thread_reads);
+	run("bulk read: replies cut at awkward places, an event among them", t_bulk_awkward_splits);
 	printf("1..%d\n", tap_n);
 	return tap_failed ? 1 : 0;
 }

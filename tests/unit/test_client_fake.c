@@ -84,6 +84,7 @@ static struct fake_step *add(struct fake_vmm *f, enum fake_op op, const char *wh
 	s = &f->steps[f->nsteps++];
 	memset(s, 0, sizeof(*s));
 	s->op = op;
+	s->fd = -1;
 	snprintf(s->what, sizeof(s->what), "%s", what ? what : "");
 	return s;
 }
@@ -111,6 +112,14 @@ void fake_send(struct fake_vmm *f, const void *bytes, size_t len, const char *wh
 {
 	if (len)
 		add_bytes(f, FAKE_SEND, bytes, len, what);
+}
+
+void fake_send_fd(struct fake_vmm *f, const void *bytes, size_t len, int fd, const char *what)
+{
+	add_bytes(f, FAKE_SEND_FD, bytes, len, what);
+	f->steps[f->nsteps - 1].fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (f->steps[f->nsteps - 1].fd < 0)
+		abort();
 }
 
 void fake_expect_hex(struct fake_vmm *f, const char *hex, const char *what)
@@ -288,6 +297,30 @@ static void *fake_script(struct fake_vmm *f)
 			}
 			break;
 		}
+		case FAKE_SEND_FD: {
+			union {
+				struct cmsghdr align;
+				char buf[CMSG_SPACE(sizeof(int))];
+			} ctl;
+			struct iovec iov = { .iov_base = s->bytes, .iov_len = s->len };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+					     .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+			struct cmsghdr *c;
+			ssize_t n;
+
+			memset(&ctl, 0, sizeof(ctl));
+			c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &s->fd, sizeof(int));
+			n = sendmsg(f->fd, &mh, MSG_NOSIGNAL);
+			if (n != (ssize_t)s->len) {
+				fail(f, "%s: sendmsg: %s", s->what, n < 0 ? strerror(errno) : "short");
+				return NULL;
+			}
+			break;
+		}
 		case FAKE_SLEEP_MS: {
 			struct timespec ts = { .tv_sec = (time_t)(s->len / 1000),
 					       .tv_nsec = (long)(s->len % 1000) * 1000000 };
@@ -367,8 +400,11 @@ void fake_destroy(struct fake_vmm *f)
 		shutdown(f->fd, SHUT_RDWR);
 		fake_join(f);
 	}
-	for (size_t i = 0; i < f->nsteps; i++)
+	for (size_t i = 0; i < f->nsteps; i++) {
 		free(f->steps[i].bytes);
+		if (f->steps[i].fd >= 0)
+			close(f->steps[i].fd);
+	}
 	free(f->steps);
 	if (f->fd >= 0)
 		close(f->fd);

@@ -12,12 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum fake_op { FAKE_EXPECT, FAKE_SEND, FAKE_SLEEP_MS, FAKE_SHUTDOWN, FAKE_EXPECT_EOF, FAKE_GATE, FAKE_NOTIFY };
+enum fake_op { FAKE_EXPECT, FAKE_SEND, FAKE_SLEEP_MS, FAKE_SHUTDOWN, FAKE_EXPECT_EOF, FAKE_GATE, FAKE_NOTIFY,
+	       FAKE_SEND_FD };
 
 struct fake_step {
 	enum fake_op op;
 	uint8_t *bytes;           /* owned */
 	size_t len;               /* bytes, or milliseconds for FAKE_SLEEP_MS */
+	int fd;                   /* FAKE_SEND_FD: passed with the first byte (owned) */
 	char what[64];
 };
 
@@ -44,6 +46,8 @@ void fake_expect(struct fake_vmm *f, const void *bytes, size_t len, const char *
 void fake_expect_hex(struct fake_vmm *f, const char *hex, const char *what);
 void fake_send(struct fake_vmm *f, const void *bytes, size_t len, const char *what);
 void fake_send_hex(struct fake_vmm *f, const char *hex, const char *what);
+/* Send bytes with a dup of @fd attached to the first one (SCM_RIGHTS). */
+void fake_send_fd(struct fake_vmm *f, const void *bytes, size_t len, int fd, const char *what);
 void fake_sleep(struct fake_vmm *f, unsigned int ms);
 void fake_shutdown(struct fake_vmm *f);
 void fake_expect_eof(struct fake_vmm *f);
