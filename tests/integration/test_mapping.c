@@ -95,6 +95,30 @@ static unsigned open_fds_of(pid_t pid)
 	return n;
 }
 
+/* What @pid has open, as diagnostics. */
+static void show_fds_of(pid_t pid)
+{
+	char path[64], link[600], target[256];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		ssize_t n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = '\0';
+		diag("  fd %s -> %s", e->d_name, target);
+	}
+	closedir(d);
+}
+
 static unsigned open_fds(void)
 {
 	return open_fds_of(getpid());
@@ -278,8 +302,14 @@ static void test_session(void)
 	test_tokens(dom);
 	ok(open_fds() == fds_before, "no descriptor leaked into the tool (%u open, %u before)", open_fds(),
 	   fds_before);
+	/* kvmi-vm closes its copy of the descriptor after sending it, which
+	 * may be a moment after the reply reached us. */
+	for (int i = 0; i < 200 && open_fds_of(pid) != vmm_fds_before; i++)
+		usleep(10000);
 	ok(open_fds_of(pid) == vmm_fds_before && vmm_fds_before > 0,
 	   "no descriptor leaked in kvmi-vm either (%u open, %u before)", open_fds_of(pid), vmm_fds_before);
+	if (open_fds_of(pid) != vmm_fds_before)
+		show_fds_of(pid);
 
 	/* Tokens die with the session; mappings do not. */
 	ok(kvmi_dom_get_map_token(dom, &stale) == 0, "a token taken just before disconnecting");
