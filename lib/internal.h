@@ -123,6 +123,10 @@ int kc_read_full(int fd, void *buf, size_t len, int64_t deadline);
 /* kc_read_full that also receives descriptors (SCM_RIGHTS, close-on-exec):
  * the first one lands in *passed (which starts at -1), any further one is
  * closed and counted in *extra. */
+/* The descriptors (SCM_RIGHTS) a recvmsg() brought: the first goes to
+ * *passed if that is still -1, any further one is closed and counted in
+ * *extra, as is a truncated control message. */
+void kc_take_fds(const struct msghdr *mh, int *passed, unsigned int *extra);
 int kc_read_full_fds(int fd, void *buf, size_t len, int64_t deadline, int *passed,
 		     unsigned int *extra);
 int kc_skip(int fd, size_t len, int64_t deadline);

@@ -132,27 +132,7 @@ static ssize_t rx_recv(struct kvmi_dom *dom, size_t space)
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
 
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		size_t nfds;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nfds; i++) {
-			int got;
-
-			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (passed < 0) {
-				passed = got;
-			} else {
-				close(got);
-				extra++;
-			}
-		}
-	}
-	/* The kernel dropped what did not fit. */
-	if (mh.msg_flags & MSG_CTRUNC)
-		extra++;
+	kc_take_fds(&mh, &passed, &extra);
 	if (extra) {
 		kc_log(&dom->cfg, KVMI_LOG_WARNING, "%s: %u unexpected descriptors closed",
 		       dom->hello.name, extra);

@@ -218,6 +218,31 @@ int kc_read_full(int fd, void *buf, size_t len, int64_t deadline)
 	return 0;
 }
 
+void kc_take_fds(const struct msghdr *mh, int *passed, unsigned int *extra)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+		size_t nfds;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfds; i++) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*passed < 0) {
+				*passed = got;
+			} else {
+				close(got);
+				(*extra)++;
+			}
+		}
+	}
+	/* The kernel dropped what did not fit. */
+	if (mh->msg_flags & MSG_CTRUNC)
+		(*extra)++;
+}
+
 int kc_read_full_fds(int fd, void *buf, size_t len, int64_t deadline, int *passed,
 		     unsigned int *extra)
 {
@@ -233,7 +258,6 @@ int kc_read_full_fds(int fd, void *buf, size_t len, int64_t deadline, int *passe
 			.msg_iov = &iov, .msg_iovlen = 1,
 			.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
 		};
-		struct cmsghdr *c;
 		ssize_t n;
 		int err = wait_fd(fd, POLLIN, deadline);
 
@@ -246,27 +270,7 @@ int kc_read_full_fds(int fd, void *buf, size_t len, int64_t deadline, int *passe
 			return -errno;
 		}
 		/* Descriptors first: they are ours now even on EOF. */
-		for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			size_t nfds;
-
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < nfds; i++) {
-				int got;
-
-				memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-				if (*passed < 0) {
-					*passed = got;
-				} else {
-					close(got);
-					(*extra)++;
-				}
-			}
-		}
-		/* The kernel dropped what did not fit. */
-		if (mh.msg_flags & MSG_CTRUNC)
-			(*extra)++;
+		kc_take_fds(&mh, passed, extra);
 		if (n == 0)
 			return -ECONNRESET;
 		p += n;
