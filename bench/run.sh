@@ -108,10 +108,10 @@ function row3(id) {     # median | p90 | p99 | n
 function ratio(a, b) { return (has(a) && has(b) && n[a] > 0 && n[b] > 0 && m(b) > 0) ? m(a) / m(b) : -1 }
 function rf(r) { return r < 0 ? "n/a" : (r >= 10 ? sprintf("%.0f×", r) : r >= 0.1 ? sprintf("%.2f×", r) : sprintf("%.3f×", r)) }
 function why(id) { return has(id) ? note[id] : "not run" }
-# The event path now hands off nowhere: the tool's thread and the waiting
+# The event path now hands off nowhere: the tool’s thread and the waiting
 # vCPU read the socket themselves (spinning up to KVMI_SPIN_US).  What is
 # left besides the exit: two one-way socket transfers (one spinning round
-# trip) and the vCPU ioctls an event needs (the header's KVM_GET_MSRS).
+# trip) and the vCPU ioctls an event needs (the header’s KVM_GET_MSRS).
 function evwhy(floor, ioctls, extra,    lb) {
 	if (!has(floor) || ipcs < 0 || ioc < 0)
 		return "see §1"
