@@ -1220,6 +1220,70 @@ out:
 	free(dst);
 }
 
+/* A command times out while another thread reads; its late reply is
+ * dropped and the next command gets its own. */
+static void t_follower_timeout_late_reply(void)
+{
+	struct ev_collector e = { .want = 1 };
+	struct kvmi_check_command req = { .id = 13 };
+	uint8_t blob[1024];
+	struct conn c;
+	pthread_t t;
+	size_t o;
+
+	conn_init(&c);
+	c.cfg.io_timeout_ms = 150;
+	expect_msg(&c.f, KVMI_CHECK_COMMAND, 2, &req, sizeof(req));
+	fake_gate(&c.f);
+	send_reply(&c.f, KVMI_CHECK_COMMAND, 2, 0, NULL, 0);
+	expect_msg(&c.f, KVMI_CHECK_COMMAND, 3, &req, sizeof(req));
+	send_reply(&c.f, KVMI_CHECK_COMMAND, 3, -KVM_EPERM, NULL, 0);
+	o = build_event(blob, 1000, 0, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, o, "event");
+	fake_expect_eof(&c.f);
+	if (conn_open(&c))
+		goto out;
+	e.dom = c.dom;
+	pthread_create(&t, NULL, collect_events, &e);
+	if (kvmi_dom_check_command(c.dom, 13) != -ETIMEDOUT)
+		failf("no timeout");
+	fake_open_gate(&c.f);
+	if (!failed && kvmi_dom_check_command(c.dom, 13) != -EPERM)
+		failf("second command did not get its own reply");
+	pthread_join(t, NULL);
+	if (!failed && (e.err || e.got != 1 || e.seqs[0] != 1000))
+		failf("event thread: %d after %u events", e.err, e.got);
+out:
+	conn_done(&c);
+}
+
+/* A message that stops half-way ends the connection after io_timeout,
+ * even for a thread that would wait longer. */
+static void t_partial_message_times_out(void)
+{
+	struct disc_thread d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	uint8_t blob[1024];
+	struct conn c;
+
+	conn_init(&c);
+	c.cfg.io_timeout_ms = 100;
+	c.cfg.on_disconnect = on_disc_thread;
+	c.cfg.ctx = &d;
+	build_event(blob, 600, 0, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&c.f, blob, 100, "the first 100 bytes of an event");
+	fake_expect_eof(&c.f);
+	if (conn_open(&c))
+		goto out;
+	if (kvmi_dom_wait_event(c.dom, 10000) != -ENOTCONN)
+		failf("wait_event did not see the connection end");
+	else if (kvmi_dom_is_connected(c.dom))
+		failf("still connected");
+	else if (wait_disc_thread(&d) && d.calls != 1)
+		failf("on_disconnect called %d times", d.calls);
+out:
+	conn_done(&c);
+}
+
 int main(void)
 {
 	run("names, strerror, uuid, cookie hash", t_names);
@@ -1245,6 +1309,9 @@ int main(void)
 	run("a descriptor stays with its reply while another thread reads",
 	    t_fd_while_other_thread_reads);
 	run("bulk read: replies cut at awkward places, an event among them", t_bulk_awkward_splits);
+	run("a follower's command times out, its late reply is dropped", t_follower_timeout_late_reply);
+	run("a message that stops half-way ends the connection after io_timeout",
+	    t_partial_message_times_out);
 	printf("1..%d\n", tap_n);
 	return tap_failed ? 1 : 0;
 }
