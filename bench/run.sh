@@ -253,7 +253,7 @@ END {
 		evrow("single-step, sleeping waits", "event_singlestep_1v_nospin", 1, "floor_pio0_1v_nospin")
 	}
 	print ""
-	print "References without a VM: " note["ipc_unix_rtt"] ": median " cell("ipc_unix_rtt") " µs, p99 " (has("ipc_unix_rtt") ? f(p99["ipc_unix_rtt"]) : "n/a") " µs; " note["ipc_condvar_rtt"] ": median " cell("ipc_condvar_rtt") " µs, p99 " (has("ipc_condvar_rtt") ? f(p99["ipc_condvar_rtt"]) : "n/a") " µs; " note["ipc_unix_rtt_spin"] ": median " cell("ipc_unix_rtt_spin") " µs, p99 " (has("ipc_unix_rtt_spin") ? f(p99["ipc_unix_rtt_spin"]) : "n/a") " µs (a pure spin without yielding: its p99 is a scheduler time slice); " note["ioctl_get_msrs"] ": median " cell("ioctl_get_msrs") " µs."
+	print "References without a VM: " note["ipc_unix_rtt"] ": median " cell("ipc_unix_rtt") " µs, p99 " (has("ipc_unix_rtt") ? f(p99["ipc_unix_rtt"]) : "n/a") " µs; " note["ipc_condvar_rtt"] ": median " cell("ipc_condvar_rtt") " µs, p99 " (has("ipc_condvar_rtt") ? f(p99["ipc_condvar_rtt"]) : "n/a") " µs; " note["ipc_unix_rtt_spin"] ": median " cell("ipc_unix_rtt_spin") " µs, p99 " (has("ipc_unix_rtt_spin") ? f(p99["ipc_unix_rtt_spin"]) : "n/a") " µs (both sides spin without ever yielding: a time slice lost to another thread shows in its p99); " note["ioctl_get_msrs"] ": median " cell("ioctl_get_msrs") " µs."
 	print ""
 	print "Where the time goes. The event path has no sleeping hand-off left: the vCPU thread writes"
 	print "the event and then reads the socket itself for the reply, and the tool’s thread, which waits"
