@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../common/spin_wait.h"
 #include "boot/boot.h"
 #include "util.h"
 #include "vm.h"
@@ -162,7 +161,6 @@ bool vcpu_accepts_jobs(struct vcpu *vcpu)
 /* vm->lock held: wake whoever waits for this vCPU's condition. */
 void vcpu_notify_locked(struct vcpu *vcpu)
 {
-	atomic_fetch_add_explicit(&vcpu->wake_seq, 1, memory_order_release);
 	pthread_cond_broadcast(&vcpu->wake);
 }
 
@@ -225,13 +223,6 @@ void vcpu_wake(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-/* Waits (vm->lock held) for a broadcast of vcpu->wake.  (An event's
- * reply is spun for before, in the introspection server, when that pays.) */
-static void wait_for_wake(struct vcpu *vcpu)
-{
-	pthread_cond_wait(&vcpu->wake, &vcpu->vm->lock);
-}
-
 bool vcpu_wait_event(struct vcpu *vcpu, bool (*done)(void *ctx), void *ctx)
 {
 	struct vm *vm = vcpu->vm;
@@ -241,7 +232,7 @@ bool vcpu_wait_event(struct vcpu *vcpu, bool (*done)(void *ctx), void *ctx)
 
 		pthread_mutex_lock(&vm->lock);
 		while (!vm->stopping && !vcpu->jobs && !done(ctx))
-			wait_for_wake(vcpu);
+			pthread_cond_wait(&vcpu->wake, &vm->lock);
 		if (vm->stopping) {
 			pthread_mutex_unlock(&vm->lock);
 			return false;

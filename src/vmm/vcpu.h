@@ -58,7 +58,6 @@ struct vcpu {
 	/* This vCPU took the VM's only hold itself and may still run (it
 	 * single-steps while the others stay out; see vcpu_held()). */
 	atomic_bool hold_exempt;
-	atomic_uint wake_seq;       /* bumped with every broadcast of wake */
 	bool done;                  /* guest said GUEST_DONE (vCPU thread only) */
 
 	/* Job queue and the condition the vCPU sleeps on while it waits for
@@ -96,7 +95,7 @@ void vcpu_kick(struct vcpu *vcpu);
 /* Must the vCPU stay out of KVM_RUN now?  vm_hold_vcpus() holds every vCPU
  * but one that set hold_exempt while its own hold is the only one. */
 bool vcpu_held(struct vcpu *vcpu);
-/* With vm->lock held: bump wake_seq and broadcast wake. */
+/* With vm->lock held: broadcast wake. */
 void vcpu_notify_locked(struct vcpu *vcpu);
 void vcpu_pause(struct vcpu *vcpu);    /* asynchronous; the state shows when it took */
 void vcpu_resume(struct vcpu *vcpu);
