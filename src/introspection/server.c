@@ -854,6 +854,7 @@ static int next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hd
 
 int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 {
+	bool corked = false;     /* this thread's replies are being gathered */
 	int ret = 0;
 
 	session_begin(srv, rfd, wfd);
@@ -876,12 +877,16 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 			break;
 		}
 		/* Replies to a batch of requests go out together. */
-		if (more)
+		if (more && !corked) {
 			set_cork(srv, true);
+			corked = true;
+		}
 		err = dispatch(srv, &hdr, srv->rbuf);
 		pthread_mutex_unlock(&srv->rx_lock);
-		if (!more)
+		if (!more && corked) {
 			set_cork(srv, false);
+			corked = false;
+		}
 		if (err == KVMI_CLOSE) {
 			ret = -EPROTO;
 			break;
