@@ -939,25 +939,11 @@ out:
 	conn_done(&c);
 }
 
-struct waiter {
-	struct kvmi_dom *dom;
-	int err;
-	uint32_t n;
-};
-
 static void *wait_forever(void *arg)
 {
-	struct waiter *w = arg;
+	struct bg_cmd *w = arg;
 
 	w->err = kvmi_dom_wait_event(w->dom, -1);
-	return NULL;
-}
-
-static void *command_forever(void *arg)
-{
-	struct waiter *w = arg;
-
-	w->err = kvmi_dom_get_guest_info(w->dom, &w->n);
 	return NULL;
 }
 
@@ -966,7 +952,7 @@ static void *command_forever(void *arg)
 static void t_shutdown_wakes_all(void)
 {
 	struct disc_thread d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
-	struct waiter a = { 0 }, b = { 0 };
+	struct bg_cmd a = { 0 }, b = { 0 };
 	struct conn c;
 	pthread_t ta, tb;
 
@@ -981,7 +967,7 @@ static void t_shutdown_wakes_all(void)
 		goto out;
 	a.dom = b.dom = c.dom;
 	pthread_create(&ta, NULL, wait_forever, &a);
-	pthread_create(&tb, NULL, command_forever, &b);
+	pthread_create(&tb, NULL, bg_guest_info, &b);
 	if (!fake_wait_notify(&c.f))
 		failf("command never sent");
 	/* A timed wait next to them gives up on its own. */
