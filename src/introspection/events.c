@@ -253,6 +253,13 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 		    const void *data, size_t len, void *rpl, size_t rpl_len,
 		    struct kvmi_event_result *res)
 {
+	return kvmi_vcpu_event_arch(srv, vcpu, event, NULL, data, len, rpl, rpl_len, res);
+}
+
+int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
+			 const struct kvmi_event_arch *given, const void *data, size_t len,
+			 void *rpl, size_t rpl_len, struct kvmi_event_result *res)
+{
 	uint8_t msg[sizeof(struct kvmi_msg_hdr) + sizeof(struct kvmi_event) + EVENT_DATA_MAX];
 	struct kvmi_vcpu_state *v;
 	struct kvmi_event_arch arch;
@@ -276,15 +283,19 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 		return -EINVAL;
 	if (!always_on(event) && !kvmi_vcpu_event_enabled(srv, vcpu, event))
 		return 0;
-	if (!kvmi_policy_event_allowed(&srv->policy, event) || !srv->ops->get_event_arch)
+	if (!kvmi_policy_event_allowed(&srv->policy, event) || (!given && !srv->ops->get_event_arch))
 		return 0;
 	if (!kvmi_server_connected(srv))
 		return 0;
 
-	memset(&arch, 0, sizeof(arch));
-	err = srv->ops->get_event_arch(srv->b, vcpu, &arch);
-	if (err)
-		return err;
+	if (given) {
+		arch = *given;
+	} else {
+		memset(&arch, 0, sizeof(arch));
+		err = srv->ops->get_event_arch(srv->b, vcpu, &arch);
+		if (err)
+			return err;
+	}
 
 	v = &srv->vcpus[vcpu];
 	pthread_mutex_lock(&srv->lock);

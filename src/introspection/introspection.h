@@ -375,8 +375,16 @@ struct kvmi_event_result {
 int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 		    const void *data, size_t len, void *rpl, size_t rpl_len,
 		    struct kvmi_event_result *res);
+/* The same with the common event state given (NULL: ops->get_event_arch),
+ * for a caller that had to read it anyway. */
+int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
+			 const struct kvmi_event_arch *arch, const void *data, size_t len,
+			 void *rpl, size_t rpl_len, struct kvmi_event_result *res);
 /* vCPU thread: pending PAUSE_VCPU requests for this vCPU. */
 unsigned kvmi_vcpu_pending_pauses(struct kvmi_server *srv, unsigned vcpu);
+/* vCPU thread: take one pending PAUSE_VCPU request (false: none); the
+ * caller then raises one PAUSE_VCPU event for it. */
+bool kvmi_vcpu_take_pause(struct kvmi_server *srv, unsigned vcpu);
 /*
  * vCPU thread: send one PAUSE_VCPU event per pending request, each waited
  * for. Stops early on CRASH. res reports the last reply.

@@ -68,9 +68,24 @@ unsigned kvmi_vcpu_pending_pauses(struct kvmi_server *srv, unsigned vcpu)
 	return n;
 }
 
-int kvmi_vcpu_handle_pauses(struct kvmi_server *srv, unsigned vcpu, struct kvmi_event_result *res)
+bool kvmi_vcpu_take_pause(struct kvmi_server *srv, unsigned vcpu)
 {
 	struct kvmi_vcpu_state *v;
+	bool taken;
+
+	if (vcpu >= srv->cfg.max_vcpus)
+		return false;
+	v = &srv->vcpus[vcpu];
+	pthread_mutex_lock(&srv->lock);
+	taken = srv->connected && v->pauses;
+	if (taken)
+		v->pauses--;
+	pthread_mutex_unlock(&srv->lock);
+	return taken;
+}
+
+int kvmi_vcpu_handle_pauses(struct kvmi_server *srv, unsigned vcpu, struct kvmi_event_result *res)
+{
 	int err = 0;
 
 	res->action = KVMI_EVENT_ACTION_CONTINUE;
@@ -78,17 +93,7 @@ int kvmi_vcpu_handle_pauses(struct kvmi_server *srv, unsigned vcpu, struct kvmi_
 	res->regs_applied = false;
 	if (vcpu >= srv->cfg.max_vcpus)
 		return -EINVAL;
-	v = &srv->vcpus[vcpu];
-	for (;;) {
-		bool more;
-
-		pthread_mutex_lock(&srv->lock);
-		more = srv->connected && v->pauses;
-		if (more)
-			v->pauses--;
-		pthread_mutex_unlock(&srv->lock);
-		if (!more)
-			break;
+	while (kvmi_vcpu_take_pause(srv, vcpu)) {
 		err = kvmi_vcpu_event(srv, vcpu, KVMI_EVENT_PAUSE_VCPU, NULL, 0, NULL, 0, res);
 		if (err || res->action == KVMI_EVENT_ACTION_CRASH)
 			break;

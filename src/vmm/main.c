@@ -9,7 +9,8 @@
 
 #include "boot/boot.h"
 #include "guest_abi.h"
-#include "introspect/introspect.h"
+#include "intro_config.h"
+#include "introspect.h"
 #include "util.h"
 #include "vm.h"
 
@@ -19,9 +20,8 @@
 
 struct options {
 	struct vm_config cfg;
-	struct introspect_config intro;
+	struct intro_options intro;
 	const char *guest, *kernel, *initrd, *append;
-	bool have_uuid;
 };
 
 static void usage(FILE *f)
@@ -134,11 +134,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_INTROSPECTOR: o->intro.address = optarg; break;
 		case OPT_NAME: o->intro.name = optarg; break;
 		case OPT_UUID:
-			if (introspect_parse_uuid(optarg, o->intro.uuid)) {
+			if (intro_parse_uuid(optarg, o->intro.uuid)) {
 				pr_err("--uuid: '%s' is not a UUID", optarg);
 				return -EINVAL;
 			}
-			o->have_uuid = true;
+			o->intro.have_uuid = true;
 			break;
 		case OPT_KEY: o->intro.key_file = optarg; break;
 		case OPT_ALLOW_COMMANDS: o->intro.allow_commands = optarg; break;
@@ -181,24 +181,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 		return -EINVAL;
 	}
 	if (!o->intro.address && (o->intro.key_file || o->intro.allow_commands || o->intro.allow_events ||
-				  o->intro.policy_file || o->intro.name || o->have_uuid)) {
+				  o->intro.policy_file || o->intro.name || o->intro.have_uuid)) {
 		pr_err("introspection options need --introspector ADDR");
 		return -EINVAL;
 	}
 	return 0;
-}
-
-/* Version-4 UUID from the kernel's random pool. */
-static void random_uuid(uint8_t uuid[16])
-{
-	FILE *f = fopen("/dev/urandom", "rb");
-
-	if (!f || fread(uuid, 1, 16, f) != 16)
-		memset(uuid, 0, 16);
-	if (f)
-		fclose(f);
-	uuid[6] = (uuid[6] & 0x0f) | 0x40;
-	uuid[8] = (uuid[8] & 0x3f) | 0x80;
 }
 
 int main(int argc, char **argv)
@@ -233,8 +220,6 @@ int main(int argc, char **argv)
 		return err == -EINVAL ? KVMI_VM_EXIT_USAGE : KVMI_VM_EXIT_HOST;
 
 	if (o.intro.address) {
-		if (!o.have_uuid)
-			random_uuid(o.intro.uuid);
 		err = introspect_create(vm, &o.intro);
 		if (err) {
 			vm_destroy(vm);

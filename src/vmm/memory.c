@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest RAM (one memfd) and the memslot map. */
 #include "memory.h"
-#include "pagetrack.h"
 #include "util.h"
 
 #include <errno.h>
@@ -13,68 +12,91 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static int memslot_apply(struct guest_memory *mem, const struct memslot *s, bool remove)
+int memslot_alloc(struct guest_memory *mem, uint32_t *slot_id)
+{
+	for (unsigned k = 0; k < mem->nr_slots_max; k++) {
+		unsigned i = (mem->free_hint + k) % mem->nr_slots_max;
+		struct memslot *s = &mem->slots[i];
+
+		if (s->used)
+			continue;
+		*s = (struct memslot){ .id = i, .used = true };
+		mem->nr_slots_used++;
+		mem->free_hint = (i + 1) % mem->nr_slots_max;
+		*slot_id = i;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+void memslot_free(struct guest_memory *mem, uint32_t slot_id)
+{
+	if (slot_id >= mem->nr_slots_max || !mem->slots[slot_id].used)
+		return;
+	mem->slots[slot_id].used = false;
+	mem->slots[slot_id].size = 0;
+	mem->nr_slots_used--;
+	if (slot_id < mem->free_hint)
+		mem->free_hint = slot_id;
+}
+
+int memslot_set(struct guest_memory *mem, uint32_t slot_id, uint32_t flags, uint64_t gpa, uint64_t size,
+		uint8_t *hva)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = s->id,
-		.flags = s->flags,
-		.guest_phys_addr = s->gpa,
-		.memory_size = remove ? 0 : s->size,
-		.userspace_addr = (uint64_t)(uintptr_t)s->hva,
+		.slot = slot_id, .flags = flags, .guest_phys_addr = gpa, .memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)hva,
 	};
+	struct memslot *s;
 
-	if (mem->vm_fd < 0) /* unit tests run the map without KVM */
-		return 0;
-	if (ioctl(mem->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+	if (slot_id >= mem->nr_slots_max || !mem->slots[slot_id].used)
+		return -ENOENT;
+	if ((gpa | size) & (GUEST_PAGE_SIZE - 1))
+		return -EINVAL;
+	/* unit tests run the map without KVM */
+	if (mem->vm_fd >= 0 && ioctl(mem->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		return -errno;
+	s = &mem->slots[slot_id];
+	s->flags = flags;
+	s->gpa = gpa;
+	s->size = size;
+	s->hva = hva;
 	return 0;
 }
 
 int memslot_map_add(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t *hva,
 		    uint32_t flags, uint32_t *slot_id)
 {
-	struct memslot *s = NULL;
-	unsigned i;
+	uint32_t id;
 	int err;
 
 	if (!size || (gpa | size) & (GUEST_PAGE_SIZE - 1))
 		return -EINVAL;
-	for (unsigned k = 0; k < mem->nr_slots_max; k++) {
-		i = (mem->free_hint + k) % mem->nr_slots_max;
-		if (!mem->slots[i].used) {
-			s = &mem->slots[i];
-			break;
-		}
-	}
-	if (!s)
-		return -ENOSPC;
-	*s = (struct memslot){ .id = i, .flags = flags, .gpa = gpa, .size = size, .hva = hva };
-	err = memslot_apply(mem, s, false);
+	err = memslot_alloc(mem, &id);
 	if (err)
 		return err;
-	s->used = true;
-	mem->nr_slots_used++;
-	mem->free_hint = (s->id + 1) % mem->nr_slots_max;
+	err = memslot_set(mem, id, flags, gpa, size, hva);
+	if (err) {
+		memslot_free(mem, id);
+		return err;
+	}
 	if (slot_id)
-		*slot_id = s->id;
+		*slot_id = id;
 	return 0;
 }
 
 int memslot_map_remove(struct guest_memory *mem, uint32_t slot_id)
 {
-	struct memslot *s;
+	const struct memslot *s;
 	int err;
 
 	if (slot_id >= mem->nr_slots_max || !mem->slots[slot_id].used)
 		return -ENOENT;
 	s = &mem->slots[slot_id];
-	err = memslot_apply(mem, s, true);
+	err = memslot_set(mem, slot_id, s->flags, s->gpa, 0, s->hva);
 	if (err)
 		return err;
-	s->used = false;
-	mem->nr_slots_used--;
-	if (slot_id < mem->free_hint)
-		mem->free_hint = slot_id;
+	memslot_free(mem, slot_id);
 	return 0;
 }
 
@@ -83,7 +105,7 @@ const struct memslot *memslot_map_find(const struct guest_memory *mem, uint64_t 
 	for (unsigned i = 0; i < mem->nr_slots_max; i++) {
 		const struct memslot *s = &mem->slots[i];
 
-		if (s->used && gpa >= s->gpa && gpa - s->gpa < s->size)
+		if (s->used && s->size && gpa >= s->gpa && gpa - s->gpa < s->size)
 			return s;
 	}
 	return NULL;
@@ -170,11 +192,10 @@ int guest_memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size, un
 			(struct mem_region){
 			.gpa = GUEST_HIGH_RAM, .size = high, .hva = mem->base + low, .fd_offset = low };
 
-	{
-		struct pagetrack none;
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		struct mem_region *r = &mem->regions[i];
 
-		pagetrack_init(&none);
-		err = guest_memory_apply_tracking(mem, &none, NULL, NULL);
+		err = memslot_map_add(mem, r->gpa, r->size, r->hva, 0, &r->slot_id);
 		if (err)
 			goto err_unmap;
 	}
@@ -192,155 +213,22 @@ err_free:
 	return err;
 }
 
-static bool same_segment(const struct pt_segment *a, const struct pt_segment *b)
-{
-	return a->gpa == b->gpa && a->size == b->size && a->kind == b->kind;
-}
-
-/* Index of segment s in layout v (sorted by gpa), or n if absent. */
-static size_t layout_find(const struct pt_segment *v, size_t n, const struct pt_segment *s)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (v[mid].gpa < s->gpa)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < n && same_segment(&v[lo], s) ? lo : n;
-}
-
-static bool layout_has(const struct pt_segment *v, size_t n, const struct pt_segment *s)
-{
-	return layout_find(v, n, s) < n;
-}
-
-static int apply_region(struct guest_memory *mem, struct mem_region *r, const struct pagetrack *pt,
-			unsigned *removed, unsigned *added)
-{
-	struct pt_segment *nl;
-	uint32_t *ids;
-	size_t n;
-	int err;
-
-	err = pagetrack_layout(pt, r->gpa, r->size, &nl, &n);
-	if (err)
-		return err;
-	ids = malloc((n ? n : 1) * sizeof(*ids));
-	if (!ids) {
-		free(nl);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < r->nr_layout; i++) {
-		if (r->slot_ids[i] == UINT32_MAX || layout_has(nl, n, &r->layout[i]))
-			continue;
-		err = memslot_map_remove(mem, r->slot_ids[i]);
-		if (err)
-			goto fail;
-		r->slot_ids[i] = UINT32_MAX;
-		(*removed)++;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct pt_segment *s = &nl[i];
-		size_t j;
-
-		ids[i] = UINT32_MAX;
-		if (s->kind == PT_HOLE)
-			continue;
-		/* Kept from the old layout? */
-		j = layout_find(r->layout, r->nr_layout, s);
-		if (j < r->nr_layout && r->slot_ids[j] != UINT32_MAX) {
-			ids[i] = r->slot_ids[j];
-			continue;
-		}
-		err = memslot_map_add(mem, s->gpa, s->size, r->hva + (s->gpa - r->gpa),
-				      s->kind == PT_MAP_RO ? KVM_MEM_READONLY : 0, &ids[i]);
-		if (err)
-			goto fail;
-		(*added)++;
-	}
-	free(r->layout);
-	free(r->slot_ids);
-	r->layout = nl;
-	r->slot_ids = ids;
-	r->nr_layout = n;
-	return 0;
-
-fail:
-	/* Leave the map consistent with what KVM has: drop what we added. */
-	for (size_t i = 0; i < n; i++) {
-		bool old = false;
-
-		for (size_t j = 0; j < r->nr_layout; j++)
-			old |= r->slot_ids[j] == ids[i] && ids[i] != UINT32_MAX;
-		if (ids[i] != UINT32_MAX && !old)
-			memslot_map_remove(mem, ids[i]);
-	}
-	free(nl);
-	free(ids);
-	return err;
-}
-
-int guest_memory_apply_tracking(struct guest_memory *mem, const struct pagetrack *pt,
-				unsigned *removed, unsigned *added)
-{
-	unsigned rm = 0, ad = 0;
-	int err = 0;
-
-	for (unsigned i = 0; !err && i < mem->nr_regions; i++)
-		err = apply_region(mem, &mem->regions[i], pt, &rm, &ad);
-	if (removed)
-		*removed = rm;
-	if (added)
-		*added = ad;
-	return err;
-}
-
-int guest_memory_recreate_region(struct guest_memory *mem, unsigned idx, const struct pagetrack *pt,
-				 unsigned *slots)
+int guest_memory_recreate_region(struct guest_memory *mem, unsigned idx)
 {
 	struct mem_region *r;
-	struct pagetrack none;
-	unsigned rm = 0, ad = 0;
+	const struct memslot *s;
 	int err;
 
 	if (idx >= mem->nr_regions)
 		return -EINVAL;
 	r = &mem->regions[idx];
-	for (size_t i = 0; i < r->nr_layout; i++) {
-		if (r->slot_ids[i] == UINT32_MAX)
-			continue;
-		err = memslot_map_remove(mem, r->slot_ids[i]);
-		if (err)
-			return err;
-		r->slot_ids[i] = UINT32_MAX;
-	}
-	/* A new region: nothing is kept from the old layout, every slot is
-	 * added again from the tracker, restrictions included. */
-	free(r->layout);
-	free(r->slot_ids);
-	r->layout = NULL;
-	r->slot_ids = NULL;
-	r->nr_layout = 0;
-	if (!pt) {
-		pagetrack_init(&none);
-		pt = &none;
-	}
-	err = apply_region(mem, r, pt, &rm, &ad);
-	if (slots)
-		*slots = ad;
-	return err;
+	s = &mem->slots[r->slot_id];
+	err = memslot_set(mem, r->slot_id, s->flags, r->gpa, 0, r->hva);
+	return err ? err : memslot_set(mem, r->slot_id, 0, r->gpa, r->size, r->hva);
 }
 
 void guest_memory_destroy(struct guest_memory *mem)
 {
-	for (unsigned i = 0; i < mem->nr_regions; i++) {
-		free(mem->regions[i].layout);
-		free(mem->regions[i].slot_ids);
-	}
 	if (mem->base)
 		munmap(mem->base, mem->size);
 	if (mem->memfd >= 0)

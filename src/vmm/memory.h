@@ -4,9 +4,9 @@
  *
  * All guest RAM lives in one memfd, mapped once into the VMM.  It is cut into
  * regions by the guest-physical layout (below the 32-bit PCI hole, above
- * 4 GiB).  Every KVM memslot the VM has goes through the memslot map, so that
- * page tracking can later split regions into read-only or absent pieces in
- * one place.
+ * 4 GiB), one memslot each.  Every KVM memslot id the VM uses comes from the
+ * memslot map: the introspection engine, which splits regions into
+ * read-only or absent pieces, asks it for ids too (introspect.c).
  */
 #ifndef KVMI_VM_MEMORY_H
 #define KVMI_VM_MEMORY_H
@@ -22,18 +22,11 @@
 #define GUEST_MAX_RAM      (1ull << 40)
 #define GUEST_MAX_REGIONS  2
 
-struct pagetrack;
-struct pt_segment;
-
 struct mem_region {
 	uint64_t gpa, size;
 	uint8_t *hva;
 	uint64_t fd_offset; /* offset of this region in the memfd */
-
-	/* Current slot layout of the region (page tracking splits it). */
-	struct pt_segment *layout;
-	uint32_t *slot_ids;  /* per layout segment; UINT32_MAX for holes */
-	size_t nr_layout;
+	uint32_t slot_id;   /* the region's own memslot */
 };
 
 struct memslot {
@@ -41,7 +34,7 @@ struct memslot {
 	uint32_t flags;     /* KVM_MEM_* */
 	uint64_t gpa, size;
 	uint8_t *hva;
-	bool used;
+	bool used;          /* the id is taken (size 0: no KVM slot yet) */
 };
 
 struct guest_memory {
@@ -70,25 +63,17 @@ int guest_write(const struct guest_memory *mem, uint64_t gpa, const void *buf, u
 /* Highest RAM address + 1 below 4 GiB (for e820 and the payload loader). */
 uint64_t guest_low_ram_end(const struct guest_memory *mem);
 
-/*
- * Re-derives every region's slot layout from the tracker and changes only
- * the slots that differ (removals first, then additions: KVM forbids
- * overlapping slots).  Also used when a region is (re)created, so that
- * restrictions are in force before any vCPU runs on it.  Returns 0 or
- * -errno; counts of removed/added slots go to *removed / *added if given.
- */
-/*
- * Deletes every memslot of region idx and creates the region again, as a
- * remap or hot-plug would, with the restrictions of pt (NULL: none) in
- * force from the first slot on.  Every vCPU must be out of guest mode.
- * *slots gets the number of slots the region now has.
- */
-int guest_memory_recreate_region(struct guest_memory *mem, unsigned idx, const struct pagetrack *pt,
-				 unsigned *slots);
-int guest_memory_apply_tracking(struct guest_memory *mem, const struct pagetrack *pt,
-				unsigned *removed, unsigned *added);
+/* Deletes the region's memslot and creates it again, as a remap or
+ * hot-plug would (without introspection; see vm_recreate_region()). */
+int guest_memory_recreate_region(struct guest_memory *mem, unsigned idx);
 
-/* Memslot map: the only code that issues KVM_SET_USER_MEMORY_REGION. */
+/* Memslot map: the only code that issues KVM_SET_USER_MEMORY_REGION.
+ * alloc/free take and give back an id; set creates, changes or (size 0)
+ * deletes the KVM slot of a taken id.  0 or -errno. */
+int memslot_alloc(struct guest_memory *mem, uint32_t *slot_id);
+void memslot_free(struct guest_memory *mem, uint32_t slot_id);
+int memslot_set(struct guest_memory *mem, uint32_t slot_id, uint32_t flags, uint64_t gpa, uint64_t size,
+		uint8_t *hva);
 int memslot_map_add(struct guest_memory *mem, uint64_t gpa, uint64_t size, uint8_t *hva,
 		    uint32_t flags, uint32_t *slot_id);
 int memslot_map_remove(struct guest_memory *mem, uint32_t slot_id);

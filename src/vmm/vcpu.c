@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "boot/boot.h"
+#include "engine.h"
 #include "util.h"
 #include "vm.h"
 
@@ -97,8 +98,6 @@ int vcpu_init(struct vm *vm, struct vcpu *vcpu, unsigned id)
 	vcpu->id = id;
 	atomic_init(&vcpu->state, VCPU_CREATED);
 	atomic_init(&vcpu->pause_request, false);
-	atomic_init(&vcpu->in_guest, false);
-	vcpu->jobs_tail = &vcpu->jobs;
 	pthread_cond_init(&vcpu->wake, NULL);
 	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (vcpu->fd < 0) {
@@ -147,71 +146,10 @@ void vcpu_destroy(struct vcpu *vcpu)
 	vcpu->vm = NULL;
 }
 
-bool vcpu_accepts_jobs(struct vcpu *vcpu)
-{
-	struct vm *vm = vcpu->vm;
-	bool ok;
-
-	pthread_mutex_lock(&vm->lock);
-	ok = !vcpu->jobs_closed && atomic_load(&vcpu->state) != VCPU_CREATED;
-	pthread_mutex_unlock(&vm->lock);
-	return ok;
-}
-
 /* vm->lock held: wake whoever waits for this vCPU's condition. */
 void vcpu_notify_locked(struct vcpu *vcpu)
 {
 	pthread_cond_broadcast(&vcpu->wake);
-}
-
-int vcpu_queue_job(struct vcpu *vcpu, struct vcpu_job *job)
-{
-	struct vm *vm = vcpu->vm;
-
-	job->next = NULL;
-	pthread_mutex_lock(&vm->lock);
-	if (vcpu->jobs_closed) {
-		pthread_mutex_unlock(&vm->lock);
-		return -EAGAIN;
-	}
-	*vcpu->jobs_tail = job;
-	vcpu->jobs_tail = &job->next;
-	vcpu_notify_locked(vcpu);
-	pthread_mutex_unlock(&vm->lock);
-	vcpu_kick(vcpu);
-	return 0;
-}
-
-static struct vcpu_job *take_jobs_locked(struct vcpu *vcpu)
-{
-	struct vcpu_job *list = vcpu->jobs;
-
-	vcpu->jobs = NULL;
-	vcpu->jobs_tail = &vcpu->jobs;
-	return list;
-}
-
-unsigned vcpu_run_jobs(struct vcpu *vcpu)
-{
-	struct vm *vm = vcpu->vm;
-	unsigned n = 0;
-
-	for (;;) {
-		struct vcpu_job *list;
-
-		pthread_mutex_lock(&vm->lock);
-		list = take_jobs_locked(vcpu);
-		pthread_mutex_unlock(&vm->lock);
-		if (!list)
-			return n;
-		while (list) {
-			struct vcpu_job *j = list;
-
-			list = j->next;
-			j->fn(vcpu, j->ctx); /* may free j */
-			n++;
-		}
-	}
 }
 
 void vcpu_wake(struct vcpu *vcpu)
@@ -221,31 +159,6 @@ void vcpu_wake(struct vcpu *vcpu)
 	pthread_mutex_lock(&vm->lock);
 	vcpu_notify_locked(vcpu);
 	pthread_mutex_unlock(&vm->lock);
-}
-
-bool vcpu_wait_event(struct vcpu *vcpu, bool (*done)(void *ctx), void *ctx)
-{
-	struct vm *vm = vcpu->vm;
-
-	for (;;) {
-		bool have_jobs;
-
-		pthread_mutex_lock(&vm->lock);
-		while (!vm->stopping && !vcpu->jobs && !done(ctx))
-			pthread_cond_wait(&vcpu->wake, &vm->lock);
-		if (vm->stopping) {
-			pthread_mutex_unlock(&vm->lock);
-			return false;
-		}
-		if (done(ctx)) {
-			pthread_mutex_unlock(&vm->lock);
-			return true;
-		}
-		have_jobs = vcpu->jobs != NULL;
-		pthread_mutex_unlock(&vm->lock);
-		if (have_jobs)
-			vcpu_run_jobs(vcpu);
-	}
 }
 
 enum vcpu_state vcpu_state(const struct vcpu *vcpu)
@@ -297,58 +210,6 @@ static const char *exit_reason_name(uint32_t r)
 	return r < ARRAY_SIZE(names) && names[r] ? names[r] : "?";
 }
 
-#define SYNC_BITS (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)
-
-void vcpu_sync_regs(struct vcpu *vcpu, bool on)
-{
-	if (!vcpu->vm->have_sync_regs)
-		return;
-	vcpu->run->kvm_valid_regs = on ? SYNC_BITS : 0;
-	vcpu->run->kvm_dirty_regs = 0;
-}
-
-void vcpu_regs_changed(struct vcpu *vcpu)
-{
-	vcpu->sync_valid = 0;
-}
-
-void vcpu_ran(struct vcpu *vcpu, int ret)
-{
-	/* KVM stores the copies on every way out of KVM_RUN that got past
-	 * its argument checks, -EINTR included. */
-	vcpu->sync_valid = ret >= 0 || errno == EINTR ? vcpu->run->kvm_valid_regs & SYNC_BITS : 0;
-}
-
-int vcpu_get_regs(struct vcpu *vcpu, struct kvm_regs *r)
-{
-	if (vcpu->sync_valid & KVM_SYNC_X86_REGS) {
-		*r = vcpu->run->s.regs.regs;
-		return 0;
-	}
-	return ioctl(vcpu->fd, KVM_GET_REGS, r) < 0 ? -errno : 0;
-}
-
-int vcpu_get_sregs(struct vcpu *vcpu, struct kvm_sregs *s)
-{
-	if (vcpu->sync_valid & KVM_SYNC_X86_SREGS) {
-		*s = vcpu->run->s.regs.sregs;
-		return 0;
-	}
-	return ioctl(vcpu->fd, KVM_GET_SREGS, s) < 0 ? -errno : 0;
-}
-
-int vcpu_set_regs(struct vcpu *vcpu, const struct kvm_regs *r)
-{
-	vcpu->sync_valid &= ~(uint32_t)KVM_SYNC_X86_REGS;
-	return ioctl(vcpu->fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
-}
-
-int vcpu_set_sregs(struct vcpu *vcpu, const struct kvm_sregs *s)
-{
-	vcpu->sync_valid &= ~(uint32_t)KVM_SYNC_X86_SREGS;
-	return ioctl(vcpu->fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
-}
-
 void vcpu_dump_state(struct vcpu *vcpu, const char *why)
 {
 	struct kvm_regs r;
@@ -392,8 +253,6 @@ static void handle_mmio(struct vcpu *vcpu)
 
 	if (run->mmio.len > sizeof(run->mmio.data))
 		return;
-	if (vcpu->vm->hooks.mmio && vcpu->vm->hooks.mmio(vcpu->vm->hooks.opaque, vcpu))
-		return;
 	if (run->mmio.is_write)
 		bus_write(&vcpu->vm->mmio, vcpu, run->mmio.phys_addr, run->mmio.data, run->mmio.len);
 	else
@@ -403,13 +262,8 @@ static void handle_mmio(struct vcpu *vcpu)
 static void handle_internal_error(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	struct vm *vm = vcpu->vm;
 	char why[256];
 	int n;
-
-	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && vm->hooks.emulation_failure &&
-	    vm->hooks.emulation_failure(vm->hooks.opaque, vcpu))
-		return;
 
 	n = snprintf(why, sizeof(why), "KVM internal error, suberror %u%s", run->internal.suberror,
 		     run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?
@@ -475,19 +329,13 @@ static void handle_exit(struct vcpu *vcpu)
 		handle_system_event(vcpu);
 		break;
 	case KVM_EXIT_X86_WRMSR:
-		/* Only MSRs an introspection tool controls are filtered. */
-		if (vcpu->vm->hooks.wrmsr)
-			vcpu->vm->hooks.wrmsr(vcpu->vm->hooks.opaque, vcpu);
-		else
-			run->msr.error = 1;
+	case KVM_EXIT_X86_RDMSR:
+		/* kvmi-vm filters no MSR of its own (the engine's exits never
+		 * get here): as the CPU would for an MSR it does not have. */
+		run->msr.error = 1;
 		break;
 	case KVM_EXIT_DEBUG:
-		if (vcpu->vm->hooks.debug)
-			vcpu->vm->hooks.debug(vcpu->vm->hooks.opaque, vcpu);
-		break;
-	case KVM_EXIT_X86_RDMSR:
-		run->msr.error = 1; /* never filtered for reads: as the CPU would */
-		break;
+		break;  /* kvmi-vm debugs nothing itself */
 	default:
 		snprintf(why, sizeof(why), "unexpected exit reason %u (%s)", run->exit_reason,
 			 exit_reason_name(run->exit_reason));
@@ -505,9 +353,9 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
 
 	pthread_mutex_lock(&vm->lock);
 	for (;;) {
-		if (vcpu->jobs) {
+		if (vcpu->intro && kvmi_engine_vcpu_has_jobs(vcpu->intro)) {
 			pthread_mutex_unlock(&vm->lock);
-			vcpu_run_jobs(vcpu);
+			kvmi_engine_vcpu_run_jobs(vcpu->intro);
 			pthread_mutex_lock(&vm->lock);
 			continue;
 		}
@@ -524,23 +372,37 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
 	return run;
 }
 
-/* Out of guest mode while another thread changes what the guest must not
- * see half done; jobs still run. */
-bool vcpu_held(struct vcpu *vcpu)
+/*
+ * One trip into the guest and back.  The engine (when a tool may attach)
+ * is asked first and sees every exit first.  False: leave the loop.
+ */
+static bool run_once(struct vcpu *vcpu)
 {
-	unsigned hold = atomic_load(&vcpu->vm->hold);
+	enum kvmi_run_action a = vcpu->intro ? kvmi_engine_pre_run(vcpu->intro) : KVMI_RUN_ENTER;
+	int ret, err;
 
-	return hold > 1 || (hold == 1 && !atomic_load(&vcpu->hold_exempt));
-}
-
-static void wait_while_held(struct vcpu *vcpu)
-{
-	struct vm *vm = vcpu->vm;
-
-	pthread_mutex_lock(&vm->lock);
-	while (vcpu_held(vcpu) && !vm->stopping && !vcpu->jobs)
-		pthread_cond_wait(&vcpu->wake, &vm->lock);
-	pthread_mutex_unlock(&vm->lock);
+	if (a == KVMI_RUN_STOP || (vcpu->intro && vm_stopping(vcpu->vm)))
+		return false;
+	if (a == KVMI_RUN_FINISH)
+		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	ret = ioctl(vcpu->fd, KVM_RUN, 0);
+	err = errno;
+	if (a == KVMI_RUN_FINISH)
+		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	if (vcpu->intro && kvmi_engine_post_run(vcpu->intro, ret, err) == KVMI_EXIT_ENGINE)
+		return true;
+	if (ret < 0) {
+		if (err == EINTR || err == EAGAIN) {
+			__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+			return true;
+		}
+		pr_err("vcpu %u: KVM_RUN: %s", vcpu->id, strerror(err));
+		vm_request_stop(vcpu->vm, KVMI_VM_EXIT_HOST);
+		return false;
+	}
+	vcpu->nr_exits++;
+	handle_exit(vcpu);
+	return true;
 }
 
 static void *vcpu_thread(void *arg)
@@ -548,7 +410,7 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
 	sigset_t unblock;
-	int err, ret;
+	int err;
 
 	sigemptyset(&unblock);
 	sigaddset(&unblock, VCPU_KICK_SIGNAL);
@@ -562,41 +424,15 @@ static void *vcpu_thread(void *arg)
 	}
 	atomic_store(&vcpu->state, VCPU_RUNNING);
 
-	while (vcpu_wait_runnable(vcpu)) {
-		if (vm->hooks.vcpu_prerun) {
-			vm->hooks.vcpu_prerun(vm->hooks.opaque, vcpu);
-			if (vm_stopping(vm))
-				break;
-		}
-		atomic_store(&vcpu->in_guest, true);
-		if (vcpu_held(vcpu)) {
-			atomic_store(&vcpu->in_guest, false);
-			wait_while_held(vcpu);
-			continue;
-		}
-		ret = ioctl(vcpu->fd, KVM_RUN, 0);
-		vcpu_ran(vcpu, ret);
-		atomic_store(&vcpu->in_guest, false);
-		if (ret < 0) {
-			if (errno == EINTR || errno == EAGAIN) {
-				__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-				continue;
-			}
-			pr_err("vcpu %u: KVM_RUN: %s", vcpu->id, strerror(errno));
-			vm_request_stop(vm, KVMI_VM_EXIT_HOST);
-			break;
-		}
-		vcpu->nr_exits++;
-		handle_exit(vcpu);
-	}
+	while (vcpu_wait_runnable(vcpu) && run_once(vcpu))
+		;
 out:
 	pthread_mutex_lock(&vm->lock);
 	atomic_store(&vcpu->state, VCPU_EXITED);
-	vcpu->jobs_closed = true;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
-	/* Whoever queued work waits for its answer: run what is left. */
-	vcpu_run_jobs(vcpu);
+	if (vcpu->intro)
+		kvmi_engine_vcpu_gone(vcpu->intro);
 	return NULL;
 }
 

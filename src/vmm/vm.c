@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "devices/devices.h"
-#include "introspect/introspect.h"
+#include "introspect.h"
 #include "util.h"
 #include "vcpu.h"
 
@@ -189,8 +189,6 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (err)
 		goto err;
 
-	vm->have_sync_regs = (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS) &
-			      (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) == (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
 	max_slots = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS);
 	err = guest_memory_init(&vm->mem, vm->vm_fd, cfg->ram_size, max_slots > 0 ? (unsigned)max_slots : 32);
 	if (err) {
@@ -260,6 +258,8 @@ void vm_request_stop(struct vm *vm, int status)
 	pthread_mutex_unlock(&vm->lock);
 	if (!first)
 		return;
+	if (vm->intro)
+		introspect_vm_stopping(vm);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 }
@@ -288,46 +288,15 @@ void vm_vcpu_done(struct vm *vm, struct vcpu *vcpu)
 		vm_request_stop(vm, KVMI_VM_EXIT_OK);
 }
 
-void vm_hold_vcpus(struct vm *vm)
-{
-	atomic_fetch_add(&vm->hold, 1);
-	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		vcpu_kick(&vm->vcpus[i]);
-	/* The vCPU sets in_guest before it checks hold, we set hold before we
-	 * check in_guest: one of us sees the other. */
-	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-		while (atomic_load(&vm->vcpus[i].in_guest)) {
-			vcpu_kick(&vm->vcpus[i]);
-			usleep(20);
-		}
-	}
-}
-
-void vm_release_vcpus(struct vm *vm)
-{
-	pthread_mutex_lock(&vm->lock);
-	atomic_fetch_sub(&vm->hold, 1);
-	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		vcpu_notify_locked(&vm->vcpus[i]);
-	pthread_mutex_unlock(&vm->lock);
-}
-
 int vm_recreate_region(struct vm *vm, unsigned idx)
 {
-	unsigned slots = 0;
 	int err;
 
-	vm_hold_vcpus(vm);
-	if (vm->hooks.recreate_region)
-		err = vm->hooks.recreate_region(vm->hooks.opaque, idx, &slots);
-	else
-		err = guest_memory_recreate_region(&vm->mem, idx, NULL, &slots);
-	vm_release_vcpus(vm);
+	err = vm->intro ? introspect_recreate_region(vm, idx) : guest_memory_recreate_region(&vm->mem, idx);
 	if (err)
 		pr_err("cannot re-create memory region %u: %s", idx, strerror(-err));
 	else
-		pr_debug("memory region %u re-created with %u memslots; memslots in use %u", idx, slots,
-			 vm->mem.nr_slots_used);
+		pr_debug("memory region %u re-created; memslots in use %u", idx, vm->mem.nr_slots_used);
 	return err;
 }
 

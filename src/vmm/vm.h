@@ -25,7 +25,7 @@
 struct vcpu;
 struct serial;
 struct kvm_cpuid2;
-struct kvmi_backend;
+struct kvmi_engine;
 
 struct vm_config {
 	const char *kvm_device;   /* default "/dev/kvm" */
@@ -37,31 +37,11 @@ struct vm_config {
 	bool handle_signals;      /* SIGINT/SIGTERM stop the VM (caller blocked them) */
 };
 
-/*
- * Hooks at named points of the vCPU loop.  The introspection subsystem and
- * the tests attach here; a NULL hook means "default behaviour".
- */
+/* Hooks at named points of the vCPU loop, for tests; NULL: default. */
 struct vm_hooks {
 	void *opaque;
 	/* A guest ucall; return true when handled (the default logs it). */
 	bool (*ucall)(void *opaque, struct vcpu *vcpu, struct kvmi_ucall *uc);
-	/* Called on the vCPU thread before every KVM_RUN (pending pauses,
-	 * TRAP events). */
-	void (*vcpu_prerun)(void *opaque, struct vcpu *vcpu);
-	/* A KVM_EXIT_MMIO; return true when handled (an access to guest RAM
-	 * that page tracking made exit), false to send it to the MMIO bus. */
-	bool (*mmio)(void *opaque, struct vcpu *vcpu);
-	/* KVM could not emulate an instruction; return true when the hook
-	 * fixed the cause and the vCPU may simply re-enter. */
-	bool (*emulation_failure)(void *opaque, struct vcpu *vcpu);
-	/* KVM_EXIT_X86_WRMSR of a filtered MSR: the hook completes it (sets
-	 * run->msr.error). */
-	void (*wrmsr)(void *opaque, struct vcpu *vcpu);
-	/* KVM_EXIT_DEBUG (single-step, breakpoints). */
-	void (*debug)(void *opaque, struct vcpu *vcpu);
-	/* Re-create RAM region idx with the page restrictions in force (the
-	 * tracker's owner holds its lock); vCPUs are held out of guest mode. */
-	int (*recreate_region)(void *opaque, unsigned idx, unsigned *slots);
 };
 
 enum vm_boot_kind { VM_BOOT_NONE, VM_BOOT_PAYLOAD, VM_BOOT_LINUX };
@@ -76,7 +56,6 @@ struct vm {
 	struct vm_config cfg;
 	int kvm_fd, vm_fd;
 	int run_size;
-	bool have_sync_regs;       /* KVM_CAP_SYNC_REGS covers regs and sregs */
 	struct kvm_cpuid2 *cpuid;  /* KVM_GET_SUPPORTED_CPUID, patched per vCPU */
 
 	struct guest_memory mem;
@@ -92,14 +71,13 @@ struct vm {
 	struct vm_entry entry;
 
 	struct vm_hooks hooks;
-	struct kvmi_backend *intro;  /* introspection subsystem, NULL when off */
+	struct kvmi_engine *intro;   /* introspection engine, NULL when off */
 
 	/* Lifecycle, under lock. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;
 	int exit_status;
-	atomic_uint hold;          /* > 0: vCPUs must stay out of KVM_RUN */
 	unsigned nr_vcpus_done;
 };
 
@@ -114,20 +92,13 @@ void vm_destroy(struct vm *vm);
 int vm_run(struct vm *vm);
 
 /* Deletes and re-creates the memslots of RAM region idx (a remap or
- * hot-plug would); page restrictions apply before any vCPU runs on it. */
+ * hot-plug would); with introspection on, the engine re-applies a tool's
+ * page restrictions before any vCPU runs on it. */
 int vm_recreate_region(struct vm *vm, unsigned idx);
 
 /* Any thread: stop the VM with this status; the first request wins. */
 void vm_request_stop(struct vm *vm, int status);
 bool vm_stopping(struct vm *vm);
-
-/*
- * Keeps every vCPU out of guest mode until vm_release_vcpus(): for changes
- * the guest must never observe half done (replacing memslots).  Returns
- * once no vCPU is inside KVM_RUN.  Any thread; holds nest.
- */
-void vm_hold_vcpus(struct vm *vm);
-void vm_release_vcpus(struct vm *vm);
 
 /* A vCPU reports that it finished (GUEST_DONE); the VM stops once all did. */
 void vm_vcpu_done(struct vm *vm, struct vcpu *vcpu);

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "../guest_abi.h"
-#include "../util.h"
+#include "util.h"
 #include "../vm.h"
 
 #define BOOT_PARAMS_GPA  0x7000ull

@@ -9,7 +9,7 @@
 #include <sys/ioctl.h>
 
 #include "../guest_abi.h"
-#include "../util.h"
+#include "util.h"
 #include "../vcpu.h"
 #include "../vm.h"
 

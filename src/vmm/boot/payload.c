@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "../guest_abi.h"
-#include "../util.h"
+#include "util.h"
 #include "../vm.h"
 
 

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "../bus.h"
-#include "../util.h"
+#include "util.h"
 #include "../vm.h"
 #include "devices.h"
 

@@ -12,7 +12,7 @@
 
 #include "../bus.h"
 #include "../guest_abi.h"
-#include "../util.h"
+#include "util.h"
 #include "../vm.h"
 #include "devices.h"
 

@@ -9,7 +9,7 @@
 
 #include "../bus.h"
 #include "../guest_abi.h"
-#include "../util.h"
+#include "util.h"
 #include "../vcpu.h"
 #include "../vm.h"
 #include "devices.h"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "../bus.h"
-#include "../util.h"
+#include "util.h"
 #include "../vm.h"
 #include "devices.h"
 

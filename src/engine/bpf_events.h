@@ -1,23 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * CR, XSETBV and HYPERCALL events on stock KVM through BPF programs on
- * KVM's own hooks (issue #6; docs/limitations.md says what each host
- * offers).  The backend (backend.c) asks this module what the host can
- * deliver, forwards CONTROL_CR / CONTROL_EVENTS to it and calls
- * bpf_events_prerun() at the top of every vCPU loop iteration.
+ * KVM's own hooks (docs/limitations.md says what each host offers).  The
+ * engine asks this module what the host can deliver (commands.c), forwards
+ * CONTROL_CR / CONTROL_EVENTS to it and calls bpf_events_prerun() before
+ * every entry (raise.c).
  *
  * A NULL struct bpf_events means "nothing available": every function then
- * refuses or does nothing, and the VMM behaves as without this module.
+ * refuses or does nothing, and the engine behaves as without this module.
  */
-#ifndef KVMI_VM_BPF_EVENTS_H
-#define KVMI_VM_BPF_EVENTS_H
+#ifndef KVMI_ENGINE_BPF_EVENTS_H
+#define KVMI_ENGINE_BPF_EVENTS_H
 
 #include <stdbool.h>
 
 struct bpf_events;
-struct kvmi_server;
-struct vcpu;
-struct vm;
+struct kvmi_engine;
+struct kvmi_engine_vcpu;
 
 /*
  * Start-up detection: loads the BPF object, attaches each hook and runs a
@@ -27,7 +26,7 @@ struct vm;
  * privilege, no BPF support, no hook fired).  The hooks stay detached until
  * a tool enables one of the events.
  */
-struct bpf_events *bpf_events_create(struct vm *vm, struct kvmi_server *srv);
+struct bpf_events *bpf_events_create(struct kvmi_engine *e);
 void bpf_events_destroy(struct bpf_events *be);
 
 /* [intro] 0 or -KVM_EOPNOTSUPP, for CHECK_EVENT of CR, XSETBV, HYPERCALL. */
@@ -36,12 +35,12 @@ int bpf_events_check_event(struct bpf_events *be, unsigned id);
 int bpf_events_check_control_cr(struct bpf_events *be);
 
 /* [vcpu] CONTROL_CR; -KVM_EOPNOTSUPP for a CR this host cannot report. */
-int bpf_events_control_cr(struct bpf_events *be, struct vcpu *vcpu, unsigned cr, bool enable);
+int bpf_events_control_cr(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, unsigned cr, bool enable);
 /* [vcpu] CONTROL_EVENTS for CR, XSETBV and HYPERCALL (others: 0). */
-int bpf_events_control_event(struct bpf_events *be, struct vcpu *vcpu, unsigned id, bool enable);
+int bpf_events_control_event(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, unsigned id, bool enable);
 
 /* [vcpu] Before each KVM_RUN: raises the events whose hooks fired. */
-void bpf_events_prerun(struct bpf_events *be, struct vcpu *vcpu);
+void bpf_events_prerun(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu);
 
 /* [intro] The tool left: nothing stays enabled, the hooks are detached. */
 void bpf_events_session_end(struct bpf_events *be);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* vCPU registers, CPUID, XSAVE, XCR, MTRR, translation and exception
  * injection for KVMI commands and events, on the vCPU thread. */
-#include "vcpu_state.h"
+#include "regs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,14 +10,65 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "../util.h"
-#include "../vcpu.h"
-#include "../vm.h"
+#include "internal.h"
+#include "util.h"
 
 _Static_assert(sizeof(struct kvm_regs) == sizeof(struct kvmi_x86_regs), "kvm_regs layout");
 _Static_assert(sizeof(struct kvm_sregs) == sizeof(struct kvmi_x86_sregs), "kvm_sregs layout");
 _Static_assert(sizeof(struct kvm_msr_entry) == sizeof(struct kvmi_x86_msr_entry), "kvm_msr_entry layout");
 _Static_assert(sizeof(struct kvm_xsave) == KVMI_XSAVE_SIZE, "kvm_xsave layout");
+
+#define SYNC_BITS (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)
+
+void eng_sync_regs(struct kvmi_engine_vcpu *vcpu, bool on)
+{
+	if (!vcpu->e->have_sync_regs)
+		return;
+	vcpu->run->kvm_valid_regs = on ? SYNC_BITS : 0;
+	vcpu->run->kvm_dirty_regs = 0;
+}
+
+void eng_regs_ran(struct kvmi_engine_vcpu *vcpu, int ret, int err)
+{
+	/* KVM stores the copies on every way out of KVM_RUN that got past
+	 * its argument checks, -EINTR included. */
+	vcpu->sync_valid = ret >= 0 || err == EINTR ? vcpu->run->kvm_valid_regs & SYNC_BITS : 0;
+}
+
+void kvmi_engine_vcpu_regs_changed(struct kvmi_engine_vcpu *vcpu)
+{
+	vcpu->sync_valid = 0;
+}
+
+int eng_get_regs(struct kvmi_engine_vcpu *vcpu, struct kvm_regs *r)
+{
+	if (vcpu->sync_valid & KVM_SYNC_X86_REGS) {
+		*r = vcpu->run->s.regs.regs;
+		return 0;
+	}
+	return ioctl(vcpu->fd, KVM_GET_REGS, r) < 0 ? -errno : 0;
+}
+
+int eng_get_sregs(struct kvmi_engine_vcpu *vcpu, struct kvm_sregs *s)
+{
+	if (vcpu->sync_valid & KVM_SYNC_X86_SREGS) {
+		*s = vcpu->run->s.regs.sregs;
+		return 0;
+	}
+	return ioctl(vcpu->fd, KVM_GET_SREGS, s) < 0 ? -errno : 0;
+}
+
+int eng_set_regs(struct kvmi_engine_vcpu *vcpu, const struct kvm_regs *r)
+{
+	vcpu->sync_valid &= ~(uint32_t)KVM_SYNC_X86_REGS;
+	return ioctl(vcpu->fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
+}
+
+int eng_set_sregs(struct kvmi_engine_vcpu *vcpu, const struct kvm_sregs *s)
+{
+	vcpu->sync_valid &= ~(uint32_t)KVM_SYNC_X86_SREGS;
+	return ioctl(vcpu->fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
+}
 
 #define MSR_IA32_SYSENTER_CS  0x174
 #define MSR_IA32_SYSENTER_ESP 0x175
@@ -42,7 +93,7 @@ _Static_assert(sizeof(struct kvm_xsave) == KVMI_XSAVE_SIZE, "kvm_xsave layout");
 
 /* KVM_GET_MSRS / KVM_SET_MSRS on n entries (index set, data read or
  * written in place); KVM's answer: how many entries it processed, or -1. */
-static int msrs_ioctl(struct vcpu *vcpu, unsigned long req, struct kvm_msr_entry *e, unsigned n)
+static int msrs_ioctl(struct kvmi_engine_vcpu *vcpu, unsigned long req, struct kvm_msr_entry *e, unsigned n)
 {
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(m->entries[0]));
 	int ret;
@@ -52,7 +103,7 @@ static int msrs_ioctl(struct vcpu *vcpu, unsigned long req, struct kvm_msr_entry
 	m->nmsrs = n;
 	memcpy(m->entries, e, n * sizeof(*e));
 	if (req == KVM_SET_MSRS)
-		vcpu_regs_changed(vcpu);        /* EFER is in sregs */
+		kvmi_engine_vcpu_regs_changed(vcpu);        /* EFER is in sregs */
 	ret = ioctl(vcpu->fd, req, m);
 	if (ret > 0)
 		memcpy(e, m->entries, (size_t)ret * sizeof(*e));
@@ -61,7 +112,7 @@ static int msrs_ioctl(struct vcpu *vcpu, unsigned long req, struct kvm_msr_entry
 }
 
 /* Reads n MSRs; 0, or -KVM_EINVAL if any of them cannot be read. */
-static int read_msrs(struct vcpu *vcpu, const uint32_t *idx, unsigned n, uint64_t *val)
+static int read_msrs(struct kvmi_engine_vcpu *vcpu, const uint32_t *idx, unsigned n, uint64_t *val)
 {
 	struct kvm_msr_entry e[8];
 
@@ -77,12 +128,12 @@ static int read_msrs(struct vcpu *vcpu, const uint32_t *idx, unsigned n, uint64_
 	return 0;
 }
 
-int kvmi_vcpu_get_msr(struct vcpu *vcpu, uint32_t index, uint64_t *value)
+int kvmi_vcpu_get_msr(struct kvmi_engine_vcpu *vcpu, uint32_t index, uint64_t *value)
 {
 	return read_msrs(vcpu, &index, 1, value);
 }
 
-int kvmi_vcpu_set_msr(struct vcpu *vcpu, uint32_t index, uint64_t value)
+int kvmi_vcpu_set_msr(struct kvmi_engine_vcpu *vcpu, uint32_t index, uint64_t value)
 {
 	struct kvm_msr_entry e = { .index = index, .data = value };
 
@@ -98,7 +149,7 @@ unsigned kvmi_cpu_mode(const struct kvmi_x86_sregs *s)
 	return s->cs.db ? 4 : 2;        /* protected / compatibility, by CS size */
 }
 
-int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch)
+int kvmi_vcpu_fill_event_arch(struct kvmi_engine_vcpu *vcpu, struct kvmi_event_arch *arch)
 {
 	static const uint32_t idx[] = {
 		MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP, MSR_EFER,
@@ -108,8 +159,8 @@ int kvmi_vcpu_fill_event_arch(struct vcpu *vcpu, struct kvmi_event_arch *arch)
 	unsigned i = 0;
 
 	memset(arch, 0, sizeof(*arch));
-	if (vcpu_get_regs(vcpu, (struct kvm_regs *)&arch->regs) < 0 ||
-	    vcpu_get_sregs(vcpu, (struct kvm_sregs *)&arch->sregs) < 0)
+	if (eng_get_regs(vcpu, (struct kvm_regs *)&arch->regs) < 0 ||
+	    eng_get_sregs(vcpu, (struct kvm_sregs *)&arch->sregs) < 0)
 		return -KVM_EINVAL;
 	/* One KVM_GET_MSRS per event (this is the event path).  KVM stops at
 	 * the first MSR it cannot read (CSTAR on Intel's view of some hosts):
@@ -157,10 +208,10 @@ bool kvmi_event_arch_msr(const struct kvmi_event_arch *a, uint32_t index, uint64
 	}
 }
 
-int kvmi_vcpu_get_registers(struct vcpu *vcpu, uint32_t *mode, struct kvmi_x86_regs *regs,
+int kvmi_vcpu_get_registers(struct kvmi_engine_vcpu *vcpu, uint32_t *mode, struct kvmi_x86_regs *regs,
 			    struct kvmi_x86_sregs *sregs, struct kvmi_x86_msr_entry *msrs, unsigned nmsrs)
 {
-	if (vcpu_get_regs(vcpu, (struct kvm_regs *)regs) < 0 || vcpu_get_sregs(vcpu, (struct kvm_sregs *)sregs) < 0)
+	if (eng_get_regs(vcpu, (struct kvm_regs *)regs) < 0 || eng_get_sregs(vcpu, (struct kvm_sregs *)sregs) < 0)
 		return -KVM_EINVAL;
 	*mode = kvmi_cpu_mode(sregs);
 	/* The wire entries are struct kvm_msr_entry (asserted above). */
@@ -169,15 +220,15 @@ int kvmi_vcpu_get_registers(struct vcpu *vcpu, uint32_t *mode, struct kvmi_x86_r
 	return 0;
 }
 
-int kvmi_vcpu_set_regs(struct vcpu *vcpu, const struct kvmi_x86_regs *regs)
+int kvmi_vcpu_set_regs(struct kvmi_engine_vcpu *vcpu, const struct kvmi_x86_regs *regs)
 {
-	return vcpu_set_regs(vcpu, (const struct kvm_regs *)regs) < 0 ? -KVM_EINVAL : 0;
+	return eng_set_regs(vcpu, (const struct kvm_regs *)regs) < 0 ? -KVM_EINVAL : 0;
 }
 
-int kvmi_vcpu_get_cpuid(struct vcpu *vcpu, uint32_t function, uint32_t index,
+int kvmi_vcpu_get_cpuid(struct kvmi_engine_vcpu *vcpu, uint32_t function, uint32_t index,
 			struct kvmi_get_cpuid_reply *reply)
 {
-	unsigned nent = vcpu->vm->cpuid->nent + 8;
+	unsigned nent = 256; /* more than any CPUID table KVM builds */
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
 	int ret = -KVM_ENOENT;
 
@@ -203,12 +254,12 @@ int kvmi_vcpu_get_cpuid(struct vcpu *vcpu, uint32_t function, uint32_t index,
 	return ret;
 }
 
-int kvmi_vcpu_get_xsave(struct vcpu *vcpu, void *region)
+int kvmi_vcpu_get_xsave(struct kvmi_engine_vcpu *vcpu, void *region)
 {
 	return ioctl(vcpu->fd, KVM_GET_XSAVE, region) < 0 ? -KVM_EINVAL : 0;
 }
 
-int kvmi_vcpu_set_xsave(struct vcpu *vcpu, const void *region, size_t size)
+int kvmi_vcpu_set_xsave(struct kvmi_engine_vcpu *vcpu, const void *region, size_t size)
 {
 	struct kvm_xsave x;
 
@@ -221,7 +272,7 @@ int kvmi_vcpu_set_xsave(struct vcpu *vcpu, const void *region, size_t size)
 	return ioctl(vcpu->fd, KVM_SET_XSAVE, &x) < 0 ? -KVM_EINVAL : 0;
 }
 
-int kvmi_vcpu_get_xcr(struct vcpu *vcpu, uint8_t xcr, uint64_t *value)
+int kvmi_vcpu_get_xcr(struct kvmi_engine_vcpu *vcpu, uint8_t xcr, uint64_t *value)
 {
 	struct kvm_xcrs x;
 
@@ -238,7 +289,7 @@ int kvmi_vcpu_get_xcr(struct vcpu *vcpu, uint8_t xcr, uint64_t *value)
 	return -KVM_EOPNOTSUPP;
 }
 
-int kvmi_vcpu_get_tsc_speed(struct vcpu *vcpu, uint64_t *hz)
+int kvmi_vcpu_get_tsc_speed(struct kvmi_engine_vcpu *vcpu, uint64_t *hz)
 {
 	int khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
 
@@ -246,7 +297,7 @@ int kvmi_vcpu_get_tsc_speed(struct vcpu *vcpu, uint64_t *hz)
 	return 0;
 }
 
-int kvmi_vcpu_translate_gva(struct vcpu *vcpu, uint64_t gva, uint64_t *gpa)
+int kvmi_vcpu_translate_gva(struct kvmi_engine_vcpu *vcpu, uint64_t gva, uint64_t *gpa)
 {
 	struct kvm_translation t = { .linear_address = gva };
 
@@ -257,7 +308,7 @@ int kvmi_vcpu_translate_gva(struct vcpu *vcpu, uint64_t gva, uint64_t *gpa)
 	return 0;
 }
 
-static uint8_t fixed_mtrr_type(struct vcpu *vcpu, uint64_t gpa, bool *ok)
+static uint8_t fixed_mtrr_type(struct kvmi_engine_vcpu *vcpu, uint64_t gpa, bool *ok)
 {
 	uint32_t msr;
 	unsigned shift;
@@ -278,7 +329,7 @@ static uint8_t fixed_mtrr_type(struct vcpu *vcpu, uint64_t gpa, bool *ok)
 }
 
 /* The guest's own MTRRs (the SDM's rules for combining overlapping ranges). */
-int kvmi_vcpu_get_mtrr_type(struct vcpu *vcpu, uint64_t gpa, uint8_t *type)
+int kvmi_vcpu_get_mtrr_type(struct kvmi_engine_vcpu *vcpu, uint64_t gpa, uint8_t *type)
 {
 	uint32_t idx[2] = { MSR_MTRRcap, MSR_MTRRdefType };
 	uint64_t v[2], cap, def;
@@ -328,7 +379,7 @@ static bool vector_has_error_code(uint8_t v)
 	return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21;
 }
 
-int kvmi_vcpu_inject_exception(struct vcpu *vcpu, uint8_t vector, uint32_t error_code,
+int kvmi_vcpu_inject_exception(struct kvmi_engine_vcpu *vcpu, uint8_t vector, uint32_t error_code,
 			       uint64_t address)
 {
 	struct kvm_vcpu_events ev;
@@ -356,10 +407,10 @@ int kvmi_vcpu_inject_exception(struct vcpu *vcpu, uint8_t vector, uint32_t error
 		if (vector == 14) {
 			struct kvm_sregs s;
 
-			if (vcpu_get_sregs(vcpu, &s) < 0)
+			if (eng_get_sregs(vcpu, &s) < 0)
 				return -KVM_EINVAL;
 			s.cr2 = address;
-			if (vcpu_set_sregs(vcpu, &s) < 0)
+			if (eng_set_sregs(vcpu, &s) < 0)
 				return -KVM_EINVAL;
 		}
 		if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
@@ -368,29 +419,22 @@ int kvmi_vcpu_inject_exception(struct vcpu *vcpu, uint8_t vector, uint32_t error
 	return 0;
 }
 
-uint64_t kvmi_vm_max_gfn(const struct vm *vm)
-{
-	const struct mem_region *r = &vm->mem.regions[vm->mem.nr_regions - 1];
-
-	return (r->gpa + r->size) >> 12;
-}
-
 /*
  * Delivers the #BP of the int3 at RIP.  KVM treats an injected #BP as the
  * soft exception it is and steps over the int3 itself; with skip_first the
  * caller moves RIP past the one-byte int3 first (hosts whose emulator gave
  * up on the int3 inject a plain exception).
  */
-int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first)
+int kvmi_vcpu_reinject_bp(struct kvmi_engine_vcpu *vcpu, bool skip_first)
 {
 	struct kvm_regs regs;
 	int err;
 
 	if (skip_first) {
-		if (vcpu_get_regs(vcpu, &regs) < 0)
+		if (eng_get_regs(vcpu, &regs) < 0)
 			return -errno;
 		regs.rip++;
-		if (vcpu_set_regs(vcpu, &regs) < 0)
+		if (eng_set_regs(vcpu, &regs) < 0)
 			return -errno;
 	}
 	/* Without KVM_CAP_EXIT_ON_EMULATION_FAILURE, KVM has queued a #UD
@@ -404,20 +448,20 @@ int kvmi_vcpu_reinject_bp(struct vcpu *vcpu, bool skip_first)
  * set (or a #DB queued) in the guest at CPL 3, which the guest would then
  * take as its own debug trap.  Clear what the guest did not have.
  */
-int kvmi_vcpu_drop_step_trap(struct vcpu *vcpu, bool guest_tf)
+int kvmi_vcpu_drop_step_trap(struct kvmi_engine_vcpu *vcpu, bool guest_tf)
 {
 	struct kvm_regs regs;
 
-	if (!guest_tf && vcpu_get_regs(vcpu, &regs) == 0 && (regs.rflags & (1ull << 8))) {
+	if (!guest_tf && eng_get_regs(vcpu, &regs) == 0 && (regs.rflags & (1ull << 8))) {
 		regs.rflags &= ~(1ull << 8);
-		if (vcpu_set_regs(vcpu, &regs) < 0)
+		if (eng_set_regs(vcpu, &regs) < 0)
 			return -errno;
 	}
 	return guest_tf ? 0 : kvmi_vcpu_drop_exception(vcpu, 1);
 }
 
 /* Drops a pending or injected exception `vector` (one KVM queued itself). */
-int kvmi_vcpu_drop_exception(struct vcpu *vcpu, uint8_t vector)
+int kvmi_vcpu_drop_exception(struct kvmi_engine_vcpu *vcpu, uint8_t vector)
 {
 	struct kvm_vcpu_events ev;
 

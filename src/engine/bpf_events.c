@@ -24,10 +24,9 @@
 
 #include <linux/kvm.h>
 
-#include "../../introspection/introspection.h"
-#include "../util.h"
-#include "../vcpu.h"
-#include "../vm.h"
+#include "internal.h"
+#include "regs.h"
+#include "util.h"
 
 #if KVMI_HAVE_BPF
 
@@ -44,7 +43,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "../bpf/kvmi_hooks.h"
+#include "bpf/kvmi_hooks.h"
 
 extern const unsigned char kvmi_hooks_bpf_obj[];
 extern const size_t kvmi_hooks_bpf_obj_size;
@@ -77,8 +76,7 @@ struct bpf_vcpu_state {
 };
 
 struct bpf_events {
-	struct vm *vm;
-	struct kvmi_server *srv;
+	struct kvmi_engine *e;
 	struct bpf_object *obj;
 	struct bpf_program *progs[NR_HOOKS];
 	struct bpf_link *links[NR_HOOKS];
@@ -253,7 +251,7 @@ static void *selftest_thread(void *arg)
 {
 	struct selftest *st = arg;
 	struct bpf_events *be = st->be;
-	struct vm *vm = be->vm;
+	const struct kvmi_engine_config *cfg = &be->e->cfg;
 	const size_t mem_size = 0x10000;
 	struct kvm_userspace_memory_region region = { .slot = 0, .memory_size = mem_size };
 	struct kvm_sregs sregs;
@@ -269,10 +267,10 @@ static void *selftest_thread(void *arg)
 	int vmfd, vcpufd = -1, run_size;
 
 	st->why = "cannot create the scratch VM";
-	vmfd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	vmfd = ioctl(cfg->kvm_fd, KVM_CREATE_VM, 0);
 	if (vmfd < 0)
 		return NULL;
-	run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	run_size = ioctl(cfg->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (run_size <= 0 || mem == MAP_FAILED)
 		goto out;
@@ -286,7 +284,7 @@ static void *selftest_thread(void *arg)
 	run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpufd, 0);
 	if (run == MAP_FAILED)
 		goto out;
-	xsave = vm->cpuid && ioctl(vcpufd, KVM_SET_CPUID2, vm->cpuid) == 0 && cpuid_has_xsave(vm->cpuid);
+	xsave = cfg->cpuid && ioctl(vcpufd, KVM_SET_CPUID2, cfg->cpuid) == 0 && cpuid_has_xsave(cfg->cpuid);
 	if (ioctl(vcpufd, KVM_GET_SREGS, &sregs) < 0)
 		goto out;
 	sregs.cs.base = 0;
@@ -383,7 +381,7 @@ static void unavailable(const char *why, const char *notes)
 		why, notes);
 }
 
-struct bpf_events *bpf_events_create(struct vm *vm, struct kvmi_server *srv)
+struct bpf_events *bpf_events_create(struct kvmi_engine *e)
 {
 	struct bpf_events *be;
 	struct bpf_map *vmap, *tmap;
@@ -395,7 +393,7 @@ struct bpf_events *bpf_events_create(struct vm *vm, struct kvmi_server *srv)
 	size_t n = 0;
 
 	host_notes(notes, sizeof(notes));
-	if (vm->nr_vcpus > KVMI_BPF_MAX_VCPUS) {
+	if (e->cfg.max_vcpus > KVMI_BPF_MAX_VCPUS) {
 		unavailable("more vCPUs than the BPF map holds", notes);
 		return NULL;
 	}
@@ -406,12 +404,11 @@ struct bpf_events *bpf_events_create(struct vm *vm, struct kvmi_server *srv)
 	be = calloc(1, sizeof(*be));
 	if (!be)
 		return NULL;
-	be->vm = vm;
-	be->srv = srv;
+	be->e = e;
 	be->threads_fd = -1;
 	be->shared = MAP_FAILED;
 	pthread_mutex_init(&be->lock, NULL);
-	be->vcpus = calloc(vm->nr_vcpus, sizeof(*be->vcpus));
+	be->vcpus = calloc(e->cfg.max_vcpus, sizeof(*be->vcpus));
 	if (!be->vcpus)
 		goto fail;
 
@@ -517,11 +514,11 @@ int bpf_events_check_control_cr(struct bpf_events *be)
 	return bpf_events_check_event(be, KVMI_EVENT_CR);
 }
 
-static int read_crs(struct vcpu *vcpu, struct bpf_vcpu_state *s)
+static int read_crs(struct kvmi_engine_vcpu *vcpu, struct bpf_vcpu_state *s)
 {
 	struct kvm_sregs sr;
 
-	if (vcpu_get_sregs(vcpu, &sr) < 0)
+	if (eng_get_sregs(vcpu, &sr) < 0)
 		return -errno;
 	s->cr0 = sr.cr0;
 	s->cr3 = sr.cr3;
@@ -531,15 +528,15 @@ static int read_crs(struct vcpu *vcpu, struct bpf_vcpu_state *s)
 
 /* vCPU thread, under be->lock: the BPF map entry follows the wishes;
  * the hooks are attached while anything is wanted. */
-static int apply(struct bpf_events *be, struct vcpu *vcpu)
+static int apply(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
 {
-	struct bpf_vcpu_state *s = &be->vcpus[vcpu->id];
+	struct bpf_vcpu_state *s = &be->vcpus[vcpu->idx];
 	unsigned want = (s->ev_cr ? s->cr_mask : 0) | (s->ev_xsetbv ? KVMI_HOOK_XSETBV : 0) |
 			(s->ev_hc ? KVMI_HOOK_HYPERCALL : 0);
 
 	want &= be->avail;
 	if (want && !s->registered) {
-		if (register_thread(be, vcpu->id))
+		if (register_thread(be, vcpu->idx))
 			return -KVM_EINVAL;
 		s->registered = true;
 	}
@@ -549,11 +546,11 @@ static int apply(struct bpf_events *be, struct vcpu *vcpu)
 			if ((want & hook_defs[i].bit) && attach_hook(be, i))
 				return -KVM_EINVAL;
 	}
-	__atomic_store_n(&be->shared[vcpu->id].enabled, want, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&be->shared[vcpu->idx].enabled, want, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
-int bpf_events_control_cr(struct bpf_events *be, struct vcpu *vcpu, unsigned cr, bool enable)
+int bpf_events_control_cr(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, unsigned cr, bool enable)
 {
 	unsigned bit = cr == 0 ? KVMI_HOOK_CR0 : cr == 3 ? KVMI_HOOK_CR3 : cr == 4 ? KVMI_HOOK_CR4 : 0;
 	struct bpf_vcpu_state *s;
@@ -564,7 +561,7 @@ int bpf_events_control_cr(struct bpf_events *be, struct vcpu *vcpu, unsigned cr,
 		return -KVM_EINVAL;
 	if (!be || !(be->avail & bit))
 		return enable ? -KVM_EOPNOTSUPP : 0;
-	s = &be->vcpus[vcpu->id];
+	s = &be->vcpus[vcpu->idx];
 	pthread_mutex_lock(&be->lock);
 	old = s->cr_mask;
 	s->cr_mask = enable ? s->cr_mask | bit : s->cr_mask & ~bit;
@@ -575,7 +572,7 @@ int bpf_events_control_cr(struct bpf_events *be, struct vcpu *vcpu, unsigned cr,
 	return err;
 }
 
-int bpf_events_control_event(struct bpf_events *be, struct vcpu *vcpu, unsigned id, bool enable)
+int bpf_events_control_event(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, unsigned id, bool enable)
 {
 	struct bpf_vcpu_state *s;
 	bool *flag, old;
@@ -585,7 +582,7 @@ int bpf_events_control_event(struct bpf_events *be, struct vcpu *vcpu, unsigned 
 		return 0;
 	if (bpf_events_check_event(be, id))
 		return enable ? -KVM_EOPNOTSUPP : 0;
-	s = &be->vcpus[vcpu->id];
+	s = &be->vcpus[vcpu->idx];
 	flag = id == KVMI_EVENT_CR ? &s->ev_cr : id == KVMI_EVENT_XSETBV ? &s->ev_xsetbv : &s->ev_hc;
 	pthread_mutex_lock(&be->lock);
 	old = *flag;
@@ -602,7 +599,7 @@ void bpf_events_session_end(struct bpf_events *be)
 	if (!be)
 		return;
 	pthread_mutex_lock(&be->lock);
-	for (unsigned i = 0; i < be->vm->nr_vcpus; i++) {
+	for (unsigned i = 0; i < be->e->cfg.max_vcpus; i++) {
 		struct bpf_vcpu_state *s = &be->vcpus[i];
 
 		s->cr_mask = 0;
@@ -615,109 +612,95 @@ void bpf_events_session_end(struct bpf_events *be)
 
 /* ---- the vCPU side of a stop ---------------------------------------- */
 
-static bool crash(struct bpf_events *be, struct vcpu *vcpu, const char *event,
-		  const struct kvmi_event_result *res)
-{
-	if (res->action != KVMI_EVENT_ACTION_CRASH)
-		return false;
-	pr_err("vcpu %u: the introspection tool answered %s with CRASH; stopping the guest", vcpu->id, event);
-	vm_request_stop(be->vm, KVMI_VM_EXIT_CRASH);
-	return true;
-}
-
 /* The CRs written since the last stop: one CR event per changed register,
  * CONTINUE with new_val != the written value rewrites (or vetoes) it. */
-static void handle_crs(struct bpf_events *be, struct vcpu *vcpu, unsigned pending)
+static void handle_crs(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, unsigned pending)
 {
 	static const struct { unsigned bit, cr; size_t off; } crs[] = {
 		{ KVMI_HOOK_CR0, 0, offsetof(struct kvm_sregs, cr0) },
 		{ KVMI_HOOK_CR3, 3, offsetof(struct kvm_sregs, cr3) },
 		{ KVMI_HOOK_CR4, 4, offsetof(struct kvm_sregs, cr4) },
 	};
-	struct bpf_vcpu_state *s = &be->vcpus[vcpu->id];
+	struct bpf_vcpu_state *s = &be->vcpus[vcpu->idx];
 	uint64_t *old[] = { &s->cr0, &s->cr3, &s->cr4 };
 	struct kvm_sregs sr;
 	bool changed = false;
 
-	if (vcpu_get_sregs(vcpu, &sr) < 0)
+	if (eng_get_sregs(vcpu, &sr) < 0)
 		return;
 	for (unsigned i = 0; i < ARRAY_SIZE(crs); i++) {
 		uint64_t *val = (uint64_t *)((char *)&sr + crs[i].off);
 		struct kvmi_event_cr ev = { .cr = (uint16_t)crs[i].cr, .old_value = *old[i], .new_value = *val };
 		struct kvmi_event_cr_reply rpl = { .new_val = *val };
-		struct kvmi_event_result res;
+		enum kvmi_outcome out;
 
 		if (!(pending & crs[i].bit) || *val == *old[i])
 			continue;
-		if (kvmi_vcpu_event(be->srv, vcpu->id, KVMI_EVENT_CR, &ev, sizeof(ev), &rpl, sizeof(rpl), &res) ||
-		    !res.delivered || crash(be, vcpu, "CR", &res))
+		out = eng_raise(vcpu, KVMI_EVENT_CR, NULL, &ev, sizeof(ev), &rpl, sizeof(rpl)).outcome;
+		if (out == KVMI_NO_TOOL || out == KVMI_CRASH)
 			continue;
-		if (res.action == KVMI_EVENT_ACTION_CONTINUE && rpl.new_val != *val) {
+		if (out == KVMI_CONTINUE && rpl.new_val != *val) {
 			*val = rpl.new_val;
 			changed = true;
-		} else if (res.action != KVMI_EVENT_ACTION_CONTINUE) {
+		} else if (out != KVMI_CONTINUE) {
 			/* Other actions: "the write is not performed". */
 			*val = *old[i];
 			changed = true;
 		}
 	}
-	if (changed && vcpu_set_sregs(vcpu, &sr) < 0)
-		pr_err("vcpu %u: cannot apply the tool's CR values: %s", vcpu->id, strerror(errno));
+	if (changed && eng_set_sregs(vcpu, &sr) < 0)
+		pr_err("vcpu %u: cannot apply the tool's CR values: %s", vcpu->idx, strerror(errno));
 	read_crs(vcpu, s);
 }
 
 /* The agent hypercall ran; KVM already answered -KVM_ENOSYS in RAX and
  * moved RIP past it.  The event shows RAX = 34 as the guest made the
  * call; the guest then sees 0 (delivered) or KVM's answer. */
-static void handle_hypercall(struct bpf_events *be, struct vcpu *vcpu)
+static void handle_hypercall(struct kvmi_engine_vcpu *vcpu)
 {
-	struct kvmi_event_result res;
+	struct kvmi_raised res;
 	struct kvm_regs r;
 	uint64_t result;
 
-	if (vcpu_get_regs(vcpu, &r) < 0)
+	if (eng_get_regs(vcpu, &r) < 0)
 		return;
 	result = r.rax;
 	r.rax = KVMI_AGENT_HYPERCALL;
-	if (vcpu_set_regs(vcpu, &r) < 0)
+	if (eng_set_regs(vcpu, &r) < 0)
 		return;
-	if (kvmi_vcpu_event(be->srv, vcpu->id, KVMI_EVENT_HYPERCALL, NULL, 0, NULL, 0, &res))
-		res.delivered = false;
-	if (res.delivered && crash(be, vcpu, "HYPERCALL", &res))
+	res = eng_raise(vcpu, KVMI_EVENT_HYPERCALL, NULL, NULL, 0, NULL, 0);
+	if (res.outcome == KVMI_CRASH)
 		return;
-	if (res.regs_applied && vcpu_get_regs(vcpu, &r) < 0)
+	if (res.regs_applied && eng_get_regs(vcpu, &r) < 0)
 		return;
-	r.rax = res.delivered ? 0 : result;
-	if (vcpu_set_regs(vcpu, &r) < 0)
-		pr_err("vcpu %u: cannot set the hypercall's result: %s", vcpu->id, strerror(errno));
+	r.rax = res.outcome != KVMI_NO_TOOL ? 0 : result;
+	if (eng_set_regs(vcpu, &r) < 0)
+		pr_err("vcpu %u: cannot set the hypercall's result: %s", vcpu->idx, strerror(errno));
 }
 
-void bpf_events_prerun(struct bpf_events *be, struct vcpu *vcpu)
+void bpf_events_prerun(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
 {
-	struct kvmi_event_result res;
 	unsigned pending;
 
 	if (!be)
 		return;
-	pending = __atomic_exchange_n(&be->shared[vcpu->id].pending, 0, __ATOMIC_SEQ_CST);
+	pending = __atomic_exchange_n(&be->shared[vcpu->idx].pending, 0, __ATOMIC_SEQ_CST);
 	if (!pending)
 		return;
 	if (pending & (KVMI_HOOK_CR0 | KVMI_HOOK_CR3 | KVMI_HOOK_CR4))
 		handle_crs(be, vcpu, pending);
-	if ((pending & KVMI_HOOK_XSETBV) &&
-	    kvmi_vcpu_event(be->srv, vcpu->id, KVMI_EVENT_XSETBV, NULL, 0, NULL, 0, &res) == 0 && res.delivered)
-		crash(be, vcpu, "XSETBV", &res);
+	if (pending & KVMI_HOOK_XSETBV)
+		eng_raise(vcpu, KVMI_EVENT_XSETBV, NULL, NULL, 0, NULL, 0);
 	if (pending & KVMI_HOOK_HYPERCALL)
-		handle_hypercall(be, vcpu);
+		handle_hypercall(vcpu);
 }
 
 #else /* !KVMI_HAVE_BPF: built without clang's BPF target or libbpf */
 
-struct bpf_events *bpf_events_create(struct vm *vm, struct kvmi_server *srv)
+struct bpf_events *bpf_events_create(struct kvmi_engine *e)
 {
-	(void)vm;
-	(void)srv;
-	pr_info("introspection: CR/XSETBV/HYPERCALL events unavailable: kvmi-vm was built without BPF support");
+	(void)e;
+	pr_info("introspection: CR/XSETBV/HYPERCALL events unavailable: built without BPF support");
 	return NULL;
 }
 
@@ -739,7 +722,7 @@ int bpf_events_check_control_cr(struct bpf_events *be)
 	return -KVM_EOPNOTSUPP;
 }
 
-int bpf_events_control_cr(struct bpf_events *be, struct vcpu *vcpu, unsigned cr, bool enable)
+int bpf_events_control_cr(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, unsigned cr, bool enable)
 {
 	(void)be;
 	(void)vcpu;
@@ -747,7 +730,7 @@ int bpf_events_control_cr(struct bpf_events *be, struct vcpu *vcpu, unsigned cr,
 	return enable ? -KVM_EOPNOTSUPP : 0;
 }
 
-int bpf_events_control_event(struct bpf_events *be, struct vcpu *vcpu, unsigned id, bool enable)
+int bpf_events_control_event(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, unsigned id, bool enable)
 {
 	(void)be;
 	(void)vcpu;
@@ -755,7 +738,7 @@ int bpf_events_control_event(struct bpf_events *be, struct vcpu *vcpu, unsigned 
 		       -KVM_EOPNOTSUPP : 0;
 }
 
-void bpf_events_prerun(struct bpf_events *be, struct vcpu *vcpu)
+void bpf_events_prerun(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
 {
 	(void)be;
 	(void)vcpu;

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the engine's state and the functions its files share.
+ * Frontends use engine.h only.
+ *
+ * Files, one responsibility each:
+ *   engine.c    creation, capabilities, the connection thread, sessions
+ *   vcpu.c      per-vCPU jobs, waits, holds; pre_run/post_run routing
+ *   raise.c     the one path that raises an event; TRAP, CREATE_VCPU, pauses
+ *   memory.c    RAM regions, their slot layout, guest memory access, maps
+ *   pagetrack.c the rights a tool set per page and the layout they need
+ *   pf.c        accesses that exit because of tracking: PF read/write events
+ *   exec.c      fetches from execute-protected pages: PF exec events, steps
+ *   msr.c       MSR events, the merged MSR filter
+ *   debug.c     single-step, breakpoints, the merged guest-debug state
+ *   bpf_events.c CR/XSETBV/HYPERCALL through BPF
+ *   regs.c      vCPU state in wire form through KVM ioctls
+ *   commands.c  the server's backend ops
+ *   probe.c     start-up probe of the int3 path
+ */
+#ifndef KVMI_ENGINE_INTERNAL_H
+#define KVMI_ENGINE_INTERNAL_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine.h"
+#include "lockorder.h"
+#include "pagetrack.h"
+#include "probe.h"
+
+#define MSR_RANGE_LEN 0x2000u   /* CONTROL_MSR: 0..0x1fff and 0xc0000000..0xc0001fff */
+#define MSR_HIGH_BASE 0xc0000000u
+#define RFLAGS_TF     (1ull << 8)
+
+struct bpf_events;
+
+struct vcpu_job {
+	struct vcpu_job *next;
+	void (*fn)(struct kvmi_engine_vcpu *v, void *ctx);
+	void *ctx;
+};
+
+/* A RETRY of a load being completed without the guest running on. */
+struct finish_state {
+	bool active;
+	unsigned rounds;
+	struct kvm_regs regs;           /* put back once KVM is done */
+};
+
+struct kvmi_engine_vcpu {
+	struct kvmi_engine *e;
+	unsigned idx;
+	int fd;
+	struct kvm_run *run;
+
+	/* Job queue and the wait condition (rank KVMI_RANK_VCPU). */
+	struct kvmi_mutex lock;
+	pthread_cond_t wake;
+	struct vcpu_job *jobs, **jobs_tail;
+	bool gone;                      /* the thread left its loop */
+	atomic_bool has_jobs;
+
+	atomic_bool in_guest;           /* between pre_run ENTER/FINISH and post_run */
+	/* This vCPU holds the others out while it single-steps (exec.c). */
+	atomic_bool hold_exempt;
+	/* KVM_SYNC_X86_REGS / _SREGS bits of run->s valid since the last exit. */
+	uint32_t sync_valid;
+	struct finish_state finish;
+
+	/* vCPU thread only, unless noted. */
+	bool created;                   /* CREATE_VCPU handled */
+	bool trap_pending;              /* an injected exception awaits its TRAP */
+	bool singlestep;                /* CONTROL_SINGLESTEP */
+	atomic_bool tool_left;          /* drop single-step/breakpoints before the next entry */
+	bool rep_complete;              /* no more PF events for the instruction at ... */
+	uint64_t rep_rip;
+	bool breakpoints;               /* BREAKPOINT enabled */
+	struct kvm_guest_debug host_dbg; /* the frontend's own guest-debug state */
+	/* An execute step (exec.c). */
+	bool exec_step;
+	uint64_t exec_gfn;
+	uint8_t exec_orig, exec_opened;
+	bool exec_tf;
+	uint64_t failed_rip;
+	struct kvm_segment exec_cs, exec_ss;
+	/* MSRs whose writes this vCPU reports (under msr_lock). */
+	uint8_t msr_lo[MSR_RANGE_LEN / 8], msr_hi[MSR_RANGE_LEN / 8];
+};
+
+struct ram_region {
+	struct kvmi_ram_region r;
+	/* Current slot layout (page tracking splits it) and the kernel slot
+	 * id of each segment (UINT32_MAX: hole).  Under pt_lock. */
+	struct pt_segment *layout;
+	uint32_t *slot_ids;
+	size_t nr_layout;
+};
+
+struct kvmi_engine {
+	struct kvmi_engine_config cfg;
+	const struct kvmi_host_ops *ops;
+	void *host;
+	/* The server's handle on us (its ops take a struct kvmi_backend). */
+	struct kvmi_backend {
+		struct kvmi_engine *e;
+	} backend;
+	struct kvmi_server *srv;
+	pthread_t thread;
+	bool thread_started;
+	uint8_t *key;
+
+	struct kvmi_engine_vcpu **vcpus;  /* [max_vcpus] */
+	atomic_uint nr_vcpus;             /* highest index added + 1 */
+	atomic_bool stopping;
+	atomic_uint hold;                 /* > 0: vCPUs stay out of KVM_RUN */
+
+	/* Host capabilities (fixed after create). */
+	bool have_sync_regs;
+	bool have_msr_filter;
+	bool have_singlestep;
+	bool have_blockirq;
+	bool exit_on_emulation_failure;
+	enum kvmi_int3_path bp_path;
+	struct bpf_events *bpf;
+
+	/* Page restrictions (view 0), the regions and their layouts. */
+	struct kvmi_rwlock pt_lock;
+	struct pagetrack pt;
+	struct ram_region *regions;
+	unsigned nr_regions;
+	/* The page an execute step opened and its real rights. */
+	int step_vcpu;
+	uint64_t step_gfn;
+	uint8_t step_orig;
+	atomic_int stepper;               /* vCPU in an execute step, or -1 */
+
+	/* MSR interception (msr_lock). */
+	struct kvmi_mutex msr_lock;
+	struct kvm_msr_filter *host_filter; /* the frontend's, NULL: none */
+	uint8_t *filter_bits;             /* the merged filter's bitmaps */
+
+	atomic_bool in_session;
+	atomic_uint sessions;
+	struct kvmi_map_tokens tokens;    /* introspection thread */
+};
+
+/* vcpu.c */
+struct kvmi_engine_vcpu *eng_vcpu(struct kvmi_engine *e, unsigned idx);
+int eng_queue_job(struct kvmi_engine_vcpu *v, struct vcpu_job *job);
+void eng_wake(struct kvmi_engine_vcpu *v);
+void eng_wake_all(struct kvmi_engine *e);
+void eng_kick(struct kvmi_engine_vcpu *v);
+/* Sleeps until done(ctx), running jobs; false when the VM stops. */
+bool eng_wait(struct kvmi_engine_vcpu *v, bool (*done)(void *ctx), void *ctx);
+void eng_hold_vcpus(struct kvmi_engine *e);
+void eng_release_vcpus(struct kvmi_engine *e);
+void eng_request_stop(struct kvmi_engine *e, enum kvmi_stop_reason why);
+
+/* raise.c: the one way to raise an event. */
+enum kvmi_outcome {
+	KVMI_NO_TOOL,           /* not enabled, nobody connected, or the tool left */
+	KVMI_CONTINUE,
+	KVMI_RETRY,
+	KVMI_CRASH,             /* handled: the VM is stopping */
+};
+struct kvmi_raised {
+	enum kvmi_outcome outcome;
+	bool regs_applied;      /* the tool's SET_REGISTERS was applied */
+};
+/* arch: the event header if the caller has read it already, else NULL. */
+struct kvmi_raised eng_raise(struct kvmi_engine_vcpu *v, unsigned event, const struct kvmi_event_arch *arch,
+			     const void *data, size_t len, void *rpl, size_t rpl_len);
+bool eng_event_wanted(struct kvmi_engine_vcpu *v, unsigned event);
+void eng_raise_pending(struct kvmi_engine_vcpu *v);
+int eng_inject_exception(struct kvmi_engine_vcpu *v, uint8_t vector, uint32_t error_code, uint64_t address);
+
+/* memory.c */
+void *eng_gpa_to_hva(struct kvmi_engine *e, uint64_t gpa, uint64_t len);
+int eng_read_phys(struct kvmi_engine *e, uint64_t gpa, void *buf, size_t len);
+int eng_write_phys(struct kvmi_engine *e, uint64_t gpa, const void *buf, size_t len);
+/* pt_lock held for writing, vCPUs held: make the slots follow the tracker. */
+int eng_apply_tracking(struct kvmi_engine *e, unsigned *removed, unsigned *added);
+int eng_set_page_access(struct kvmi_engine *e, const struct pt_entry *pe, size_t n);
+int eng_map_memory(struct kvmi_engine *e, const struct kvmi_map_mem_token *token, uint64_t gpa, uint64_t len,
+		   bool readonly, int *fd, uint64_t *offset);
+int eng_query_physical(struct kvmi_engine *e, uint64_t gfn, struct kvmi_query_physical_reply *r);
+uint64_t eng_max_gfn(struct kvmi_engine *e);
+void eng_memory_session_end(struct kvmi_engine *e);
+void eng_memory_destroy(struct kvmi_engine *e);
+/* The rights of gfn as vCPU self must see them (pt_lock held). */
+uint8_t eng_rights_for(struct kvmi_engine *e, uint64_t gfn, unsigned self);
+uint8_t eng_rights(struct kvmi_engine *e, uint64_t gfn, unsigned self);
+
+/* pf.c, exec.c, msr.c, debug.c: exits. */
+enum kvmi_exit_owner eng_pf_exit(struct kvmi_engine_vcpu *v);
+enum kvmi_exit_owner eng_finish_exit(struct kvmi_engine_vcpu *v, int ret, int err);
+enum kvmi_exit_owner eng_emulation_failure(struct kvmi_engine_vcpu *v);
+void eng_exec_step_end(struct kvmi_engine_vcpu *v);
+int eng_read_guest_virt(struct kvmi_engine_vcpu *v, uint64_t gva, void *buf, size_t len);
+void eng_handle_int3(struct kvmi_engine_vcpu *v, uint64_t rip);
+enum kvmi_exit_owner eng_msr_exit(struct kvmi_engine_vcpu *v);
+int eng_control_msr(struct kvmi_engine_vcpu *v, uint32_t msr, bool enable);
+void eng_msr_session_end(struct kvmi_engine *e);
+int eng_msr_init(struct kvmi_engine *e);
+void eng_msr_destroy(struct kvmi_engine *e);
+enum kvmi_exit_owner eng_debug_exit(struct kvmi_engine_vcpu *v);
+int eng_update_guest_debug(struct kvmi_engine_vcpu *v);
+int eng_control_singlestep(struct kvmi_engine_vcpu *v, bool enable);
+int eng_control_breakpoints(struct kvmi_engine_vcpu *v, bool enable);
+void eng_debug_prerun(struct kvmi_engine_vcpu *v);
+
+/* engine.c: the server's session_start / session_end ops. */
+void eng_session_start(struct kvmi_backend *b);
+void eng_session_end(struct kvmi_backend *b);
+void eng_vcpu_free(struct kvmi_engine_vcpu *v);
+
+/* commands.c */
+extern const struct kvmi_backend_ops eng_backend_ops;
+
+#endif

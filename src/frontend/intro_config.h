@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * intro_config.h - the introspection options every frontend offers
+ * (--introspector, --introspector-key, --policy, --allow-*, --uuid, ...)
+ * and their translation into the engine's configuration: address parsing,
+ * the policy file and lists, the key file.  The engine itself never reads
+ * a file or parses an option.
+ */
+#ifndef KVMI_FRONTEND_INTRO_CONFIG_H
+#define KVMI_FRONTEND_INTRO_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct kvmi_engine_config;
+
+struct intro_options {
+	const char *address;        /* unix:PATH or vsock:CID:PORT; NULL = off */
+	const char *name;           /* VM name in the handshake; NULL: the default */
+	uint8_t uuid[16];
+	bool have_uuid;             /* else a random one */
+	const char *key_file;       /* cookie key; NULL = tools are not authenticated */
+	const char *allow_commands; /* comma lists (see docs/policy.md); NULL = all */
+	const char *allow_events;
+	const char *policy_file;
+	int handshake_timeout_ms;   /* <= 0: 10 s */
+	int unhook_timeout_ms;      /* <= 0: 5 s */
+	bool wait_for_tool;         /* --introspector-wait */
+};
+
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (dashes anywhere).  0 or -EINVAL. */
+int intro_parse_uuid(const char *s, uint8_t uuid[16]);
+
+/*
+ * Fills the tool part of cfg (address, policy, key, UUID, name, timeouts,
+ * wait) from o; default_name names the VM when o->name is NULL.  0, or
+ * -errno with the reason logged (a bad address, policy or key file).
+ * intro_config_release() frees what it allocated (the key).
+ */
+int intro_config_build(const struct intro_options *o, const char *default_name, struct kvmi_engine_config *cfg);
+void intro_config_release(struct kvmi_engine_config *cfg);
+
+#endif
