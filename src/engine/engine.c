@@ -119,13 +119,17 @@ int kvmi_engine_create(const struct kvmi_engine_config *cfg, struct kvmi_engine 
 		memcpy(e->key, cfg->key, cfg->key_len);
 		e->cfg.key = e->key;
 	}
-	probe_host(e);
+	/* kvm_fd < 0: an engine without KVM for unit tests (no probes, no
+	 * capabilities, no BPF). */
+	if (cfg->kvm_fd >= 0)
+		probe_host(e);
 	err = create_server(e);
 	if (err) {
 		pr_err("introspection: cannot create the server: %s", strerror(-err));
 		goto err;
 	}
-	e->bpf = bpf_events_create(e);
+	if (cfg->kvm_fd >= 0)
+		e->bpf = bpf_events_create(e);
 	*out = e;
 	return 0;
 

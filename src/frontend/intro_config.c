@@ -3,12 +3,78 @@
 #include "intro_config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
 #include "util.h"
+
+enum {
+	OPT_INTROSPECTOR = INTRO_OPT_BASE, OPT_NAME, OPT_UUID, OPT_KEY, OPT_ALLOW_COMMANDS, OPT_ALLOW_EVENTS,
+	OPT_POLICY, OPT_HANDSHAKE_TIMEOUT, OPT_UNHOOK_TIMEOUT, OPT_WAIT,
+};
+
+const struct option intro_longopts[INTRO_NR_LONGOPTS] = {
+	{ "introspector", required_argument, NULL, OPT_INTROSPECTOR },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "uuid", required_argument, NULL, OPT_UUID },
+	{ "introspector-key", required_argument, NULL, OPT_KEY },
+	{ "allow-commands", required_argument, NULL, OPT_ALLOW_COMMANDS },
+	{ "allow-events", required_argument, NULL, OPT_ALLOW_EVENTS },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+	{ "unhook-timeout", required_argument, NULL, OPT_UNHOOK_TIMEOUT },
+	{ "introspector-wait", no_argument, NULL, OPT_WAIT },
+};
+
+/* Seconds, at most an hour, as milliseconds. */
+static int timeout_ms(const char *arg, const char *name, int *out)
+{
+	uint64_t v;
+
+	if (parse_uint(arg, 3600, &v)) {
+		pr_err("%s: '%s' is not a number of seconds (at most 3600)", name, arg);
+		return -EINVAL;
+	}
+	*out = (int)v * 1000;
+	return 0;
+}
+
+int intro_option(int c, const char *arg, const char *name, struct intro_options *o)
+{
+	switch (c) {
+	case OPT_INTROSPECTOR: o->address = arg; break;
+	case OPT_NAME: o->name = arg; break;
+	case OPT_UUID:
+		if (intro_parse_uuid(arg, o->uuid)) {
+			pr_err("--uuid: '%s' is not a UUID", arg);
+			return -EINVAL;
+		}
+		o->have_uuid = true;
+		break;
+	case OPT_KEY: o->key_file = arg; break;
+	case OPT_ALLOW_COMMANDS: o->allow_commands = arg; break;
+	case OPT_ALLOW_EVENTS: o->allow_events = arg; break;
+	case OPT_POLICY: o->policy_file = arg; break;
+	case OPT_WAIT: o->wait_for_tool = true; break;
+	case OPT_HANDSHAKE_TIMEOUT: return timeout_ms(arg, name, &o->handshake_timeout_ms);
+	case OPT_UNHOOK_TIMEOUT: return timeout_ms(arg, name, &o->unhook_timeout_ms);
+	default: return -ENOENT;
+	}
+	return 0;
+}
+
+int intro_options_check(const struct intro_options *o)
+{
+	if (!o->address && (o->key_file || o->allow_commands || o->allow_events || o->policy_file || o->name ||
+			    o->have_uuid)) {
+		pr_err("introspection options need --introspector ADDR");
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static int hex_digit(char c)
 {

@@ -9,6 +9,7 @@
 #ifndef KVMI_FRONTEND_INTRO_CONFIG_H
 #define KVMI_FRONTEND_INTRO_CONFIG_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,6 +28,21 @@ struct intro_options {
 	int unhook_timeout_ms;      /* <= 0: 5 s */
 	bool wait_for_tool;         /* --introspector-wait */
 };
+
+/*
+ * The options on a command line (getopt_long): intro_longopts has
+ * INTRO_NR_LONGOPTS entries with codes from INTRO_OPT_BASE on, for the
+ * frontend to append to its own table.  intro_option() takes getopt's
+ * answer: 0 when it was an introspection option and is fine, -ENOENT when
+ * it is not one, -EINVAL (logged) when its value is bad; `name` is how the
+ * user wrote the option.  intro_options_check() refuses options that need
+ * --introspector without it.
+ */
+#define INTRO_OPT_BASE 0x1000
+#define INTRO_NR_LONGOPTS 10
+extern const struct option intro_longopts[INTRO_NR_LONGOPTS];
+int intro_option(int c, const char *arg, const char *name, struct intro_options *o);
+int intro_options_check(const struct intro_options *o);
 
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (dashes anywhere).  0 or -EINVAL. */
 int intro_parse_uuid(const char *s, uint8_t uuid[16]);

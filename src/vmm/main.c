@@ -65,112 +65,67 @@ static void usage(FILE *f)
 		VM_MAX_VCPUS, KVMI_VM_EXIT_TIMEOUT);
 }
 
-static int parse_args(int argc, char **argv, struct options *o)
-{
-	enum { OPT_KVM_DEVICE = 256, OPT_VERSION, OPT_NO_SERIAL_INPUT, OPT_INTROSPECTOR, OPT_NAME,
-	       OPT_UUID, OPT_KEY, OPT_ALLOW_COMMANDS, OPT_ALLOW_EVENTS, OPT_POLICY,
-	       OPT_HANDSHAKE_TIMEOUT, OPT_UNHOOK_TIMEOUT, OPT_WAIT };
-	static const struct option longopts[] = {
-		{ "guest", required_argument, NULL, 'g' },
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "initrd", required_argument, NULL, 'i' },
-		{ "append", required_argument, NULL, 'a' },
-		{ "memory", required_argument, NULL, 'm' },
-		{ "vcpus", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
-		{ "no-serial-input", no_argument, NULL, OPT_NO_SERIAL_INPUT },
-		{ "introspector", required_argument, NULL, OPT_INTROSPECTOR },
-		{ "name", required_argument, NULL, OPT_NAME },
-		{ "uuid", required_argument, NULL, OPT_UUID },
-		{ "introspector-key", required_argument, NULL, OPT_KEY },
-		{ "allow-commands", required_argument, NULL, OPT_ALLOW_COMMANDS },
-		{ "allow-events", required_argument, NULL, OPT_ALLOW_EVENTS },
-		{ "policy", required_argument, NULL, OPT_POLICY },
-		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
-		{ "unhook-timeout", required_argument, NULL, OPT_UNHOOK_TIMEOUT },
-		{ "introspector-wait", no_argument, NULL, OPT_WAIT },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, OPT_VERSION },
-		{ 0 },
-	};
-	uint64_t v;
-	int c;
+enum { OPT_KVM_DEVICE = 256, OPT_VERSION, OPT_NO_SERIAL_INPUT };
 
-	vm_config_defaults(&o->cfg);
-	o->cfg.serial_in_fd = 0;
-	o->cfg.handle_signals = true;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":g:k:i:a:m:c:t:vh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'g': o->guest = optarg; break;
-		case 'k': o->kernel = optarg; break;
-		case 'i': o->initrd = optarg; break;
-		case 'a': o->append = optarg; break;
-		case 'm':
-			if (parse_size(optarg, &v)) {
-				pr_err("--memory: '%s' is not a size (e.g. 256M, 1G)", optarg);
-				return -EINVAL;
-			}
-			o->cfg.ram_size = v;
-			break;
-		case 'c':
-			if (parse_uint(optarg, VM_MAX_VCPUS, &v) || v == 0) {
-				pr_err("--vcpus: '%s' is not a number between 1 and %d", optarg, VM_MAX_VCPUS);
-				return -EINVAL;
-			}
-			o->cfg.nr_vcpus = (unsigned)v;
-			break;
-		case 't':
-			if (parse_uint(optarg, 86400 * 365, &v)) {
-				pr_err("--timeout: '%s' is not a number of seconds", optarg);
-				return -EINVAL;
-			}
-			o->cfg.timeout_s = (unsigned)v;
-			break;
-		case OPT_KVM_DEVICE: o->cfg.kvm_device = optarg; break;
-		case OPT_NO_SERIAL_INPUT: o->cfg.serial_in_fd = -1; break;
-		case OPT_INTROSPECTOR: o->intro.address = optarg; break;
-		case OPT_NAME: o->intro.name = optarg; break;
-		case OPT_UUID:
-			if (intro_parse_uuid(optarg, o->intro.uuid)) {
-				pr_err("--uuid: '%s' is not a UUID", optarg);
-				return -EINVAL;
-			}
-			o->intro.have_uuid = true;
-			break;
-		case OPT_KEY: o->intro.key_file = optarg; break;
-		case OPT_ALLOW_COMMANDS: o->intro.allow_commands = optarg; break;
-		case OPT_ALLOW_EVENTS: o->intro.allow_events = optarg; break;
-		case OPT_POLICY: o->intro.policy_file = optarg; break;
-		case OPT_WAIT: o->intro.wait_for_tool = true; break;
-		case OPT_HANDSHAKE_TIMEOUT:
-		case OPT_UNHOOK_TIMEOUT:
-			if (parse_uint(optarg, 3600, &v)) {
-				pr_err("%s: '%s' is not a number of seconds (at most 3600)", argv[optind - 2], optarg);
-				return -EINVAL;
-			}
-			if (c == OPT_HANDSHAKE_TIMEOUT)
-				o->intro.handshake_timeout_ms = (int)v * 1000;
-			else
-				o->intro.unhook_timeout_ms = (int)v * 1000;
-			break;
-		case 'v': vmm_log_level++; break;
-		case 'h': usage(stdout); exit(0);
-		case OPT_VERSION: printf("kvmi-vm %s\n", KVMI_PACKAGE_VERSION); exit(0);
-		case ':':
-			pr_err("option '%s' needs an argument (try --help)", argv[optind - 1]);
-			return -EINVAL;
-		default:
-			pr_err("unknown option '%s' (try --help)", argv[optind - 1]);
+static const struct option vm_longopts[] = {
+	{ "guest", required_argument, NULL, 'g' },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'i' },
+	{ "append", required_argument, NULL, 'a' },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
+	{ "no-serial-input", no_argument, NULL, OPT_NO_SERIAL_INPUT },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+};
+
+/* One of kvmi-vm's own options: 0, or -EINVAL with the reason logged. */
+static int vm_option(int c, struct options *o)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'g': o->guest = optarg; break;
+	case 'k': o->kernel = optarg; break;
+	case 'i': o->initrd = optarg; break;
+	case 'a': o->append = optarg; break;
+	case 'm':
+		if (parse_size(optarg, &v)) {
+			pr_err("--memory: '%s' is not a size (e.g. 256M, 1G)", optarg);
 			return -EINVAL;
 		}
+		o->cfg.ram_size = v;
+		break;
+	case 'c':
+		if (parse_uint(optarg, VM_MAX_VCPUS, &v) || v == 0) {
+			pr_err("--vcpus: '%s' is not a number between 1 and %d", optarg, VM_MAX_VCPUS);
+			return -EINVAL;
+		}
+		o->cfg.nr_vcpus = (unsigned)v;
+		break;
+	case 't':
+		if (parse_uint(optarg, 86400 * 365, &v)) {
+			pr_err("--timeout: '%s' is not a number of seconds", optarg);
+			return -EINVAL;
+		}
+		o->cfg.timeout_s = (unsigned)v;
+		break;
+	case OPT_KVM_DEVICE: o->cfg.kvm_device = optarg; break;
+	case OPT_NO_SERIAL_INPUT: o->cfg.serial_in_fd = -1; break;
+	case 'v': vmm_log_level++; break;
+	case 'h': usage(stdout); exit(0);
+	case OPT_VERSION: printf("kvmi-vm %s\n", KVMI_PACKAGE_VERSION); exit(0);
+	default: return -EINVAL;
 	}
-	if (optind < argc) {
-		pr_err("unexpected argument '%s' (try --help)", argv[optind]);
-		return -EINVAL;
-	}
+	return 0;
+}
+
+/* What the options say together. */
+static int check_args(const struct options *o)
+{
 	if (!!o->guest + !!o->kernel != 1) {
 		pr_err(o->guest ? "give either --guest or --kernel, not both"
 				: "nothing to run: give --guest FILE or --kernel BZIMAGE (try --help)");
@@ -180,12 +135,39 @@ static int parse_args(int argc, char **argv, struct options *o)
 		pr_err("--initrd and --append go with --kernel, not --guest");
 		return -EINVAL;
 	}
-	if (!o->intro.address && (o->intro.key_file || o->intro.allow_commands || o->intro.allow_events ||
-				  o->intro.policy_file || o->intro.name || o->intro.have_uuid)) {
-		pr_err("introspection options need --introspector ADDR");
+	return intro_options_check(&o->intro);
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	struct option longopts[ARRAY_SIZE(vm_longopts) + INTRO_NR_LONGOPTS + 1];
+	int c, err;
+
+	memset(longopts, 0, sizeof(longopts));
+	memcpy(longopts, vm_longopts, sizeof(vm_longopts));
+	memcpy(longopts + ARRAY_SIZE(vm_longopts), intro_longopts, INTRO_NR_LONGOPTS * sizeof(longopts[0]));
+	vm_config_defaults(&o->cfg);
+	o->cfg.serial_in_fd = 0;
+	o->cfg.handle_signals = true;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":g:k:i:a:m:c:t:vh", longopts, NULL)) != -1) {
+		if (c == ':') {
+			pr_err("option '%s' needs an argument (try --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+		err = intro_option(c, optarg, argv[optind - 1], &o->intro);
+		if (err == -ENOENT)
+			err = c == '?' ? -ENOENT : vm_option(c, o);
+		if (err == -ENOENT)
+			pr_err("unknown option '%s' (try --help)", argv[optind - 1]);
+		if (err)
+			return -EINVAL;
+	}
+	if (optind < argc) {
+		pr_err("unexpected argument '%s' (try --help)", argv[optind]);
 		return -EINVAL;
 	}
-	return 0;
+	return check_args(o);
 }
 
 int main(int argc, char **argv)

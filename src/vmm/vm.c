@@ -134,6 +134,21 @@ static int create_platform(struct vm *vm)
 	return 0;
 }
 
+static int create_vcpus(struct vm *vm)
+{
+	vm->vcpus = calloc(vm->cfg.nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		int err = vcpu_init(vm, &vm->vcpus[i], i);
+
+		if (err)
+			return err;
+		vm->nr_vcpus++;
+	}
+	return 0;
+}
+
 int vm_create(const struct vm_config *cfg, struct vm **out)
 {
 	struct vm *vm;
@@ -201,17 +216,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (err)
 		goto err;
 
-	vm->vcpus = calloc(cfg->nr_vcpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus) {
-		err = -ENOMEM;
+	err = create_vcpus(vm);
+	if (err)
 		goto err;
-	}
-	for (unsigned i = 0; i < cfg->nr_vcpus; i++) {
-		err = vcpu_init(vm, &vm->vcpus[i], i);
-		if (err)
-			goto err;
-		vm->nr_vcpus++;
-	}
 	*out = vm;
 	return 0;
 

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests for the engine's memory: the page-access tracker, and the
+ * memslot layout it drives through a frontend's slot ops (a fake host that
+ * records slots instead of calling KVM; the engine runs without KVM).
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "tap.h"
+
+static void test_update(void)
+{
+	struct pagetrack pt;
+	struct pt_entry a[] = { { 10, PT_R | PT_X }, { 5, 0 }, { 10, PT_R }, { 7, PT_RWX } };
+	struct pt_entry b[] = { { 5, PT_RWX }, { 6, PT_W }, { 0x7fff, 0xff } };
+
+	pagetrack_init(&pt);
+	ok(pagetrack_get(&pt, 3) == PT_RWX, "untracked frame reads as rwx");
+	ok(pagetrack_update(&pt, a, 4) == 0 && pt.n == 2, "batch: rwx entries are not stored");
+	ok(pagetrack_get(&pt, 10) == PT_R, "batch: the last change for a frame wins");
+	ok(pagetrack_get(&pt, 5) == 0, "batch: no-access frame");
+	ok(pagetrack_update(&pt, b, 3) == 0 && pt.n == 2, "second batch merges (5 and 0x7fff forgotten, 6 added)");
+	ok(pagetrack_get(&pt, 5) == PT_RWX, "rwx forgets a frame");
+	ok(pagetrack_get(&pt, 0x7fff) == PT_RWX, "bits beyond rwx are masked");
+	ok(pt.n == 2 && pt.e[0].gfn == 6 && pt.e[1].gfn == 10, "entries stay sorted");
+	pagetrack_destroy(&pt);
+}
+
+static void test_layout(void)
+{
+	struct pagetrack pt;
+	struct pt_segment *s;
+	size_t n;
+	/* frames 2,3 write-protected (adjacent, one RO slot), 5 read-protected,
+	 * 6 exec-protected (both holes, merged), 9 rw (rwx minus nothing) */
+	struct pt_entry e[] = {
+		{ 2, PT_R | PT_X }, { 3, PT_R | PT_X }, { 5, PT_W | PT_X }, { 6, PT_R | PT_W },
+	};
+
+	pagetrack_init(&pt);
+	pagetrack_update(&pt, e, 4);
+	ok(pagetrack_layout(&pt, 0, 16 * 4096, &s, &n) == 0, "layout computed");
+	ok(n == 5, "layout: rw | ro ro | rw | hole hole | rw  -> 5 segments (got %zu)", n);
+	ok(n == 5 && s[0].kind == PT_MAP_RW && s[0].gpa == 0 && s[0].size == 2 * 4096 &&
+	   s[1].kind == PT_MAP_RO && s[1].gpa == 2 * 4096 && s[1].size == 2 * 4096 &&
+	   s[2].kind == PT_MAP_RW && s[2].size == 4096 &&
+	   s[3].kind == PT_HOLE && s[3].gpa == 5 * 4096 && s[3].size == 2 * 4096 &&
+	   s[4].kind == PT_MAP_RW && s[4].gpa == 7 * 4096 && s[4].size == 9 * 4096,
+	   "layout: segment bounds and kinds");
+	free(s);
+	ok(pagetrack_layout(&pt, 8 * 4096, 8 * 4096, &s, &n) == 0 && n == 1 && s[0].kind == PT_MAP_RW,
+	   "layout of a range without restrictions is one slot");
+	free(s);
+	ok(pt_kind_of(PT_R | PT_W) == PT_HOLE && pt_kind_of(PT_X) == PT_HOLE &&
+	   pt_kind_of(PT_R | PT_X) == PT_MAP_RO && pt_kind_of(PT_RWX) == PT_MAP_RW,
+	   "kinds: no R or no X -> hole; no W -> read-only");
+	pagetrack_destroy(&pt);
+}
+
+#define MAX_SLOTS 32764
+#define REGION_SLOT 7           /* the frontend's own id for the region */
+
+/* The frontend: slot ids and what KVM would hold for each. */
+struct fake_host {
+	struct { bool used; uint32_t flags; uint64_t gpa, size; } slot[MAX_SLOTS];
+	unsigned allocs, frees, sets;
+	int fail_set_after;     /* > 0: the n-th slot_set from now fails */
+};
+
+static void f_kick(void *host, unsigned idx)
+{
+	(void)host;
+	(void)idx;
+}
+
+static void f_stop(void *host, enum kvmi_stop_reason why)
+{
+	(void)host;
+	(void)why;
+}
+
+static int f_alloc(void *host, uint32_t *id)
+{
+	struct fake_host *h = host;
+
+	for (uint32_t i = 100; i < MAX_SLOTS; i++) {
+		if (!h->slot[i].used) {
+			h->slot[i].used = true;
+			h->allocs++;
+			*id = i;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static void f_free(void *host, uint32_t id)
+{
+	struct fake_host *h = host;
+
+	h->slot[id].used = false;
+	h->frees++;
+}
+
+static int f_set(void *host, uint32_t id, uint32_t flags, uint64_t gpa, uint64_t size, void *hva)
+{
+	struct fake_host *h = host;
+
+	(void)hva;
+	if (h->fail_set_after > 0 && --h->fail_set_after == 0)
+		return -EINVAL;
+	h->sets++;
+	h->slot[id].flags = flags;
+	h->slot[id].gpa = gpa;
+	h->slot[id].size = size;
+	return 0;
+}
+
+static const struct kvmi_host_ops fake_ops = {
+	.kick = f_kick, .request_stop = f_stop, .slot_alloc = f_alloc, .slot_free = f_free, .slot_set = f_set,
+};
+
+/* KVM slots with a size, i.e. what the guest sees. */
+static unsigned kvm_slots(const struct fake_host *h)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < MAX_SLOTS; i++)
+		n += h->slot[i].size != 0;
+	return n;
+}
+
+/* The slot covering gpa, or -1. */
+static int slot_at(const struct fake_host *h, uint64_t gpa)
+{
+	for (int i = 0; i < MAX_SLOTS; i++)
+		if (h->slot[i].size && gpa >= h->slot[i].gpa && gpa - h->slot[i].gpa < h->slot[i].size)
+			return i;
+	return -1;
+}
+
+static struct kvmi_engine *new_engine(struct fake_host *h, uint64_t ram, void **mem)
+{
+	struct kvmi_engine_config cfg;
+	struct kvmi_engine *e = NULL;
+	struct kvmi_ram_region r;
+
+	memset(h, 0, sizeof(*h));
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.ops = &fake_ops;
+	cfg.host = h;
+	cfg.kvm_fd = cfg.vm_fd = -1;
+	cfg.max_vcpus = 1;
+	kvmi_policy_allow_all(&cfg.policy);
+	*mem = calloc(1, 4096);         /* never touched: hva only */
+	if (kvmi_engine_create(&cfg, &e))
+		return NULL;
+	/* As kvmi-vm does: the region's slot exists when the engine comes. */
+	h->slot[REGION_SLOT].used = true;
+	f_set(h, REGION_SLOT, 0, 0, ram, *mem);
+	r = (struct kvmi_ram_region){ .gpa = 0, .size = ram, .hva = *mem, .fd = -1, .slot_id = REGION_SLOT,
+				      .slot_exists = true };
+	if (kvmi_engine_region_add(e, &r)) {
+		kvmi_engine_destroy(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void free_engine(struct kvmi_engine *e, void *mem)
+{
+	kvmi_engine_destroy(e);
+	free(mem);
+}
+
+static void test_apply(void)
+{
+	static struct fake_host h;
+	struct pt_entry e1[] = { { 0x10, PT_R | PT_X } };
+	struct pt_entry e2[] = { { 0x10, PT_RWX } };
+	struct pt_entry many[100];
+	struct kvmi_engine *e;
+	unsigned sets;
+	void *mem;
+
+	e = new_engine(&h, 16 << 20, &mem);
+	ok(e && kvm_slots(&h) == 1, "apply: memory starts as one slot");
+	if (!e)
+		return;
+	ok(eng_set_page_access(e, e1, 1) == 0 && kvm_slots(&h) == 3,
+	   "apply: one write-protected page splits 1 slot into 3 (got %u)", kvm_slots(&h));
+	ok(slot_at(&h, 0x10000) >= 0 && (h.slot[slot_at(&h, 0x10000)].flags & KVM_MEM_READONLY) &&
+	   h.slot[slot_at(&h, 0x10000)].size == 0x1000, "apply: the protected page is a read-only slot");
+	ok(slot_at(&h, 0) == REGION_SLOT, "apply: the region's own id serves its first slot");
+	sets = h.sets;
+	ok(eng_set_page_access(e, e1, 1) == 0 && h.sets == sets, "apply: unchanged rights change no slot");
+	ok(eng_set_page_access(e, e2, 1) == 0 && kvm_slots(&h) == 1 && h.allocs == h.frees,
+	   "apply: forgetting the page merges back to one slot, every extra id given back");
+	for (unsigned i = 0; i < 100; i++)
+		many[i] = (struct pt_entry){ 0x100 + 2 * i, 0 };
+	ok(eng_set_page_access(e, many, 100) == 0 && kvm_slots(&h) == 101 && slot_at(&h, 0x100000) < 0 &&
+	   slot_at(&h, 0x101000) >= 0, "apply: 100 scattered no-access pages -> 101 slots, the pages are holes");
+	h.fail_set_after = 3;
+	ok(eng_set_page_access(e, e1, 1) != 0, "apply: a failing slot change is reported");
+	h.fail_set_after = 0;
+	free_engine(e, mem);
+}
+
+/* Slot counts follow the number of distinct ranges, not of pages. */
+static void test_coalescing(void)
+{
+	static struct pt_entry pe[10000];
+	static struct fake_host h;
+	struct kvmi_engine *e;
+	void *mem;
+
+	e = new_engine(&h, 256 << 20, &mem);
+	ok(e != NULL, "coalescing: 256 MiB");
+	if (!e)
+		return;
+	for (unsigned i = 0; i < 511; i++)
+		pe[i] = (struct pt_entry){ 0x1000 + i, PT_R | PT_X };
+	ok(eng_set_page_access(e, pe, 511) == 0 && kvm_slots(&h) == 3,
+	   "511 adjacent write-protected pages: 3 slots (got %u)", kvm_slots(&h));
+	for (unsigned i = 0; i < 10000; i++)
+		pe[i] = (struct pt_entry){ 0x2000 + i, PT_R | PT_X };
+	ok(eng_set_page_access(e, pe, 10000) == 0 && kvm_slots(&h) == 5,
+	   "plus 10,000 adjacent ones elsewhere: 5 slots (got %u)", kvm_slots(&h));
+	for (unsigned i = 0; i < 10000; i++)
+		pe[i] = (struct pt_entry){ 0x2000 + i, PT_RWX };
+	eng_set_page_access(e, pe, 10000);
+	for (unsigned i = 0; i < 511; i++)
+		pe[i] = (struct pt_entry){ 0x1000 + i, PT_RWX };
+	eng_set_page_access(e, pe, 511);
+	for (unsigned i = 0; i < 10000; i++)
+		pe[i] = (struct pt_entry){ 0x8000 + 2 * i, PT_R | PT_X };
+	ok(eng_set_page_access(e, pe, 10000) == 0 && kvm_slots(&h) == 20001,
+	   "10,000 scattered pages: one slot per range, 20,001 (got %u)", kvm_slots(&h));
+	eng_memory_session_end(e);
+	ok(kvm_slots(&h) == 1 && h.allocs == h.frees, "the tool gone: back to 1 slot (got %u)", kvm_slots(&h));
+	free_engine(e, mem);
+}
+
+/* A re-created region gets its restrictions back before anything runs. */
+static void test_recreate(void)
+{
+	static struct fake_host h;
+	struct pt_entry pe = { 0x300, PT_R | PT_X };
+	struct kvmi_ram_region r;
+	struct kvmi_engine *e;
+	void *mem;
+	int s;
+
+	e = new_engine(&h, 64 << 20, &mem);
+	ok(e != NULL, "recreate: 64 MiB");
+	if (!e)
+		return;
+	eng_set_page_access(e, &pe, 1);
+	r = (struct kvmi_ram_region){ .gpa = 0, .size = 64 << 20, .hva = mem, .fd = -1, .slot_id = REGION_SLOT };
+	ok(kvmi_engine_region_remove(e, 0) == 0 && kvm_slots(&h) == 0 && h.allocs == h.frees,
+	   "removed: no slot left, extra ids given back");
+	ok(kvmi_engine_region_add(e, &r) == 0 && kvm_slots(&h) == 3, "re-created: 3 slots (got %u)", kvm_slots(&h));
+	s = slot_at(&h, 0x300000);
+	ok(s >= 0 && (h.slot[s].flags & KVM_MEM_READONLY) && h.slot[s].size == 0x1000,
+	   "the write-protected page is a read-only slot again");
+	pe.access = PT_RWX;
+	eng_set_page_access(e, &pe, 1);
+	ok(kvmi_engine_region_remove(e, 0) == 0 && kvmi_engine_region_add(e, &r) == 0 && kvm_slots(&h) == 1,
+	   "re-created without restrictions: 1 slot");
+	ok(kvmi_engine_region_remove(e, 0x40000000) == -ENOENT, "an unknown region: -ENOENT");
+	r.size = 0x1001;
+	ok(kvmi_engine_region_add(e, &r) == -EINVAL, "an unaligned region: -EINVAL");
+	free_engine(e, mem);
+}
+
+int main(void)
+{
+	test_recreate();
+	test_coalescing();
+	test_update();
+	test_layout();
+	test_apply();
+	return tap_done();
+}
