@@ -15,9 +15,10 @@
  *     <linux/kvm.h>: the x86 register blocks are our own byte-identical
  *     copies (kvmi_x86_*), see tests/unit/test_wire_kvm_compat.c.
  *
- * Layout facts come from docs/kvmi-protocol.md (shared docs) and the
- * recorded libkvmi vectors. Where the kvmi-v7 kernel and libkvmi name or
- * use a field differently, the comment says so; the VMM accepts both.
+ * Layouts follow the kvmi-v7 kernel UAPI and libkvmi, checked byte for
+ * byte against the recorded libkvmi vectors (tests/vectors/); where the
+ * two name or use a field differently, the comment says so and the VMM
+ * accepts both.  docs/protocol-notes.md lists where kvmi departs from them.
  */
 #ifndef KVMI_WIRE_H
 #define KVMI_WIRE_H

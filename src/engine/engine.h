@@ -44,16 +44,18 @@
  *
  * Lock order (a thread takes them only in this order; a debug build with
  * -Dlockcheck=true checks it, see src/common/lockorder.h):
- *   1. engine vCPU lock      (struct kvmi_engine_vcpu.lock: job queue, waits)
- *   2. page tracker          (engine.pt_lock: rights and slot layout)
- *   3. MSR lock              (engine.msr_lock: MSR masks, the merged filter)
- *   4. BPF events lock       (bpf_events.lock: hook links, wishes)
- *   5. server lock           (kvmi_server.lock: per-vCPU event state)
- *   6. receive lock          (kvmi_server.rx_lock: the input stream)
- *   7. send lock             (kvmi_server.send_lock: one message at a time)
- * The server never calls the engine while it holds 5-7; the engine calls
- * the host's ops with none of its locks held, except slot_alloc, slot_free
- * and slot_set, which run under 2.
+ *   1. receive lock     (kvmi_server.rx_lock: the input stream; the
+ *                        introspection thread dispatches commands under it)
+ *   2. page tracker     (engine.pt_lock: rights, regions, slot layout)
+ *   3. MSR lock         (engine.msr_lock: MSR masks, the merged filter)
+ *   4. BPF events lock  (bpf_events.lock: hook links, the vCPUs' wishes)
+ *   5. engine vCPU lock (kvmi_engine_vcpu.lock: job queue; a waiting vCPU
+ *                        checks the server's reply state under it)
+ *   6. send lock        (kvmi_server.send_lock: one message at a time)
+ *   7. server lock      (kvmi_server.lock: per-vCPU event state)
+ * The engine calls the host's ops with none of its locks held, except
+ * slot_alloc, slot_free and slot_set, which run under 2; the frontend's
+ * own locks are never held when it calls the engine.
  */
 #ifndef KVMI_ENGINE_H
 #define KVMI_ENGINE_H
@@ -76,13 +78,13 @@ struct kvmi_engine_vcpu;
 
 /* Lock ranks of the order above (lockorder.h). */
 enum kvmi_lock_rank {
-	KVMI_RANK_VCPU = 10,
+	KVMI_RANK_RX = 10,
 	KVMI_RANK_PAGETRACK = 20,
 	KVMI_RANK_MSR = 30,
 	KVMI_RANK_BPF = 40,
-	KVMI_RANK_SERVER = 50,
-	KVMI_RANK_RX = 60,
-	KVMI_RANK_SEND = 70,
+	KVMI_RANK_VCPU = 50,
+	KVMI_RANK_SEND = 60,
+	KVMI_RANK_SERVER = 70,
 };
 
 enum kvmi_stop_reason {

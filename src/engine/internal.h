@@ -13,7 +13,7 @@
  *   exec.c      fetches from execute-protected pages: PF exec events, steps
  *   msr.c       MSR events, the merged MSR filter
  *   debug.c     single-step, breakpoints, the merged guest-debug state
- *   bpf_events.c CR/XSETBV/HYPERCALL through BPF
+ *   bpf_events.c CR/XSETBV/HYPERCALL through BPF (bpf_selftest.c: start-up test)
  *   regs.c      vCPU state in wire form through KVM ioctls
  *   commands.c  the server's backend ops
  *   probe.c     start-up probe of the int3 path

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * kvmi_hooks.h - what the BPF program (kvmi_hooks.bpf.c) and kvmi-vm
- * (introspect/bpf_events.c) share: map layouts, hook bits, the signal.
+ * (bpf_events.c) share: map layouts, hook bits, the signal.
  *
  * Included by both the BPF target (clang -target bpf) and the VMM, so only
  * fixed-width types from <linux/types.h>.
