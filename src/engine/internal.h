@@ -204,6 +204,9 @@ enum kvmi_exit_owner eng_msr_exit(struct kvmi_engine_vcpu *v);
 int eng_control_msr(struct kvmi_engine_vcpu *v, uint32_t msr, bool enable);
 void eng_msr_session_end(struct kvmi_engine *e);
 int eng_msr_init(struct kvmi_engine *e);
+/* The filter KVM gets: the engine's write ranges (the frontend's
+ * decisions folded in), then the frontend's.  msr_lock held. */
+int eng_msr_merge(struct kvmi_engine *e, struct kvm_msr_filter *out);
 void eng_msr_destroy(struct kvmi_engine *e);
 enum kvmi_exit_owner eng_debug_exit(struct kvmi_engine_vcpu *v);
 int eng_update_guest_debug(struct kvmi_engine_vcpu *v);

@@ -76,27 +76,36 @@ static bool build_range(struct kvmi_engine *e, uint8_t *bits, uint32_t base, boo
 	return true;
 }
 
-/* Installs the merged filter.  msr_lock held. */
-static int update_filter(struct kvmi_engine *e)
+int eng_msr_merge(struct kvmi_engine *e, struct kvm_msr_filter *f)
 {
-	struct kvm_msr_filter f;
 	unsigned n = 0;
 
-	memset(&f, 0, sizeof(f));
-	f.flags = e->host_filter ? e->host_filter->flags : KVM_MSR_FILTER_DEFAULT_ALLOW;
+	memset(f, 0, sizeof(*f));
+	f->flags = e->host_filter ? e->host_filter->flags : KVM_MSR_FILTER_DEFAULT_ALLOW;
 	if (build_range(e, e->filter_bits, 0, false))
-		f.ranges[n++] = (struct kvm_msr_filter_range){ KVM_MSR_FILTER_WRITE, MSR_RANGE_LEN, 0,
-							       e->filter_bits };
+		f->ranges[n++] = (struct kvm_msr_filter_range){ KVM_MSR_FILTER_WRITE, MSR_RANGE_LEN, 0,
+								e->filter_bits };
 	if (build_range(e, e->filter_bits + RANGE_BYTES, MSR_HIGH_BASE, true))
-		f.ranges[n++] = (struct kvm_msr_filter_range){ KVM_MSR_FILTER_WRITE, MSR_RANGE_LEN,
-							       MSR_HIGH_BASE, e->filter_bits + RANGE_BYTES };
+		f->ranges[n++] = (struct kvm_msr_filter_range){ KVM_MSR_FILTER_WRITE, MSR_RANGE_LEN,
+								MSR_HIGH_BASE, e->filter_bits + RANGE_BYTES };
 	for (unsigned i = 0; e->host_filter && i < KVM_MSR_FILTER_MAX_RANGES; i++) {
 		if (!e->host_filter->ranges[i].nmsrs)
 			continue;
 		if (n == KVM_MSR_FILTER_MAX_RANGES)
 			return -ENOSPC;
-		f.ranges[n++] = e->host_filter->ranges[i];
+		f->ranges[n++] = e->host_filter->ranges[i];
 	}
+	return 0;
+}
+
+/* Installs the merged filter.  msr_lock held. */
+static int update_filter(struct kvmi_engine *e)
+{
+	struct kvm_msr_filter f;
+	int err = eng_msr_merge(e, &f);
+
+	if (err || e->cfg.vm_fd < 0)    /* an engine without KVM (unit tests) */
+		return err;
 	return ioctl(e->cfg.vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0 ? -errno : 0;
 }
 
