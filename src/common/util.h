@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Logging and small helpers shared by every part of the VMM. */
+/* Logging and small helpers shared by the engine, the frontends and kvmi-vm. */
 #ifndef KVMI_VM_UTIL_H
 #define KVMI_VM_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,10 @@ int parse_uint(const char *s, uint64_t max, uint64_t *out);
  * that report why they refused their input. */
 int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* Starts a thread with every signal blocked (it unblocks what it wants),
+ * so that process signals stay with the main thread.  0 or -errno. */
+int thread_start_blocked(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* Reads a whole file into a malloc'ed buffer.  0 or -errno. */
 int read_file(const char *path, uint8_t **data, size_t *size);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bpf_internal.h"
+#include "util.h"
 
 
 /*
@@ -239,16 +240,12 @@ out:
 unsigned bpf_selftest(struct bpf_events *be, const char **why)
 {
 	struct selftest st = { .be = be };
-	sigset_t all, old;
 	pthread_t thr;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if (pthread_create(&thr, NULL, selftest_thread, &st) == 0)
+	if (thread_start_blocked(&thr, selftest_thread, &st) == 0)
 		pthread_join(thr, NULL);
 	else
 		st.why = "cannot start the self-test thread";
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	*why = st.why;
 	return st.fired;
 }

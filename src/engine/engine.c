@@ -150,17 +150,10 @@ static void *intro_thread(void *arg)
 
 int kvmi_engine_start(struct kvmi_engine *e)
 {
-	sigset_t all, old;
-	int err;
+	int err = thread_start_blocked(&e->thread, intro_thread, e);
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	err = pthread_create(&e->thread, NULL, intro_thread, e);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err)
-		return -err;
-	e->thread_started = true;
-	return 0;
+	e->thread_started = !err;
+	return err;
 }
 
 void kvmi_engine_stop(struct kvmi_engine *e)

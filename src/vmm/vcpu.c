@@ -438,19 +438,12 @@ out:
 
 int vcpu_start(struct vcpu *vcpu)
 {
-	sigset_t all, old;
-	int err;
+	/* The thread unblocks only the kick: SIGINT/SIGTERM stay with the
+	 * main thread. */
+	int err = thread_start_blocked(&vcpu->thread, vcpu_thread, vcpu);
 
-	/* The thread starts with every signal blocked and unblocks only the
-	 * kick, so SIGINT/SIGTERM stay with the main thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err)
-		return -err;
-	vcpu->thread_started = true;
-	return 0;
+	vcpu->thread_started = !err;
+	return err;
 }
 
 void vcpu_join(struct vcpu *vcpu)
