@@ -170,6 +170,12 @@ int kvmi_engine_region_add(struct kvmi_engine *e, const struct kvmi_ram_region *
 /* Deletes every slot of the region at gpa (ids from slot_alloc are freed;
  * the region's own id is the frontend's again). */
 int kvmi_engine_region_remove(struct kvmi_engine *e, uint64_t gpa);
+/* [any, not a vCPU thread of this VM unless it is out of KVM_RUN] Keeps
+ * every vCPU out of guest mode until kvmi_engine_release(): for changes
+ * the guest must never see half done (a region removed and added again).
+ * Holds nest; returns once no vCPU is inside KVM_RUN. */
+void kvmi_engine_hold(struct kvmi_engine *e);
+void kvmi_engine_release(struct kvmi_engine *e);
 
 /* vCPUs (idx < max_vcpus).  NULL on error. */
 struct kvmi_engine_vcpu *kvmi_engine_vcpu_add(struct kvmi_engine *e, unsigned idx, int fd,

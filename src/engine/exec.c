@@ -230,10 +230,12 @@ void eng_handle_int3(struct kvmi_engine_vcpu *v, uint64_t rip)
  * CPL > 0, which KVM_CAP_EXIT_ON_EMULATION_FAILURE turned into an exit, is
  * a #UD for the guest; at CPL 0 it is the frontend's (kvmi-vm stops).
  */
-static enum kvmi_exit_owner not_ours(struct kvmi_engine_vcpu *v)
+static enum kvmi_exit_owner not_ours(struct kvmi_engine_vcpu *v, uint64_t rip, const char *why)
 {
 	struct kvm_sregs sregs;
 
+	pr_debug("vcpu %u: emulation failure at %#llx not caused by tracking (%s)", v->idx,
+		 (unsigned long long)rip, why);
 	if (!v->e->exit_on_emulation_failure || eng_get_sregs(v, &sregs) < 0 || (sregs.cs.selector & 3) == 0)
 		return KVMI_EXIT_FRONTEND;
 	return kvmi_vcpu_inject_exception(v, 6, 0, 0) == 0 ? KVMI_EXIT_ENGINE : KVMI_EXIT_FRONTEND;
@@ -257,7 +259,7 @@ static enum kvmi_exit_owner mapped_failure(struct kvmi_engine_vcpu *v, uint64_t 
 		return KVMI_EXIT_ENGINE;
 	}
 	v->failed_rip = 0;
-	return not_ours(v);
+	return not_ours(v, rip, "its page is mapped");
 }
 
 /* Pre-exec PF event.  True: re-enter as is (RETRY, or the tool moved the
@@ -281,7 +283,7 @@ enum kvmi_exit_owner eng_emulation_failure(struct kvmi_engine_vcpu *v)
 		return KVMI_EXIT_FRONTEND;
 	kvmi_vcpu_translate_gva(v, regs.rip, &gpa);
 	if (gpa == KVMI_UNMAPPED_GVA)
-		return not_ours(v);
+		return not_ours(v, regs.rip, "RIP does not translate");
 	if (v->exec_step)
 		eng_exec_step_end(v); /* the stepped instruction failed itself */
 	rights = eng_rights(v->e, gpa >> 12, v->idx);

@@ -297,14 +297,23 @@ int kvmi_vcpu_get_tsc_speed(struct kvmi_engine_vcpu *vcpu, uint64_t *hz)
 	return 0;
 }
 
+/*
+ * KVM walks the guest's page tables through the memslots.  While another
+ * thread replaces slots (a tool's SET_PAGE_ACCESS, another vCPU's execute
+ * step) the page tables may be missing for a moment and the walk fails:
+ * the page tracker's lock keeps the walk out of that window.  (Without it
+ * a vCPU handling a fetch fault took "untranslatable RIP" for KVM's own
+ * failure and got a #UD.)
+ */
 int kvmi_vcpu_translate_gva(struct kvmi_engine_vcpu *vcpu, uint64_t gva, uint64_t *gpa)
 {
 	struct kvm_translation t = { .linear_address = gva };
+	int ret;
 
-	if (ioctl(vcpu->fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
-		*gpa = KVMI_UNMAPPED_GVA;
-	else
-		*gpa = t.physical_address;
+	kvmi_rwlock_rdlock(&vcpu->e->pt_lock);
+	ret = ioctl(vcpu->fd, KVM_TRANSLATE, &t);
+	kvmi_rwlock_unlock(&vcpu->e->pt_lock);
+	*gpa = ret < 0 || !t.valid ? KVMI_UNMAPPED_GVA : t.physical_address;
 	return 0;
 }
 

@@ -198,6 +198,16 @@ void eng_release_vcpus(struct kvmi_engine *e)
 	eng_wake_all(e);
 }
 
+void kvmi_engine_hold(struct kvmi_engine *e)
+{
+	eng_hold_vcpus(e);
+}
+
+void kvmi_engine_release(struct kvmi_engine *e)
+{
+	eng_release_vcpus(e);
+}
+
 /* ---- the frontend's run loop --------------------------------------------- */
 
 enum kvmi_run_action kvmi_engine_pre_run(struct kvmi_engine_vcpu *v)

@@ -141,6 +141,11 @@ int introspect_recreate_region(struct vm *vm, unsigned idx)
 	if (idx >= vm->mem.nr_regions)
 		return -EINVAL;
 	r = region_of(vm, idx, false);
+	/* The guest must not run between the two: its page tables are gone. */
+	kvmi_engine_hold(vm->intro);
 	err = kvmi_engine_region_remove(vm->intro, r.gpa);
-	return err ? err : kvmi_engine_region_add(vm->intro, &r);
+	if (!err)
+		err = kvmi_engine_region_add(vm->intro, &r);
+	kvmi_engine_release(vm->intro);
+	return err;
 }
