@@ -24,11 +24,12 @@ demo: build
 check: build
 	meson test -C $(BUILD) $(MESON_TEST_ARGS)
 
-# Unit and host-KVM suites under AddressSanitizer + UBSan (the box suite runs
-# static binaries and is left to the plain pass).
+# Unit and host-KVM suites under AddressSanitizer + UBSan, with the lock-order
+# checker on (the box suite runs static binaries and is left to the plain
+# pass).
 $(BUILD_ASAN)/build.ninja:
 	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false \
-		-Dstatic_binaries=false -Dkvmbox=disabled
+		-Dstatic_binaries=false -Dkvmbox=disabled -Dlockcheck=true
 
 check-asan: deps $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD_ASAN)
