@@ -75,28 +75,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *skip_prefix(const char *s, const char *prefix)
-{
-	size_t n = strlen(prefix);
-
-	return strncasecmp(s, prefix, n) ? s : s + n;
-}
-
-/* Is `word` the (prefix-less, case-insensitive) form of `full`? libkvmi
- * names may also drop their VCPU_ prefix ("translate_gva"); kernel aliases
- * may not, since VM_GET_INFO and VCPU_GET_INFO would then collide. */
-static bool name_matches(const char *word, const char *full, bool event, bool primary)
-{
-	if (!full)
-		return false;
-	full = skip_prefix(full, "KVMI_");
-	if (event)
-		full = skip_prefix(full, "EVENT_");
-	if (!strcasecmp(word, full))
-		return true;
-	return primary && !event && !strcasecmp(word, skip_prefix(full, "VCPU_"));
-}
-
 static int parse_number(const char *word, unsigned limit)
 {
 	char *end;
@@ -111,27 +89,14 @@ static int parse_number(const char *word, unsigned limit)
 	return (int)v;
 }
 
+/* A number, or a name as src/proto reads them. */
 static int lookup(const char *word, bool event)
 {
-	unsigned limit = event ? KVMI_NUM_EVENTS : KVMI_NUM_MESSAGES;
-	unsigned id;
-	int n = parse_number(word, limit);
+	int n = parse_number(word, event ? KVMI_NUM_EVENTS : KVMI_NUM_MESSAGES);
 
 	if (n >= 0)
 		return n;
-	word = skip_prefix(word, "KVMI_");
-	if (event) {
-		word = skip_prefix(word, "EVENT_");
-		if (!strcasecmp(word, "page_fault"))
-			return KVMI_EVENT_PF;
-	}
-	for (id = 0; id < limit; id++) {
-		if (event ? name_matches(word, kvmi_srv_event_name(id), true, true) :
-		    name_matches(word, kvmi_srv_command_name(id), false, true) ||
-		    name_matches(word, ks_command_alias(id), false, false))
-			return (int)id;
-	}
-	return -1;
+	return event ? kvmi_proto_event_by_name(word) : kvmi_proto_command_by_name(word);
 }
 
 /* Applies LIST to *mask (in/out). */
