@@ -11,7 +11,8 @@
  * also without "EVENT_"; libkvmi's KVMI_VCPU_* names also without "VCPU_"):
  * libkvmi names (get_registers, translate_gva, pf), kvmi-v7 kernel names
  * (vcpu_get_registers, vm_read_physical) and numbers (13, 0xd) are
- * accepted. Examples: "all,-write_physical", "pause_vcpu,trap".
+ * accepted; the names are src/proto's tables. Examples:
+ * "all,-write_physical", "pause_vcpu,trap".
  *
  * Policy file: one "KEY = LIST" per line, '#' starts a comment, blank
  * lines are ignored. KEY is "commands" (or "allow-commands") or "events"
