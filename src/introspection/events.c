@@ -148,11 +148,11 @@ static bool take_replies(struct kvmi_server *srv, uint64_t session)
 			}
 			continue;
 		}
-		if (srv->in_end - srv->in_start >= sizeof(hdr)) {
-			memcpy(&hdr, srv->inbuf + srv->in_start, sizeof(hdr));
-			if (hdr.id != KVMI_EVENT_REPLY || hdr.size > sizeof(buf.b))
-				return true;
-		}
+		/* something else has started: not ours */
+		if (kvmi_proto_frame_hdr(srv->inbuf + srv->in_start, srv->in_end - srv->in_start,
+					 &hdr) &&
+		    (hdr.id != KVMI_EVENT_REPLY || hdr.size > sizeof(buf.b)))
+			return true;
 		if (read_once)
 			return false;   /* nothing more yet: look again later */
 		switch (ks_rx_fill(srv, srv->rfd)) {
@@ -355,6 +355,7 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	uint64_t session;
 	uint32_t seq;
 	bool got, set_regs;
+	size_t n;
 	int err;
 
 	res->action = KVMI_EVENT_ACTION_CONTINUE;
@@ -374,9 +375,8 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	if (err <= 0)
 		return err;
 
-	kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
-	err = send_event(srv, v, session, msg,
-			 sizeof(struct kvmi_msg_hdr) + sizeof(struct kvmi_event) + len, &got);
+	n = kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
+	err = send_event(srv, v, session, msg, n, &got);
 	if (!err)
 		wait_for_reply(srv, vcpu, v, got);
 
