@@ -34,40 +34,14 @@ struct writer {
 	size_t size;
 };
 
+/* Sent the way the VMM sends (src/proto's writer); a library that stops
+ * reading ends it. */
 static void send_piece(int fd, const uint8_t *p, size_t n, bool with_fd)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
 	struct iovec iov = { .iov_base = (void *)p, .iov_len = n };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	int pass = with_fd ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
 
-	if (pass >= 0) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = sizeof(ctl.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pass, sizeof(int));
-	}
-	while (iov.iov_len) {
-		ssize_t r = sendmsg(fd, &mh, MSG_NOSIGNAL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		iov.iov_base = (uint8_t *)iov.iov_base + r;
-		iov.iov_len -= (size_t)r;
-		mh.msg_control = NULL;
-		mh.msg_controllen = 0;
-	}
+	(void)kvmi_proto_writev_full(fd, &iov, 1, pass, -1);
 	if (pass >= 0)
 		close(pass);
 }

@@ -227,7 +227,7 @@ int kvmi_batch_submit(struct kvmi_batch *b)
 	iov[3] = (struct iovec){ .iov_base = &post, .iov_len = sizeof(post) };
 	iov[4] = (struct iovec){ .iov_base = &on, .iov_len = sizeof(on) };
 	err = kc_send_wait(dom, KVMI_CONTROL_CMD_RESPONSE, post.seq,
-			   kc_deadline(dom->cfg.io_timeout_ms), iov, 5, wait, &m);
+			   kvmi_proto_deadline(dom->cfg.io_timeout_ms), iov, 5, wait, &m);
 	if (!err && wait) {
 		err = kc_reply_data(&m, NULL, 0, NULL);
 		free(m.payload);

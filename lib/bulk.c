@@ -72,12 +72,97 @@ static bool bulk_ready(struct kvmi_dom *dom, const void *arg)
 	return w->b->done == w->b->sent || (!w->last && w->b->sent - w->b->done <= BULK_WINDOW / 2);
 }
 
+/* Where the next request of the read starts. */
+struct bulk_cursor {
+	uint64_t gpa;
+	uint8_t *out;
+	size_t left;
+	unsigned int total;             /* requests in all: one per page touched */
+};
+
+/* dom->lock held: appends the next request to hdr/req/iov slot k. */
+static int bulk_next(struct kvmi_dom *dom, struct kc_bulk *b, struct bulk_cursor *c,
+		     struct kvmi_msg_hdr *hdr, struct kvmi_read_physical *req, struct iovec *iov)
+{
+	uint16_t n = (uint16_t)(PAGE - (c->gpa & (PAGE - 1)));
+
+	if (n > c->left)
+		n = (uint16_t)c->left;
+	memset(req, 0, sizeof(*req));
+	req->gpa = c->gpa;
+	req->size = n;
+	*hdr = (struct kvmi_msg_hdr){ .id = KVMI_READ_PHYSICAL, .size = sizeof(*req),
+				      .seq = kc_next_seq(dom) };
+	if (b->sent == 0)
+		b->first_seq = hdr->seq;
+	/* seqs of one domain are handed out under cmd_lock only */
+	if (hdr->seq != b->first_seq + b->sent)
+		return -EPROTO;
+	iov[0] = (struct iovec){ hdr, sizeof(*hdr) };
+	iov[1] = (struct iovec){ req, sizeof(*req) };
+	b->dst[b->sent % BULK_WINDOW] = c->out;
+	b->len[b->sent % BULK_WINDOW] = n;
+	b->sent++;
+	c->gpa += n;
+	c->out += n;
+	c->left -= n;
+	return 0;
+}
+
+/* Fills the window with one writev. */
+static int bulk_send(struct kvmi_dom *dom, struct kc_bulk *b, struct bulk_cursor *c)
+{
+	struct kvmi_msg_hdr hdr[BULK_WINDOW];
+	struct kvmi_read_physical req[BULK_WINDOW];
+	struct iovec iov[2 * BULK_WINDOW];
+	unsigned int k = 0, first = b->sent;
+	int err = 0;
+
+	pthread_mutex_lock(&dom->lock);
+	while (!err && b->sent < c->total && b->sent - b->done < BULK_WINDOW) {
+		err = bulk_next(dom, b, c, &hdr[k], &req[k], &iov[2 * k]);
+		k += !err;
+	}
+	pthread_mutex_unlock(&dom->lock);
+	if (!k || err)
+		return err;
+	err = kc_send(dom, iov, (int)(2 * k));
+	if (err) {
+		pthread_mutex_lock(&dom->lock);
+		b->sent = first;        /* whole writev or nothing counted */
+		pthread_mutex_unlock(&dom->lock);
+	}
+	return err;
+}
+
+/* Waits until half the window is free again (or, with nothing left to
+ * send, until every reply is in). True when the read is over; *err gets
+ * why if it failed. */
+static bool bulk_wait_window(struct kvmi_dom *dom, struct kc_bulk *b, unsigned int total,
+			     int64_t deadline, int *err)
+{
+	struct bulk_wait w = { .b = b, .last = b->sent == total || *err };
+	bool over = false;
+
+	pthread_mutex_lock(&dom->lock);
+	(void)kc_wait(dom, deadline, bulk_ready, &w);
+	if (!bulk_ready(dom, &w)) {
+		/* Timed out or disconnected: replies still due are dropped
+		 * as strays if they ever come. */
+		if (!*err)
+			*err = dom->connected ? -ETIMEDOUT : -ENOTCONN;
+		over = true;
+	} else if (w.last && b->done == b->sent) {
+		over = true;
+	}
+	pthread_mutex_unlock(&dom->lock);
+	return over;
+}
+
 int kvmi_dom_read_physical_bulk(struct kvmi_dom *dom, uint64_t gpa, void *buf, size_t size)
 {
+	struct bulk_cursor c = { .gpa = gpa, .out = buf, .left = size };
 	struct kc_bulk b;
-	uint8_t *out = buf;
-	size_t left = size;
-	unsigned int total = 0;
 	int64_t deadline;
 	int err = 0;
 
@@ -86,8 +171,8 @@ int kvmi_dom_read_physical_bulk(struct kvmi_dom *dom, uint64_t gpa, void *buf, s
 	if (size && gpa + size - 1 < gpa)
 		return -EINVAL;
 	for (uint64_t a = gpa; a < gpa + size; a = (a & ~(uint64_t)(PAGE - 1)) + PAGE)
-		total++;
-	if (!total)
+		c.total++;
+	if (!c.total)
 		return 0;
 
 	memset(&b, 0, sizeof(b));
@@ -101,77 +186,12 @@ int kvmi_dom_read_physical_bulk(struct kvmi_dom *dom, uint64_t gpa, void *buf, s
 	dom->bulk = &b;
 	pthread_mutex_unlock(&dom->lock);
 
-	deadline = kc_deadline(dom->cfg.io_timeout_ms);
-	for (;;) {
-		/* Fill the window with one writev (stop after a send error). */
-		if (!err && b.sent < total && b.sent - b.done <= BULK_WINDOW / 2) {
-			struct kvmi_msg_hdr hdr[BULK_WINDOW];
-			struct kvmi_read_physical req[BULK_WINDOW];
-			struct iovec iov[2 * BULK_WINDOW];
-			unsigned int k = 0, first = b.sent;
-
-			pthread_mutex_lock(&dom->lock);
-			while (b.sent < total && b.sent - b.done < BULK_WINDOW) {
-				uint16_t n = (uint16_t)(PAGE - (gpa & (PAGE - 1)));
-				unsigned int slot = b.sent % BULK_WINDOW;
-
-				if (n > left)
-					n = (uint16_t)left;
-				memset(&req[k], 0, sizeof(req[k]));
-				req[k].gpa = gpa;
-				req[k].size = n;
-				hdr[k] = (struct kvmi_msg_hdr){ .id = KVMI_READ_PHYSICAL, .size = sizeof(req[k]),
-								 .seq = kc_next_seq(dom) };
-				if (b.sent == 0)
-					b.first_seq = hdr[k].seq;
-				/* seqs of one domain are handed out under cmd_lock only */
-				if (hdr[k].seq != b.first_seq + b.sent) {
-					err = -EPROTO;
-					break;
-				}
-				iov[2 * k] = (struct iovec){ &hdr[k], sizeof(hdr[k]) };
-				iov[2 * k + 1] = (struct iovec){ &req[k], sizeof(req[k]) };
-				b.dst[slot] = out;
-				b.len[slot] = n;
-				b.sent++;
-				gpa += n;
-				out += n;
-				left -= n;
-				k++;
-			}
-			pthread_mutex_unlock(&dom->lock);
-			if (k && !err) {
-				err = kc_send(dom, iov, (int)(2 * k));
-				if (err) {
-					pthread_mutex_lock(&dom->lock);
-					b.sent = first; /* whole writev or nothing counted */
-					pthread_mutex_unlock(&dom->lock);
-				}
-			}
-		}
-		/* Wait until half the window is free again (or, with nothing
-		 * left to send, until every reply is in). */
-		pthread_mutex_lock(&dom->lock);
-		{
-			bool last = b.sent == total || err;
-			struct bulk_wait w = { .b = &b, .last = last };
-
-			(void)kc_wait(dom, deadline, bulk_ready, &w);
-			if (!bulk_ready(dom, &w)) {
-				/* Timed out or disconnected: replies still due are
-				 * dropped as strays if they ever come. */
-				if (!err)
-					err = dom->connected ? -ETIMEDOUT : -ENOTCONN;
-				pthread_mutex_unlock(&dom->lock);
-				break;
-			}
-			if (last && b.done == b.sent) {
-				pthread_mutex_unlock(&dom->lock);
-				break;
-			}
-		}
-		pthread_mutex_unlock(&dom->lock);
-	}
+	deadline = kvmi_proto_deadline(dom->cfg.io_timeout_ms);
+	do {
+		/* (no more sending after a send error) */
+		if (!err && b.sent < c.total && b.sent - b.done <= BULK_WINDOW / 2)
+			err = bulk_send(dom, &b, &c);
+	} while (!bulk_wait_window(dom, &b, c.total, deadline, &err));
 
 	pthread_mutex_lock(&dom->lock);
 	dom->bulk = NULL;

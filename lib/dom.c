@@ -225,7 +225,8 @@ int kc_send(struct kvmi_dom *dom, struct iovec *iov, int iovcnt)
 	int err;
 
 	pthread_mutex_lock(&dom->send_lock);
-	err = kc_writev_full(dom->fd, iov, iovcnt, kc_deadline(dom->cfg.io_timeout_ms));
+	err = kvmi_proto_writev_full(dom->fd, iov, iovcnt, -1,
+				     kvmi_proto_deadline(dom->cfg.io_timeout_ms));
 	pthread_mutex_unlock(&dom->send_lock);
 	if (err)
 		kc_log(&dom->cfg, KVMI_LOG_ERROR, "%s: send failed: %s", dom->hello.name, strerror(-err));
@@ -379,7 +380,7 @@ int kc_command_fd(struct kvmi_dom *dom, uint16_t id, struct iovec *iov, int iovc
 	pthread_mutex_lock(&dom->lock);
 	dom->wait_fd = fd != NULL;
 	pthread_mutex_unlock(&dom->lock);
-	err = kc_send_wait(dom, id, hdr.seq, kc_deadline(dom->cfg.io_timeout_ms),
+	err = kc_send_wait(dom, id, hdr.seq, kvmi_proto_deadline(dom->cfg.io_timeout_ms),
 			   v, iovcnt + 1, true, &m);
 	pthread_mutex_lock(&dom->lock);
 	dom->wait_fd = false;
@@ -420,8 +421,9 @@ int kvmi_dom_command(struct kvmi_dom *dom, uint16_t id, const void *req, size_t 
 		     void *rpl, size_t rpl_size, size_t *received)
 {
 	struct iovec iov = { .iov_base = (void *)req, .iov_len = req_size };
+	const struct kvmi_proto_cmd *c = kvmi_proto_command(id);
 
-	if (id == KVMI_EVENT_REPLY || id == KVMI_EVENT)
+	if (c && (c->flags & KVMI_PROTO_NO_REPLY))
 		return -EINVAL;         /* no reply would ever come */
 	return kc_command(dom, id, &iov, req_size ? 1 : 0, rpl, rpl_size, received);
 }
@@ -438,12 +440,12 @@ static bool have_event(struct kvmi_dom *dom, const void *arg)
 static void poll_events(struct kvmi_dom *dom)
 {
 	if (!dom->ev_count && dom->connected && !dom->leading)
-		(void)kc_wait(dom, kc_now_ms(), have_event, NULL);
+		(void)kc_wait(dom, kvmi_proto_now_ms(), have_event, NULL);
 }
 
 int kvmi_dom_wait_event(struct kvmi_dom *dom, int timeout_ms)
 {
-	int64_t deadline = kc_deadline(timeout_ms);
+	int64_t deadline = kvmi_proto_deadline(timeout_ms);
 	int err;
 
 	pthread_mutex_lock(&dom->lock);

@@ -13,28 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Size of the event-specific struct this library knows for @id. */
+/* Size of the event-specific struct this library knows for @id; all that
+ * came, up to the largest we know, for an id we do not know. */
 static size_t specific_known(uint8_t id)
 {
-	switch (id) {
-	case KVMI_EVENT_CR:         return sizeof(struct kvmi_event_cr);
-	case KVMI_EVENT_MSR:        return sizeof(struct kvmi_event_msr);
-	case KVMI_EVENT_BREAKPOINT: return sizeof(struct kvmi_event_breakpoint);
-	case KVMI_EVENT_PF:         return sizeof(struct kvmi_event_pf);
-	case KVMI_EVENT_TRAP:       return sizeof(struct kvmi_event_trap);
-	case KVMI_EVENT_DESCRIPTOR: return sizeof(struct kvmi_event_descriptor);
-	case KVMI_EVENT_SINGLESTEP: return sizeof(struct kvmi_event_singlestep);
-	case KVMI_EVENT_CMD_ERROR:  return sizeof(struct kvmi_event_cmd_error);
-	case KVMI_EVENT_CPUID:      return sizeof(struct kvmi_event_cpuid);
-	case KVMI_EVENT_UNHOOK:
-	case KVMI_EVENT_XSETBV:
-	case KVMI_EVENT_HYPERCALL:
-	case KVMI_EVENT_CREATE_VCPU:
-	case KVMI_EVENT_PAUSE_VCPU:
-		return 0;
-	default:
-		return sizeof(((struct kvmi_event_msg *)0)->specific.raw);
-	}
+	const struct kvmi_proto_event *e = kvmi_proto_event(id);
+
+	return e ? e->data_size : sizeof(((struct kvmi_event_msg *)0)->specific.raw);
 }
 
 int kc_decode_event(const struct kc_msg *m, struct kvmi_event_msg **out)
@@ -80,7 +65,7 @@ void kvmi_event_free(struct kvmi_event_msg *ev)
 
 bool kvmi_event_needs_reply(const struct kvmi_event_msg *ev)
 {
-	return ev->event != KVMI_EVENT_UNHOOK && ev->event != KVMI_EVENT_CMD_ERROR;
+	return kvmi_proto_event_needs_reply(ev->event);
 }
 
 void kc_event_build_reply(struct iovec iov[3], struct kvmi_msg_hdr *hdr,

@@ -32,6 +32,21 @@ int kvmi_cookie_hash(const void *key, size_t key_len, uint8_t hash[KVMI_COOKIE_H
 	return 0;
 }
 
+static int skip_bytes(int fd, size_t len, int64_t deadline)
+{
+	uint8_t scratch[512];
+
+	while (len) {
+		size_t chunk = len < sizeof(scratch) ? len : sizeof(scratch);
+		int err = kvmi_proto_read_full(fd, scratch, chunk, deadline);
+
+		if (err)
+			return err;
+		len -= chunk;
+	}
+	return 0;
+}
+
 static int read_hello(struct kvmi_dom *dom, int64_t deadline)
 {
 	uint8_t buf[HELLO_KNOWN] = { 0 };
@@ -40,7 +55,7 @@ static int read_hello(struct kvmi_dom *dom, int64_t deadline)
 	size_t n;
 	int err;
 
-	err = kc_read_full(dom->fd, &size, sizeof(size), deadline);
+	err = kvmi_proto_read_full(dom->fd, &size, sizeof(size), deadline);
 	if (err)
 		return err;
 	if (size < KC_HELLO_MIN || size > KC_HELLO_MAX) {
@@ -48,9 +63,9 @@ static int read_hello(struct kvmi_dom *dom, int64_t deadline)
 		return size < KC_HELLO_MIN ? -ENODATA : -E2BIG;
 	}
 	n = size < HELLO_KNOWN ? size : HELLO_KNOWN;
-	err = kc_read_full(dom->fd, buf + 4, n - 4, deadline);
+	err = kvmi_proto_read_full(dom->fd, buf + 4, n - 4, deadline);
 	if (!err)
-		err = kc_skip(dom->fd, size - n, deadline);
+		err = skip_bytes(dom->fd, size - n, deadline);
 	if (err)
 		return err;
 
@@ -88,7 +103,7 @@ static int get_version(struct kvmi_dom *dom)
 
 int kc_handshake(struct kvmi_dom *dom)
 {
-	int64_t deadline = kc_deadline(dom->cfg.handshake_timeout_ms);
+	int64_t deadline = kvmi_proto_deadline(dom->cfg.handshake_timeout_ms);
 	struct kvmi_handshake_tool answer = { .struct_size = ANSWER_SIZE };
 	int err;
 
@@ -106,7 +121,7 @@ int kc_handshake(struct kvmi_dom *dom)
 		err = -ECONNREFUSED;
 		goto fail;
 	}
-	err = kc_write_full(dom->fd, &answer, sizeof(answer), deadline);
+	err = kvmi_proto_write_full(dom->fd, &answer, sizeof(answer), deadline);
 	if (err)
 		goto fail;
 

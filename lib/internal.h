@@ -6,6 +6,7 @@
 #define KVMI_CLIENT_INTERNAL_H
 
 #include <kvmi/kvmi.h>
+#include "../src/proto/kvmi-proto.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -112,27 +113,6 @@ struct kvmi_dom {
 	pthread_t reader;
 };
 
-/* transport.c */
-int64_t kc_now_ms(void);
-int64_t kc_deadline(int timeout_ms);
-
-int kc_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
-int kc_listen(const char *addr, int *out_fd);
-int kc_accept(int lfd, int timeout_ms, int *out_fd);
-int kc_read_full(int fd, void *buf, size_t len, int64_t deadline);
-/* kc_read_full that also receives descriptors (SCM_RIGHTS, close-on-exec):
- * the first one lands in *passed (which starts at -1), any further one is
- * closed and counted in *extra. */
-/* The descriptors (SCM_RIGHTS) a recvmsg() brought: the first goes to
- * *passed if that is still -1, any further one is closed and counted in
- * *extra, as is a truncated control message. */
-void kc_take_fds(const struct msghdr *mh, int *passed, unsigned int *extra);
-int kc_read_full_fds(int fd, void *buf, size_t len, int64_t deadline, int *passed,
-		     unsigned int *extra);
-int kc_skip(int fd, size_t len, int64_t deadline);
-int kc_write_full(int fd, const void *buf, size_t len, int64_t deadline);
-int kc_writev_full(int fd, struct iovec *iov, int iovcnt, int64_t deadline);
-
 /* config.c */
 int kc_config_copy(struct kvmi_config *dst, const struct kvmi_config *src);
 void kc_log(const struct kvmi_config *cfg, int level, const char *fmt, ...)
@@ -159,7 +139,7 @@ int kc_start_reader(struct kvmi_dom *dom);
 typedef bool (*kc_done_fn)(struct kvmi_dom *dom, const void *arg);
 /* dom->lock held.  Waits until done(dom, arg): reads and dispatches
  * messages itself when no other thread reads, else waits for the reader's
- * hand-over.  @deadline in kc_now_ms() time, -1: none; kc_now_ms() or
+ * hand-over.  @deadline in kvmi_proto_now_ms() time, -1: none; now or
  * earlier: only what is already in the socket.  Returns 0 once done,
  * -ETIMEDOUT, or -ENOTCONN when the connection is gone (done() first). */
 int kc_wait(struct kvmi_dom *dom, int64_t deadline, kc_done_fn done, const void *arg);

@@ -19,18 +19,86 @@ struct kvmi_listener {
 	int fd;
 	int stop_pipe[2];
 	struct kvmi_config cfg;
-	struct sockaddr_storage addr;
+	struct kvmi_addr addr;
 	dev_t dev;                      /* our unix socket file, to unlink only it */
 	ino_t ino;
 	bool thread_started;
 	pthread_t thread;
 };
 
+/* Replace a stale socket left by an earlier run, but neither a live one
+ * (another tool is listening) nor any other file. */
+static int clear_stale_socket(const struct sockaddr_storage *ss, socklen_t len)
+{
+	const struct sockaddr_un *sun = (const struct sockaddr_un *)ss;
+	struct stat st;
+	int probe;
+
+	if (!sun->sun_path[0] || lstat(sun->sun_path, &st) || !S_ISSOCK(st.st_mode))
+		return 0;
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0 && !connect(probe, (const struct sockaddr *)ss, len)) {
+		close(probe);
+		return -EADDRINUSE;
+	}
+	if (probe >= 0)
+		close(probe);
+	unlink(sun->sun_path);
+	return 0;
+}
+
+static int listen_on(const struct kvmi_addr *addr, int *out_fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = kvmi_proto_addr_sockaddr(addr, &ss);
+	int fd, err;
+
+	if (!len)
+		return -EINVAL;
+	fd = socket(addr->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	err = addr->family == AF_UNIX ? clear_stale_socket(&ss, len) : 0;
+	if (!err && (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 16)))
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	*out_fd = fd;
+	return 0;
+}
+
+static int accept_fd(int lfd, int timeout_ms, int *out_fd)
+{
+	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+	int fd, r;
+
+	do {
+		r = poll(&pfd, 1, timeout_ms);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*out_fd = fd;
+	return 0;
+}
+
+/* A unix socket with a name in the file system. */
+static bool is_path(const struct kvmi_addr *a)
+{
+	return a->family == AF_UNIX && a->path[0] != '@';
+}
+
 int kvmi_listener_open(const char *addr, const struct kvmi_config *cfg,
 		       struct kvmi_listener **out)
 {
 	struct kvmi_listener *l;
-	socklen_t len;
 	int err;
 
 	if (!out)
@@ -43,16 +111,15 @@ int kvmi_listener_open(const char *addr, const struct kvmi_config *cfg,
 	l->stop_pipe[0] = l->stop_pipe[1] = -1;
 	err = kc_config_copy(&l->cfg, cfg);
 	if (!err)
-		err = kc_parse_addr(addr, &l->addr, &len);
+		err = kvmi_proto_addr_parse(addr, KVMI_PROTO_ADDR_LISTEN, &l->addr);
 	if (!err)
-		err = kc_listen(addr, &l->fd);
+		err = listen_on(&l->addr, &l->fd);
 	if (!err && pipe2(l->stop_pipe, O_CLOEXEC))
 		err = -errno;
-	if (!err) {
-		struct sockaddr_un *sun = (struct sockaddr_un *)&l->addr;
+	if (!err && is_path(&l->addr)) {
 		struct stat st;
 
-		if (sun->sun_family == AF_UNIX && sun->sun_path[0] && !stat(sun->sun_path, &st)) {
+		if (!stat(l->addr.path, &st)) {
 			l->dev = st.st_dev;
 			l->ino = st.st_ino;
 		}
@@ -77,7 +144,7 @@ static int accept_one(struct kvmi_listener *l, int timeout_ms, struct kvmi_dom *
 		{ .fd = l->stop_pipe[0], .events = POLLIN },
 	};
 	struct kvmi_dom *dom;
-	int fd, r, err;
+	int fd = -1, r, err;
 
 	*out = NULL;
 	do {
@@ -90,7 +157,7 @@ static int accept_one(struct kvmi_listener *l, int timeout_ms, struct kvmi_dom *
 	if (pfd[1].revents)
 		return -ECANCELED;
 
-	err = kc_accept(l->fd, 0, &fd);
+	err = accept_fd(l->fd, 0, &fd);
 	if (err)
 		return err;
 	err = kvmi_dom_open_fd(fd, &l->cfg, &dom);
@@ -164,15 +231,13 @@ void kvmi_listener_close(struct kvmi_listener *l)
 		pthread_join(l->thread, NULL);
 	}
 	if (l->fd >= 0) {
-		struct sockaddr_un *sun = (struct sockaddr_un *)&l->addr;
-
 		struct stat st;
 
 		close(l->fd);
 		/* Only if the path is still ours (a newer listener may own it). */
-		if (sun->sun_family == AF_UNIX && sun->sun_path[0] && l->ino &&
-		    !stat(sun->sun_path, &st) && st.st_dev == l->dev && st.st_ino == l->ino)
-			unlink(sun->sun_path);
+		if (is_path(&l->addr) && l->ino && !stat(l->addr.path, &st) &&
+		    st.st_dev == l->dev && st.st_ino == l->ino)
+			unlink(l->addr.path);
 	}
 	if (l->stop_pipe[0] >= 0)
 		close(l->stop_pipe[0]);

@@ -57,8 +57,6 @@
 /* ... and, while the API stays busy, looks again at growing intervals. */
 #define RX_PARK_MAX_NS     (32u * 1000000u)
 
-static const size_t hdr_size = sizeof(struct kvmi_msg_hdr);
-
 int kc_rx_init(struct kvmi_dom *dom)
 {
 	pthread_condattr_t ca;
@@ -86,6 +84,34 @@ void kc_rx_free(struct kvmi_dom *dom)
 }
 
 /* ---- the socket ----------------------------------------------------- */
+
+/* The descriptors (SCM_RIGHTS) a recvmsg() brought: the first goes to
+ * *passed if that is still -1, any further one is closed and counted in
+ * *extra, as is a truncated control message. */
+static void take_fds(const struct msghdr *mh, int *passed, unsigned int *extra)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+		size_t nfds;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfds; i++) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*passed < 0) {
+				*passed = got;
+			} else {
+				close(got);
+				(*extra)++;
+			}
+		}
+	}
+	/* The kernel dropped what did not fit. */
+	if (mh->msg_flags & MSG_CTRUNC)
+		(*extra)++;
+}
 
 /* Leader: a descriptor came with the bytes up to stream offset @last. */
 static void rx_add_fd(struct kvmi_dom *dom, int fd, uint64_t last)
@@ -132,7 +158,7 @@ static ssize_t rx_recv(struct kvmi_dom *dom, size_t space)
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
 
-	kc_take_fds(&mh, &passed, &extra);
+	take_fds(&mh, &passed, &extra);
 	if (extra) {
 		kc_log(&dom->cfg, KVMI_LOG_WARNING, "%s: %u unexpected descriptors closed",
 		       dom->hello.name, extra);
@@ -150,19 +176,6 @@ static ssize_t rx_recv(struct kvmi_dom *dom, size_t space)
 		rx_add_fd(dom, passed, dom->rx_pos + (dom->rx_tail - dom->rx_head) + (uint64_t)n - 1);
 	dom->rx_tail += (size_t)n;
 	return n;
-}
-
-/* Milliseconds from now until @deadline (-1: none). */
-static int poll_timeout(int64_t deadline)
-{
-	int64_t left;
-
-	if (deadline < 0)
-		return -1;
-	left = deadline - kc_now_ms();
-	if (left <= 0)
-		return 0;
-	return left > INT_MAX ? INT_MAX : (int)left;
 }
 
 /*
@@ -188,14 +201,8 @@ static ssize_t rx_fill(struct kvmi_dom *dom, bool exact, int64_t deadline, uint6
 	have = dom->rx_tail - dom->rx_head;
 	space = KC_RX_CAP - dom->rx_tail;
 	if (exact) {
-		size_t want = hdr_size;
+		size_t want = kvmi_proto_frame_need(dom->rx_buf + dom->rx_head, have);
 
-		if (have >= hdr_size) {
-			struct kvmi_msg_hdr h;
-
-			memcpy(&h, dom->rx_buf + dom->rx_head, sizeof(h));
-			want += h.size;
-		}
 		if (want > have && want - have < space)
 			space = want - have;
 	}
@@ -232,7 +239,7 @@ static ssize_t rx_fill(struct kvmi_dom *dom, bool exact, int64_t deadline, uint6
 		}
 		if (pfd.revents)
 			continue;
-		r = poll(&pfd, 1, poll_timeout(deadline));
+		r = poll(&pfd, 1, kvmi_proto_poll_ms(deadline));
 		if (r == 0)
 			return -ETIMEDOUT;
 		if (r < 0 && errno != EINTR)
@@ -370,17 +377,15 @@ static void handle_message(struct kvmi_dom *dom, struct kc_msg *m)
 static void rx_dispatch(struct kvmi_dom *dom)
 {
 	for (;;) {
-		size_t have = dom->rx_tail - dom->rx_head;
 		struct kc_msg m;
-		size_t total;
+		/* any u16 size is a message: the VMM's limit is not ours to enforce */
+		ssize_t n = kvmi_proto_frame(dom->rx_buf + dom->rx_head,
+					     dom->rx_tail - dom->rx_head, UINT16_MAX, &m.hdr);
+		size_t total = (size_t)n;
 
-		if (have < hdr_size)
+		if (n <= 0)
 			break;
-		memcpy(&m.hdr, dom->rx_buf + dom->rx_head, hdr_size);
-		total = hdr_size + m.hdr.size;
-		if (have < total)
-			break;
-		m.payload = dom->rx_buf + dom->rx_head + hdr_size;
+		m.payload = dom->rx_buf + dom->rx_head + sizeof(m.hdr);
 		rx_take_fd(dom, total, &m);
 		handle_message(dom, &m);
 		dom->rx_head += total;
@@ -393,7 +398,7 @@ static void rx_dispatch(struct kvmi_dom *dom)
 	} else if (!dom->rx_partial || dom->rx_partial_pos != dom->rx_pos) {
 		dom->rx_partial = true;
 		dom->rx_partial_pos = dom->rx_pos;
-		dom->rx_msg_deadline = kc_deadline(dom->cfg.io_timeout_ms);
+		dom->rx_msg_deadline = kvmi_proto_deadline(dom->cfg.io_timeout_ms);
 	}
 	if (dom->rx_notify) {
 		dom->rx_notify = false;
@@ -445,7 +450,7 @@ static int rx_round(struct kvmi_dom *dom, int64_t deadline, uint64_t spin_ns)
 		return 0;
 	}
 	if (n == -ETIMEDOUT && (!dom->rx_partial || dom->rx_msg_deadline < 0 ||
-				kc_now_ms() < dom->rx_msg_deadline))
+				kvmi_proto_now_ms() < dom->rx_msg_deadline))
 		return -ETIMEDOUT;
 	if (n == -ETIMEDOUT)
 		kc_log(&dom->cfg, KVMI_LOG_ERROR, "%s: a message stopped half-way", dom->hello.name);
@@ -481,7 +486,7 @@ int kc_wait(struct kvmi_dom *dom, int64_t deadline, kc_done_fn done, const void 
 			kc_notify(dom);
 			continue;
 		}
-		if (deadline >= 0 && kc_now_ms() >= deadline)
+		if (deadline >= 0 && kvmi_proto_now_ms() >= deadline)
 			err = -ETIMEDOUT;
 		else
 			err = kc_cond_wait(dom, deadline);

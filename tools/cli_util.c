@@ -385,30 +385,12 @@ static void json_str(FILE *f, const char *s)
 #define JX(f, key, v) fprintf(f, ",\"" key "\":\"0x%" PRIx64 "\"", (uint64_t)(v))
 #define JU(f, key, v) fprintf(f, ",\"" key "\":%" PRIu64, (uint64_t)(v))
 
-void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev, const char *reply)
+/* The fields of the event-specific part, as JSON members. */
+static void json_specific(FILE *f, const struct kvmi_event_msg *ev)
 {
-	const struct kvmi_event_arch *a = &ev->common.arch;
-	FILE *f = c->out;
-	char lbl[16], acc[4];
 	const char *name;
+	char acc[4];
 
-	fputs("{\"guest\":", f);
-	json_str(f, c->name);
-	fputs(",\"event\":", f);
-	json_str(f, event_label(ev->event, lbl, sizeof(lbl)));
-	JU(f, "id", ev->event);
-	JU(f, "seq", ev->seq);
-	JU(f, "vcpu", ev->vcpu);
-	JU(f, "mode", a->mode);
-	JU(f, "view", a->view);
-	JX(f, "rip", a->regs.rip);
-	JX(f, "rsp", a->regs.rsp);
-	JX(f, "rax", a->regs.rax);
-	JX(f, "cr0", a->sregs.cr0);
-	JX(f, "cr3", a->sregs.cr3);
-	JX(f, "cr4", a->sregs.cr4);
-	JX(f, "efer", a->sregs.efer);
-	JU(f, "cpl", a->sregs.cs.dpl);
 	switch (ev->event) {
 	case KVMI_EVENT_CR:
 		JU(f, "cr", ev->specific.cr.cr);
@@ -460,6 +442,32 @@ void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev, const 
 		JU(f, "msg_seq", ev->specific.cmd_error.msg_seq);
 		break;
 	}
+}
+
+void cli_print_event_json(struct cli *c, const struct kvmi_event_msg *ev, const char *reply)
+{
+	const struct kvmi_event_arch *a = &ev->common.arch;
+	FILE *f = c->out;
+	char lbl[16];
+
+	fputs("{\"guest\":", f);
+	json_str(f, c->name);
+	fputs(",\"event\":", f);
+	json_str(f, event_label(ev->event, lbl, sizeof(lbl)));
+	JU(f, "id", ev->event);
+	JU(f, "seq", ev->seq);
+	JU(f, "vcpu", ev->vcpu);
+	JU(f, "mode", a->mode);
+	JU(f, "view", a->view);
+	JX(f, "rip", a->regs.rip);
+	JX(f, "rsp", a->regs.rsp);
+	JX(f, "rax", a->regs.rax);
+	JX(f, "cr0", a->sregs.cr0);
+	JX(f, "cr3", a->sregs.cr3);
+	JX(f, "cr4", a->sregs.cr4);
+	JX(f, "efer", a->sregs.efer);
+	JU(f, "cpl", a->sregs.cs.dpl);
+	json_specific(f, ev);
 	if (reply) {
 		fputs(",\"reply\":", f);
 		json_str(f, reply);

@@ -278,7 +278,15 @@ static int serve(struct kvmi_dom *dom, const struct script *s, int wait_ms, bool
 	return ret;
 }
 
-int main(int argc, char **argv)
+struct options {
+	const char *addr, *key_file, *script_file;
+	int accept_ms, wait_ms;
+	uint64_t guests;
+	bool quiet;
+};
+
+/* -1 to go on, else the exit code. */
+static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
@@ -292,36 +300,24 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *addr = NULL, *key_file = NULL, *script_file = NULL;
-	int accept_ms = -1, wait_ms = 10000, opt, err, ret = 0;
-	uint64_t guests = 1, served = 0;
-	struct kvmi_config cfg = { .size = sizeof(cfg) };
-	struct kvmi_listener *l;
-	struct script s = { 0 };
-	struct sigaction sa;
-	uint8_t *key = NULL;
-	size_t key_len = 0;
-	bool quiet = false;
-
-	/* Line by line even into a pipe: events stream to jq or a log as they come. */
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "+s:k:t:w:n:f:qhV", opts, NULL)) != -1) {
 		switch (opt) {
-		case 's': addr = optarg; break;
-		case 'k': key_file = optarg; break;
-		case 'f': script_file = optarg; break;
-		case 'q': quiet = true; break;
+		case 's': o->addr = optarg; break;
+		case 'k': o->key_file = optarg; break;
+		case 'f': o->script_file = optarg; break;
+		case 'q': o->quiet = true; break;
 		case 't':
-			if (cli_parse_seconds(optarg, &accept_ms))
+			if (cli_parse_seconds(optarg, &o->accept_ms))
 				return cli_usage("--accept-timeout: '%s' is not a number of seconds", optarg), EXIT_USAGE;
 			break;
 		case 'w':
-			if (cli_parse_seconds(optarg, &wait_ms))
+			if (cli_parse_seconds(optarg, &o->wait_ms))
 				return cli_usage("--wait: '%s' is not a number of seconds", optarg), EXIT_USAGE;
 			break;
 		case 'n':
-			if (cli_parse_u64(optarg, &guests))
+			if (cli_parse_u64(optarg, &o->guests))
 				return cli_usage("--guests: '%s' is not a number", optarg), EXIT_USAGE;
 			break;
 		case 'h': usage(stdout); return 0;
@@ -333,97 +329,100 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (!addr) {
+	if (!o->addr) {
 		if (optind + 1 >= argc || strcmp(argv[optind], "listen")) {
 			usage(stderr);
 			return EXIT_USAGE;
 		}
-		addr = argv[optind + 1];
+		o->addr = argv[optind + 1];
 		optind += 2;
 	}
+	return -1;
+}
 
-	/* The script, checked before anybody connects. */
-	ret = EXIT_USAGE;
-	if (script_file) {
-		char *text = read_all(script_file);
+/* The script (-f FILE, then the verbs on the command line, else `info`),
+ * checked before anybody connects. */
+static int load_script(struct script *s, const char *file, int argc, char **argv)
+{
+	int err;
+
+	if (file) {
+		char *text = read_all(file);
 
 		if (!text) {
-			cli_err(-errno, "reading %s", script_file);
-			goto out;
+			cli_err(-errno, "reading %s", file);
+			return -EIO;
 		}
-		err = parse_script(&s, text);
+		err = parse_script(s, text);
 		free(text);
 		if (err)
-			goto out;
+			return err;
 	}
-	if (optind < argc) {
+	if (argc > 0) {
 		size_t len = 1;
 		char *text;
 
-		for (int i = optind; i < argc; i++)
+		for (int i = 0; i < argc; i++)
 			len += strlen(argv[i]) + 1;
 		text = calloc(1, len);
 		if (!text)
-			goto out;
-		for (int i = optind; i < argc; i++) {
+			return -ENOMEM;
+		for (int i = 0; i < argc; i++) {
 			strcat(text, argv[i]);
 			strcat(text, " ");
 		}
-		err = parse_script(&s, text);
+		err = parse_script(s, text);
 		free(text);
 		if (err)
-			goto out;
+			return err;
 	}
-	if (s.n == 0 && parse_script(&s, "info"))
-		goto out;
+	return s->n == 0 ? parse_script(s, "info") : 0;
+}
 
-	if (key_file) {
-		err = read_key(key_file, &key, &key_len);
-		if (err) {
-			cli_err(err, "--key %s", key_file);
-			goto out;
-		}
-		cfg.key = key;
-		cfg.key_len = key_len;
-	}
+static void catch_signals(void)
+{
+	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
 
-	err = kvmi_listener_open(addr, &cfg, &l);
-	if (err) {
-		cli_err(err, "cannot listen on '%s'%s", addr,
-			err == -EINVAL ? " (expected unix:PATH, unix:@NAME or vsock:CID:PORT)" : "");
-		ret = err == -EINVAL ? EXIT_USAGE : EXIT_CONNECT;
-		goto out;
+/* One VMM, waited for in short slices, so that Ctrl-C is noticed while
+ * nobody connects. */
+static int accept_guest(struct kvmi_listener *l, int accept_ms, struct kvmi_dom **dom)
+{
+	int64_t left = accept_ms;
+	int err;
+
+	for (;;) {
+		int slice = accept_ms < 0 || left > 250 ? 250 : (int)left;
+
+		err = kvmi_listener_accept(l, slice, dom);
+		if (err != -ETIMEDOUT || cli_stop)
+			return err;
+		if (accept_ms >= 0 && (left -= slice) <= 0)
+			return err;
 	}
-	if (!quiet)
-		fprintf(stderr, "kvmi: listening on %s\n", addr);
+}
 
-	ret = 0;
-	while (!cli_stop && (guests == 0 || served < guests)) {
-		int64_t left = accept_ms;
+/* Serves guests one after another until enough were served; the exit code. */
+static int serve_guests(struct kvmi_listener *l, const struct options *o, const struct script *s)
+{
+	uint64_t served = 0;
+	int ret = 0;
+
+	while (!cli_stop && (o->guests == 0 || served < o->guests)) {
 		struct kvmi_dom *dom;
+		int err = accept_guest(l, o->accept_ms, &dom);
 
-		/* Short slices, so that Ctrl-C is noticed while nobody connects. */
-		for (;;) {
-			int slice = accept_ms < 0 || left > 250 ? 250 : (int)left;
-
-			err = kvmi_listener_accept(l, slice, &dom);
-			if (err != -ETIMEDOUT || cli_stop)
-				break;
-			if (accept_ms >= 0 && (left -= slice) <= 0)
-				break;
-		}
 		if (cli_stop && err)
 			break;
 		if (err == -ETIMEDOUT) {
-			cli_err(err, "no VMM connected to %s", addr);
-			ret = EXIT_CONNECT;
-			break;
+			cli_err(err, "no VMM connected to %s", o->addr);
+			return EXIT_CONNECT;
 		}
 		if (err) {
 			cli_err(err, "the handshake with a VMM failed%s",
@@ -432,8 +431,49 @@ int main(int argc, char **argv)
 			continue;
 		}
 		served++;
-		ret = serve(dom, &s, wait_ms, quiet);
+		ret = serve(dom, s, o->wait_ms, o->quiet);
 	}
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .accept_ms = -1, .wait_ms = 10000, .guests = 1 };
+	struct kvmi_config cfg = { .size = sizeof(cfg) };
+	struct kvmi_listener *l;
+	struct script s = { 0 };
+	uint8_t *key = NULL;
+	int err, ret;
+
+	/* Line by line even into a pipe: events stream to jq or a log as they come. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	ret = parse_options(argc, argv, &o);
+	if (ret >= 0)
+		return ret;
+	ret = EXIT_USAGE;
+	if (load_script(&s, o.script_file, argc - optind, argv + optind))
+		goto out;
+	if (o.key_file) {
+		err = read_key(o.key_file, &key, &cfg.key_len);
+		if (err) {
+			cli_err(err, "--key %s", o.key_file);
+			goto out;
+		}
+		cfg.key = key;
+	}
+	catch_signals();
+
+	err = kvmi_listener_open(o.addr, &cfg, &l);
+	if (err) {
+		cli_err(err, "cannot listen on '%s'%s", o.addr,
+			err == -EINVAL ? " (expected unix:PATH, unix:@NAME or vsock:CID:PORT)" : "");
+		ret = err == -EINVAL ? EXIT_USAGE : EXIT_CONNECT;
+		goto out;
+	}
+	if (!o.quiet)
+		fprintf(stderr, "kvmi: listening on %s\n", o.addr);
+	ret = serve_guests(l, &o, &s);
 	kvmi_listener_close(l);
 out:
 	free(key);

@@ -17,6 +17,7 @@
  * (`pf` and `msr` then enable nothing more).  A CREATE_VCPU event gets the
  * session's watches on its vCPU before the reply. */
 #include "cli.h"
+#include "../src/proto/kvmi-proto.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -71,6 +72,31 @@ static int add(struct plan *p, uint16_t event, int cr, bool has_msr, uint32_t ms
 	return 0;
 }
 
+/* WHAT as an event name (the names src/proto knows, "pf" or
+ * "KVMI_EVENT_PF"). */
+static int add_event(struct cli *c, struct plan *p, const char *a)
+{
+	int id = kvmi_proto_event_by_name(a);
+
+	if (id < 0)
+		return cli_usage("trace: unknown event '%s'", a);
+	if (id == KVMI_EVENT_MSR && c->nmsrs) {
+		if (add(p, KVMI_EVENT_MSR, -1, false, 0))
+			return -EINVAL;
+		p->items[p->n - 1].session = true;      /* `msr watch` did it */
+		return 0;
+	}
+	if (id == KVMI_EVENT_CR || id == KVMI_EVENT_MSR)
+		return cli_usage("trace: say which: cr0, cr3, cr4, msr=INDEX (or `msr watch` first)");
+	if (id == KVMI_EVENT_PAUSE_VCPU || id == KVMI_EVENT_TRAP)
+		return 0;       /* always delivered */
+	if (add(p, (uint16_t)id, -1, false, 0))
+		return -EINVAL;
+	if (id == KVMI_EVENT_PF && c->pf_on)
+		p->items[p->n - 1].session = true;      /* `protect` did it */
+	return 0;
+}
+
 static int parse(struct cli *c, struct plan *p, int argc, char **argv)
 {
 	p->ms = -1;
@@ -78,7 +104,6 @@ static int parse(struct cli *c, struct plan *p, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		uint64_t v;
-		int id;
 
 		if (!strncmp(a, "count=", 6)) {
 			if (cli_parse_u64(a + 6, &p->count) || !p->count)
@@ -105,13 +130,9 @@ static int parse(struct cli *c, struct plan *p, int argc, char **argv)
 				p->until = UNTIL_LIFT;
 				continue;
 			}
-			for (id = 0; id < (int)KVMI_NUM_EVENTS; id++)
-				if (kvmi_event_name((uint16_t)id) &&
-				    !strcasecmp(a + 6, kvmi_event_name((uint16_t)id)))
-					break;
-			if (id == (int)KVMI_NUM_EVENTS)
+			p->until = kvmi_proto_event_by_name(a + 6);
+			if (p->until < 0)
 				return cli_usage("trace: bad %s (until=EVENT or until=lift)", a);
-			p->until = id;
 			continue;
 		}
 		if (!strncmp(a, "seconds=", 8)) {
@@ -131,25 +152,8 @@ static int parse(struct cli *c, struct plan *p, int argc, char **argv)
 				return -EINVAL;
 			continue;
 		}
-		for (id = 0; id < (int)KVMI_NUM_EVENTS; id++)
-			if (kvmi_event_name((uint16_t)id) && !strcasecmp(a, kvmi_event_name((uint16_t)id)))
-				break;
-		if (id == (int)KVMI_NUM_EVENTS)
-			return cli_usage("trace: unknown event '%s'", a);
-		if (id == KVMI_EVENT_MSR && c->nmsrs) {
-			if (add(p, KVMI_EVENT_MSR, -1, false, 0))
-				return -EINVAL;
-			p->items[p->n - 1].session = true;      /* `msr watch` did it */
-			continue;
-		}
-		if (id == KVMI_EVENT_CR || id == KVMI_EVENT_MSR)
-			return cli_usage("trace: say which: cr0, cr3, cr4, msr=INDEX (or `msr watch` first)");
-		if (id == KVMI_EVENT_PAUSE_VCPU || id == KVMI_EVENT_TRAP)
-			continue;       /* always delivered */
-		if (add(p, (uint16_t)id, -1, false, 0))
+		if (add_event(c, p, a))
 			return -EINVAL;
-		if (id == KVMI_EVENT_PF && c->pf_on)
-			p->items[p->n - 1].session = true;      /* `protect` did it */
 	}
 	return 0;
 }

@@ -24,39 +24,6 @@
 
 #define EVENT_DATA_MAX 64u
 
-static const uint16_t event_data_size[KVMI_NUM_EVENTS] = {
-	[KVMI_EVENT_CR]         = sizeof(struct kvmi_event_cr),
-	[KVMI_EVENT_MSR]        = sizeof(struct kvmi_event_msr),
-	[KVMI_EVENT_BREAKPOINT] = sizeof(struct kvmi_event_breakpoint),
-	[KVMI_EVENT_PF]         = sizeof(struct kvmi_event_pf),
-	[KVMI_EVENT_TRAP]       = sizeof(struct kvmi_event_trap),
-	[KVMI_EVENT_DESCRIPTOR] = sizeof(struct kvmi_event_descriptor),
-	[KVMI_EVENT_SINGLESTEP] = sizeof(struct kvmi_event_singlestep),
-	[KVMI_EVENT_CMD_ERROR]  = sizeof(struct kvmi_event_cmd_error),
-	[KVMI_EVENT_CPUID]      = sizeof(struct kvmi_event_cpuid),
-};
-
-static const uint16_t event_reply_size[KVMI_NUM_EVENTS] = {
-	[KVMI_EVENT_CR]  = sizeof(struct kvmi_event_cr_reply),
-	[KVMI_EVENT_MSR] = sizeof(struct kvmi_event_msr_reply),
-	[KVMI_EVENT_PF]  = sizeof(struct kvmi_event_pf_reply),
-};
-
-size_t kvmi_srv_event_data_size(unsigned event)
-{
-	return event < KVMI_NUM_EVENTS ? event_data_size[event] : 0;
-}
-
-size_t kvmi_srv_event_reply_size(unsigned event)
-{
-	return event < KVMI_NUM_EVENTS ? event_reply_size[event] : 0;
-}
-
-static bool needs_reply(unsigned event)
-{
-	return event != KVMI_EVENT_UNHOOK && event != KVMI_EVENT_CMD_ERROR;
-}
-
 size_t kvmi_srv_event_encode(void *buf, uint32_t seq, uint16_t vcpu, uint8_t event,
 			 const struct kvmi_event_arch *arch, const void *data, size_t len)
 {
@@ -99,7 +66,8 @@ bool kvmi_vcpu_event_enabled(struct kvmi_server *srv, unsigned vcpu, unsigned ev
 {
 	if (event >= KVMI_NUM_EVENTS)
 		return false;
-	if (event == KVMI_EVENT_UNHOOK || event == KVMI_EVENT_CREATE_VCPU)
+	/* UNHOOK, CREATE_VCPU: switched on for the whole VM */
+	if (!ks_is_vcpu_event(event))
 		return atomic_load(&srv->vm_events) & (1ull << event);
 	if (vcpu >= srv->cfg.max_vcpus)
 		return false;
@@ -180,11 +148,11 @@ static bool take_replies(struct kvmi_server *srv, uint64_t session)
 			}
 			continue;
 		}
-		if (srv->in_end - srv->in_start >= sizeof(hdr)) {
-			memcpy(&hdr, srv->inbuf + srv->in_start, sizeof(hdr));
-			if (hdr.id != KVMI_EVENT_REPLY || hdr.size > sizeof(buf.b))
-				return true;
-		}
+		/* something else has started: not ours */
+		if (kvmi_proto_frame_hdr(srv->inbuf + srv->in_start, srv->in_end - srv->in_start,
+					 &hdr) &&
+		    (hdr.id != KVMI_EVENT_REPLY || hdr.size > sizeof(buf.b)))
+			return true;
 		if (read_once)
 			return false;   /* nothing more yet: look again later */
 		switch (ks_rx_fill(srv, srv->rfd)) {
@@ -201,7 +169,7 @@ static bool take_replies(struct kvmi_server *srv, uint64_t session)
 }
 
 /*
- * Spins for the reply, reading the stream itself (see server.c), for at
+ * Spins for the reply, reading the stream itself (see stream.c), for at
  * most the KVMI_SPIN_US budget.  True when the reply is there; false to
  * fall back to the sleeping wait, with the introspection thread reading.
  * Bytes this vCPU read but did not act upon (a command behind the reply,
@@ -249,6 +217,133 @@ static bool spin_for_reply(struct kvmi_server *srv, struct kvmi_vcpu_state *v, u
 	return done;
 }
 
+/* Is event `event` of `vcpu` to be sent at all? 1 if so, 0 if not, or
+ * -EINVAL for a request no tool could answer. */
+static int event_wanted(struct kvmi_server *srv, unsigned vcpu, unsigned event, size_t len, bool have_arch)
+{
+	if (vcpu >= srv->cfg.max_vcpus || event >= KVMI_NUM_EVENTS ||
+	    !kvmi_proto_event_needs_reply(event) || len > EVENT_DATA_MAX)
+		return -EINVAL;
+	if (!always_on(event) && !kvmi_vcpu_event_enabled(srv, vcpu, event))
+		return 0;
+	if (!kvmi_policy_event_allowed(&srv->policy, event) || (!have_arch && !srv->ops->get_event_arch))
+		return 0;
+	return kvmi_server_connected(srv);
+}
+
+/* Marks v as waiting for the reply to a new event: 1 with its seq and
+ * session, 0 when nobody is connected, -EBUSY when v already waits. */
+static int begin_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v, unsigned event,
+		      void *rpl, size_t rpl_len, uint32_t *seq, uint64_t *session)
+{
+	int ret = 1;
+
+	pthread_mutex_lock(&srv->lock);
+	if (!srv->connected) {
+		ret = 0;
+	} else if (v->waiting) {
+		ret = -EBUSY;
+	} else {
+		*seq = ++srv->ev_seq;
+		*session = srv->session;
+		v->waiting = true;
+		v->replied = false;
+		v->aborted = false;
+		v->regs_pending = false;
+		v->event = (uint8_t)event;
+		v->seq = *seq;
+		v->rpl = rpl;
+		v->rpl_len = rpl_len;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ret;
+}
+
+/*
+ * Sends the event and, when this vCPU may read the stream itself, spins
+ * for the reply (*got). The reader slot is taken before the event goes
+ * out, so that the introspection thread keeps off the socket when the
+ * reply comes. Only the one event in flight spins: with several vCPUs
+ * waiting at once, spinners would take the CPUs the tool and the other
+ * vCPUs need (measured: 4 vCPUs on 2 CPUs, p99 from 0.3 to 5 ms).
+ */
+static int send_event(struct kvmi_server *srv, struct kvmi_vcpu_state *v, uint64_t session,
+		      const uint8_t *msg, size_t n, bool *got)
+{
+	uint64_t spin_ns = kvmi_spin_budget_ns();
+	bool direct = spin_ns && srv->rx_socket && !atomic_load(&srv->vcpu_sleepers) &&
+		      kvmi_spin_slot_get(&srv->vcpu_readers);
+	int err = ks_send_msg(srv, session, (const void *)msg, msg + sizeof(struct kvmi_msg_hdr),
+			      n - sizeof(struct kvmi_msg_hdr), NULL, 0);
+
+	*got = false;
+	if (direct) {
+		*got = !err && spin_for_reply(srv, v, session, spin_ns);
+		/* The last reader to leave hands the socket back to the
+		 * introspection thread if a vCPU sleeps on a reply. */
+		if (atomic_fetch_sub(&srv->vcpu_readers, 1) == 1 && atomic_load(&srv->vcpu_sleepers))
+			ks_kick_intro(srv);
+	}
+	return err;
+}
+
+/*
+ * Until the reply is there (spinning got it already, or a command queued
+ * for this vCPU since still has to run) or the tool goes. A vCPU that
+ * sleeps with no reader left (its own spin ended, or the last reader left
+ * before it saw us) wakes the introspection thread itself: that may be
+ * parked.
+ */
+static void wait_for_reply(struct kvmi_server *srv, unsigned vcpu, struct kvmi_vcpu_state *v,
+			   bool got)
+{
+	struct wait_ctx w = { .srv = srv, .v = v };
+
+	if (!got) {
+		atomic_fetch_add(&srv->vcpu_sleepers, 1);
+		if (!atomic_load(&srv->vcpu_readers) && !reply_ready(&w))
+			ks_kick_intro(srv);
+	}
+	if (srv->ops->wait_reply) {
+		if (srv->ops->wait_reply(srv->b, vcpu, reply_ready, &w))
+			ks_log(srv, KVMI_SRV_LOG_INFO, "vCPU %u stopped waiting for a reply", vcpu);
+	} else {
+		pthread_mutex_lock(&srv->lock);
+		while (!reply_ready_locked(v))
+			pthread_cond_wait(&v->cond, &srv->lock);
+		pthread_mutex_unlock(&srv->lock);
+	}
+	if (!got)
+		atomic_fetch_sub(&srv->vcpu_sleepers, 1);
+}
+
+/* The wait is over: what the tool answered, if it did, into res; v is
+ * free for the next event. The registers of a SET_REGISTERS that came
+ * with the reply go to *regs (true). */
+static bool end_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v,
+		     struct kvmi_event_result *res, struct kvmi_x86_regs *regs)
+{
+	bool set_regs = false;
+
+	pthread_mutex_lock(&srv->lock);
+	if (v->replied && !v->aborted && v->jobs == 0) {
+		res->delivered = true;
+		res->action = v->action;
+		if (v->regs_pending) {
+			*regs = v->regs;
+			set_regs = true;
+		}
+	}
+	v->waiting = false;
+	v->replied = false;
+	v->aborted = false;
+	v->regs_pending = false;
+	v->rpl = NULL;
+	v->rpl_len = 0;
+	pthread_mutex_unlock(&srv->lock);
+	return set_regs;
+}
+
 int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 		    const void *data, size_t len, void *rpl, size_t rpl_len,
 		    struct kvmi_event_result *res)
@@ -264,12 +359,9 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	struct kvmi_vcpu_state *v;
 	struct kvmi_event_arch arch;
 	struct kvmi_x86_regs regs;
-	struct wait_ctx w;
-	bool set_regs = false;
 	uint64_t session;
 	uint32_t seq;
-	uint64_t spin_ns = kvmi_spin_budget_ns();
-	bool direct, got = false;
+	bool got, set_regs;
 	size_t n;
 	int err;
 
@@ -278,16 +370,9 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	res->regs_applied = false;
 	if (rpl_len)
 		memset(rpl, 0, rpl_len);
-	if (vcpu >= srv->cfg.max_vcpus || event >= KVMI_NUM_EVENTS || !needs_reply(event) ||
-	    len > EVENT_DATA_MAX)
-		return -EINVAL;
-	if (!always_on(event) && !kvmi_vcpu_event_enabled(srv, vcpu, event))
-		return 0;
-	if (!kvmi_policy_event_allowed(&srv->policy, event) || (!given && !srv->ops->get_event_arch))
-		return 0;
-	if (!kvmi_server_connected(srv))
-		return 0;
-
+	err = event_wanted(srv, vcpu, event, len, given != NULL);
+	if (err <= 0)
+		return err;
 	if (given) {
 		arch = *given;
 	} else {
@@ -296,93 +381,20 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 		if (err)
 			return err;
 	}
-
 	v = &srv->vcpus[vcpu];
-	pthread_mutex_lock(&srv->lock);
-	if (!srv->connected) {
-		pthread_mutex_unlock(&srv->lock);
-		return 0;
-	}
-	if (v->waiting) {
-		pthread_mutex_unlock(&srv->lock);
-		return -EBUSY;
-	}
-	seq = ++srv->ev_seq;
-	session = srv->session;
-	v->waiting = true;
-	v->replied = false;
-	v->aborted = false;
-	v->regs_pending = false;
-	v->event = (uint8_t)event;
-	v->seq = seq;
-	v->rpl = rpl;
-	v->rpl_len = rpl_len;
-	pthread_mutex_unlock(&srv->lock);
+	err = begin_wait(srv, v, event, rpl, rpl_len, &seq, &session);
+	if (err <= 0)
+		return err;
 
 	n = kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
-	/* The reader slot is taken before the event goes out, so that the
-	 * introspection thread keeps off the socket when the reply comes.
-	 * Only the one event in flight spins: with several vCPUs waiting at
-	 * once, spinners would take the CPUs the tool and the other vCPUs
-	 * need (measured: 4 vCPUs on 2 CPUs, p99 from 0.3 to 5 ms). */
-	direct = spin_ns && srv->rx_socket && !atomic_load(&srv->vcpu_sleepers) &&
-		 kvmi_spin_slot_get(&srv->vcpu_readers);
-	err = ks_send_msg(srv, session, (const void *)msg, msg + sizeof(struct kvmi_msg_hdr),
-			    n - sizeof(struct kvmi_msg_hdr), NULL, 0);
-	if (direct) {
-		got = !err && spin_for_reply(srv, v, session, spin_ns);
-		/* The last reader to leave hands the socket back to the
-		 * introspection thread if a vCPU sleeps on a reply. */
-		if (atomic_fetch_sub(&srv->vcpu_readers, 1) == 1 && atomic_load(&srv->vcpu_sleepers))
-			ks_kick_intro(srv);
-	}
-	if (err)
-		goto out;
+	err = send_event(srv, v, session, msg, n, &got);
+	if (!err)
+		wait_for_reply(srv, vcpu, v, got);
 
-	w.srv = srv;
-	w.v = v;
-	/* Asleep from here.  With no reader left (this vCPU's spin ended, or
-	 * the last reader left before it saw us) wake the introspection
-	 * thread ourselves: it may be parked. */
-	if (!got) {
-		atomic_fetch_add(&srv->vcpu_sleepers, 1);
-		if (!atomic_load(&srv->vcpu_readers) && !reply_ready(&w))
-			ks_kick_intro(srv);
-	}
-	if (srv->ops->wait_reply) {
-		err = srv->ops->wait_reply(srv->b, vcpu, reply_ready, &w);
-		if (err)
-			ks_log(srv, KVMI_SRV_LOG_INFO, "vCPU %u stopped waiting for a reply", vcpu);
-	} else {
-		pthread_mutex_lock(&srv->lock);
-		while (!reply_ready_locked(v))
-			pthread_cond_wait(&v->cond, &srv->lock);
-		pthread_mutex_unlock(&srv->lock);
-	}
-	if (!got)
-		atomic_fetch_sub(&srv->vcpu_sleepers, 1);
-
-out:
-	pthread_mutex_lock(&srv->lock);
-	if (v->replied && !v->aborted && v->jobs == 0) {
-		res->delivered = true;
-		res->action = v->action;
-		if (v->regs_pending) {
-			regs = v->regs;
-			set_regs = true;
-		}
-	}
-	v->waiting = false;
-	v->replied = false;
-	v->aborted = false;
-	v->regs_pending = false;
-	v->rpl = NULL;
-	v->rpl_len = 0;
-	pthread_mutex_unlock(&srv->lock);
-
+	set_regs = end_wait(srv, v, res, &regs);
 	if (res->delivered && res->action > KVMI_EVENT_ACTION_CRASH) {
 		ks_log(srv, KVMI_SRV_LOG_WARN, "unsupported action %u for event %s; continuing",
-			 res->action, kvmi_srv_event_name(event));
+		       res->action, kvmi_proto_event_name(event));
 		res->action = KVMI_EVENT_ACTION_CONTINUE;
 	}
 	if (set_regs && srv->ops->set_registers)
@@ -424,7 +436,7 @@ int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hd
 	v = &srv->vcpus[vh->vcpu];
 
 	pthread_mutex_lock(&srv->lock);
-	expected = kvmi_srv_event_reply_size(v->event);
+	expected = kvmi_proto_event_reply_size(v->event);
 	if (!v->waiting || v->replied || v->aborted)
 		why = "no event pending";
 	else if (v->seq != hdr->seq)

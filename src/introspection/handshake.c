@@ -60,23 +60,23 @@ int kvmi_srv_handshake(int fd, const struct kvmi_handshake_params *p, struct kvm
 {
 	uint8_t buf[KVMI_HANDSHAKE_TOOL_MAX_SIZE];
 	int timeout = p->timeout_ms > 0 ? p->timeout_ms : KVMI_DEFAULT_HANDSHAKE_TIMEOUT_MS;
-	int64_t deadline = ks_now_ms() + timeout;
+	int64_t deadline = kvmi_proto_now_ms() + timeout;
 	struct kvmi_handshake_vmm hello;
 	uint32_t size;
 	int err;
 
 	kvmi_srv_handshake_encode(p, &hello);
-	err = ks_write_full(fd, &hello, sizeof(hello), deadline);
+	err = kvmi_proto_write_full(fd, &hello, sizeof(hello), deadline);
 	if (err)
 		return err;
 
-	err = ks_read_full(fd, &size, sizeof(size), deadline);
+	err = kvmi_proto_read_full(fd, &size, sizeof(size), deadline);
 	if (err)
 		return err;
 	if (size < KVMI_HANDSHAKE_TOOL_MIN_SIZE || size > KVMI_HANDSHAKE_TOOL_MAX_SIZE)
 		return -EPROTO;
 	memcpy(buf, &size, sizeof(size));
-	err = ks_read_full(fd, buf + sizeof(size), size - sizeof(size), deadline);
+	err = kvmi_proto_read_full(fd, buf + sizeof(size), size - sizeof(size), deadline);
 	if (err)
 		return err;
 	return kvmi_srv_handshake_check_answer(buf, size, p->cookie_hash, answer);

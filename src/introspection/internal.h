@@ -40,24 +40,21 @@ struct kvmi_cmd {
 	bool close_after;       /* handler: close once the reply is out */
 };
 
-enum kvmi_scope {
-	KVMI_SCOPE_VM,          /* runs on the introspection thread */
-	KVMI_SCOPE_VCPU,        /* validated there, runs on the vCPU thread */
-	KVMI_SCOPE_VCPU_RECV,   /* vCPU header, but runs on the introspection thread */
-};
-
 #define KVMI_CMD_ALWAYS_ALLOWED 0x01u   /* policy cannot deny it */
-#define KVMI_CMD_REPLY_DATA     0x02u   /* a successful reply carries data */
-#define KVMI_CMD_VAR_SIZE       0x04u   /* size checked by validate() */
+/* A vCPU-scoped command that runs on the introspection thread. Others run
+ * where their scope says: VM commands there, vCPU commands on the vCPU's
+ * thread (validated on the introspection thread first). */
+#define KVMI_CMD_ON_INTRO       0x02u
 
+/* How this server runs a command; what the wire says about it (scope,
+ * sizes, reply data) is in the src/proto table. */
 struct kvmi_cmd_desc {
-	uint8_t scope;
 	uint8_t flags;
-	uint16_t size;          /* exact request size after any vCPU header */
 	/* offsetof(struct kvmi_backend_ops, op) + 1, or 0 if none is needed */
 	uint16_t op;
-	/* [intro] size (VAR_SIZE), padding and field checks. Returns 0,
-	 * -KVM_E* (reply) or KVMI_CLOSE; may set cmd->close_after. */
+	/* [intro] size (KVMI_PROTO_VAR_REQ), padding and field checks.
+	 * Returns 0, -KVM_E* (reply) or KVMI_CLOSE; may set
+	 * cmd->close_after. */
 	int (*validate)(struct kvmi_cmd *cmd);
 	/* Does the work and replies itself (return 0), or returns the error
 	 * to reply with. */
@@ -67,6 +64,9 @@ struct kvmi_cmd_desc {
 #define KVMI_OP(field) ((uint16_t)(offsetof(struct kvmi_backend_ops, field) + 1))
 
 /* dispatch.c */
+/* Introspection thread: check one message and run it or queue it for
+ * its vCPU. 0, an I/O error, or KVMI_CLOSE. */
+int ks_dispatch(struct kvmi_server *srv, const struct kvmi_msg_hdr *hdr, const uint8_t *payload);
 const struct kvmi_cmd_desc *ks_cmd_lookup(unsigned id);
 bool ks_backend_has_op(const struct kvmi_backend_ops *ops, uint16_t op);
 /* 0, -KVM_ENOSYS, -KVM_EOPNOTSUPP: can this VMM run command id at all
@@ -75,6 +75,8 @@ int ks_cmd_supported(struct kvmi_server *srv, unsigned id);
 int ks_event_supported(struct kvmi_server *srv, unsigned id);
 /* Ids CHECK_COMMAND may ask about: the KVMI range and our extensions. */
 bool ks_is_known_id(unsigned id);
+/* Event kinds, from the src/proto table: may CONTROL_VM_EVENTS /
+ * CONTROL_EVENTS switch it? */
 bool ks_is_vm_event(unsigned id);
 bool ks_is_vcpu_event(unsigned id);
 
@@ -138,7 +140,7 @@ struct kvmi_server {
 	uint8_t rbuf[KVMI_MSG_SIZE + 8];   /* introspection thread only */
 
 	/*
-	 * The tool's stream (see "reading the tool's stream" in server.c).
+	 * The tool's stream (see stream.c).
 	 * Bytes read ahead of the current message (one read can bring many
 	 * pipelined requests) wait in inbuf.  rx_lock covers inbuf and every
 	 * read of rfd, and is held while a message is dispatched, so that
@@ -159,9 +161,17 @@ struct kvmi_server {
 	int kick_fd;                    /* eventfd: wakes the introspection thread */
 };
 
+/* Gathered replies of one batch of pipelined requests (see srv->out). */
+#define KS_OUT_SIZE (256 * 1024)
+
 /* server.c */
 void ks_log(struct kvmi_server *srv, enum kvmi_srv_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+void ks_drop_connection(struct kvmi_server *srv, uint64_t session);
+/* Under srv->lock: is `session` the live, not dropped, session? */
+bool ks_session_live_locked(struct kvmi_server *srv, uint64_t session);
+
+/* send.c */
 /* Whole message (header + parts) on the wire, if `session` is current. */
 int ks_send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi_msg_hdr *hdr,
 		  const void *p1, size_t l1, const void *p2, size_t l2);
@@ -175,10 +185,15 @@ int ks_reply_fd(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx,
 		const void *data, size_t len, int fd);
 /* Is the current connection an AF_UNIX socket (both directions)? */
 bool ks_conn_is_unix(struct kvmi_server *srv);
-void ks_drop_connection(struct kvmi_server *srv, uint64_t session);
-/* Under srv->lock: is `session` the live, not dropped, session? */
-bool ks_session_live_locked(struct kvmi_server *srv, uint64_t session);
+/* Introspection thread: gather its replies (on) or write them now (off). */
+void ks_set_cork(struct kvmi_server *srv, bool on);
 
+/* stream.c */
+/* Introspection thread: the next complete message, copied into rbuf and
+ * returned with rx_lock held (the caller dispatches, then unlocks); *more
+ * says whether another one is already there. 1 with a message, 0 at EOF
+ * between messages, -errno (-EPROTO: a malformed stream). */
+int ks_next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hdr, bool *more);
 /* The stream, rx_lock held: the complete message at the head of inbuf
  * (header copied to *hdr, payload pointer to *payload), or false. */
 bool ks_rx_head(struct kvmi_server *srv, struct kvmi_msg_hdr *hdr, const uint8_t **payload);
@@ -195,14 +210,6 @@ int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hd
 void ks_events_session_end(struct kvmi_server *srv);
 int ks_send_cmd_error(struct kvmi_server *srv, const struct kvmi_reply_ctx *ctx, int err);
 void ks_job_done(struct kvmi_server *srv, unsigned vcpu, uint64_t session);
-
-/* names.c */
-const char *ks_command_alias(unsigned id);
-
-/* conn.c */
-int ks_read_full(int fd, void *buf, size_t len, int64_t deadline_ms);
-int ks_write_full(int fd, const void *buf, size_t len, int64_t deadline_ms);
-int64_t ks_now_ms(void);
 
 /* Padding helpers */
 static inline bool ks_zero(const void *p, size_t n)

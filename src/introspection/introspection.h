@@ -27,6 +27,7 @@
 #define KVMI_INTROSPECTION_H
 
 #include <kvmi/kvmi-wire.h>
+#include "../proto/kvmi-proto.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -229,9 +230,17 @@ int kvmi_policy_parse_events(const char *list, uint64_t *mask, char *err, size_t
 int kvmi_policy_parse_text(const char *text, struct kvmi_policy *p, char *err, size_t errlen);
 int kvmi_policy_load_file(const char *path, struct kvmi_policy *p, char *err, size_t errlen);
 
-/* Names for logs and for the policy parser (names.c). NULL when unknown. */
-const char *kvmi_srv_command_name(unsigned id);
-const char *kvmi_srv_event_name(unsigned id);
+/* Names for logs (libkvmi's, "KVMI_GET_REGISTERS"); NULL when unknown.
+ * The table is src/proto's. */
+static inline const char *kvmi_srv_command_name(unsigned id)
+{
+	return kvmi_proto_command_name(id);
+}
+
+static inline const char *kvmi_srv_event_name(unsigned id)
+{
+	return kvmi_proto_event_name(id);
+}
 
 /* ------------------------------------------------------------------ */
 /* Handshake and transport                                             */
@@ -268,12 +277,8 @@ int kvmi_srv_handshake_check_answer(const void *buf, size_t len, const uint8_t *
 /* Encodes the VMM->tool struct. */
 void kvmi_srv_handshake_encode(const struct kvmi_handshake_params *p, struct kvmi_handshake_vmm *out);
 
-/* "unix:PATH" or "vsock:CID:PORT". */
-struct kvmi_addr {
-	int family;                     /* AF_UNIX or AF_VSOCK */
-	char path[108];
-	uint32_t cid, port;
-};
+/* "unix:PATH", "unix:@NAME" or "vsock:CID:PORT" (struct kvmi_addr and the
+ * rules: src/proto/kvmi-proto.h). 0 or -EINVAL. */
 int kvmi_srv_addr_parse(const char *spec, struct kvmi_addr *addr);
 /* Connected stream socket (CLOEXEC) or -errno. */
 int kvmi_srv_addr_connect(const struct kvmi_addr *addr);
@@ -402,8 +407,15 @@ int kvmi_vcpu_handle_pauses(struct kvmi_server *srv, unsigned vcpu, struct kvmi_
 size_t kvmi_srv_event_encode(void *buf, uint32_t seq, uint16_t vcpu, uint8_t event,
 			 const struct kvmi_event_arch *arch, const void *data, size_t len);
 /* Expected sizes of an event's specific part and of its reply part. */
-size_t kvmi_srv_event_data_size(unsigned event);
-size_t kvmi_srv_event_reply_size(unsigned event);
+static inline size_t kvmi_srv_event_data_size(unsigned event)
+{
+	return kvmi_proto_event_data_size(event);
+}
+
+static inline size_t kvmi_srv_event_reply_size(unsigned event)
+{
+	return kvmi_proto_event_reply_size(event);
+}
 /* Maps a backend's -errno to a wire error (-KVM_E*). */
 int kvmi_srv_errno_to_wire(int err);
 

@@ -33,7 +33,7 @@ void kvmi_map_tokens_clear(struct kvmi_map_tokens *t)
 
 unsigned kvmi_map_tokens_outstanding(const struct kvmi_map_tokens *t)
 {
-	int64_t now = ks_now_ms();
+	int64_t now = kvmi_proto_now_ms();
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < KVMI_MAP_TOKENS_MAX; i++)
@@ -43,7 +43,7 @@ unsigned kvmi_map_tokens_outstanding(const struct kvmi_map_tokens *t)
 
 int kvmi_map_tokens_issue(struct kvmi_map_tokens *t, struct kvmi_map_mem_token *out)
 {
-	int64_t now = ks_now_ms();
+	int64_t now = kvmi_proto_now_ms();
 	struct kvmi_map_token_slot *free_slot = NULL;
 	size_t got = 0;
 
@@ -77,7 +77,7 @@ int kvmi_map_tokens_issue(struct kvmi_map_tokens *t, struct kvmi_map_mem_token *
 
 int kvmi_map_tokens_redeem(struct kvmi_map_tokens *t, const struct kvmi_map_mem_token *token)
 {
-	int64_t now = ks_now_ms();
+	int64_t now = kvmi_proto_now_ms();
 	struct kvmi_map_token_slot *hit = NULL;
 	bool expired;
 

@@ -11,7 +11,8 @@
  * also without "EVENT_"; libkvmi's KVMI_VCPU_* names also without "VCPU_"):
  * libkvmi names (get_registers, translate_gva, pf), kvmi-v7 kernel names
  * (vcpu_get_registers, vm_read_physical) and numbers (13, 0xd) are
- * accepted. Examples: "all,-write_physical", "pause_vcpu,trap".
+ * accepted; the names are src/proto's tables. Examples:
+ * "all,-write_physical", "pause_vcpu,trap".
  *
  * Policy file: one "KEY = LIST" per line, '#' starts a comment, blank
  * lines are ignored. KEY is "commands" (or "allow-commands") or "events"
@@ -75,28 +76,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *skip_prefix(const char *s, const char *prefix)
-{
-	size_t n = strlen(prefix);
-
-	return strncasecmp(s, prefix, n) ? s : s + n;
-}
-
-/* Is `word` the (prefix-less, case-insensitive) form of `full`? libkvmi
- * names may also drop their VCPU_ prefix ("translate_gva"); kernel aliases
- * may not, since VM_GET_INFO and VCPU_GET_INFO would then collide. */
-static bool name_matches(const char *word, const char *full, bool event, bool primary)
-{
-	if (!full)
-		return false;
-	full = skip_prefix(full, "KVMI_");
-	if (event)
-		full = skip_prefix(full, "EVENT_");
-	if (!strcasecmp(word, full))
-		return true;
-	return primary && !event && !strcasecmp(word, skip_prefix(full, "VCPU_"));
-}
-
 static int parse_number(const char *word, unsigned limit)
 {
 	char *end;
@@ -111,27 +90,14 @@ static int parse_number(const char *word, unsigned limit)
 	return (int)v;
 }
 
+/* A number, or a name as src/proto reads them. */
 static int lookup(const char *word, bool event)
 {
-	unsigned limit = event ? KVMI_NUM_EVENTS : KVMI_NUM_MESSAGES;
-	unsigned id;
-	int n = parse_number(word, limit);
+	int n = parse_number(word, event ? KVMI_NUM_EVENTS : KVMI_NUM_MESSAGES);
 
 	if (n >= 0)
 		return n;
-	word = skip_prefix(word, "KVMI_");
-	if (event) {
-		word = skip_prefix(word, "EVENT_");
-		if (!strcasecmp(word, "page_fault"))
-			return KVMI_EVENT_PF;
-	}
-	for (id = 0; id < limit; id++) {
-		if (event ? name_matches(word, kvmi_srv_event_name(id), true, true) :
-		    name_matches(word, kvmi_srv_command_name(id), false, true) ||
-		    name_matches(word, ks_command_alias(id), false, false))
-			return (int)id;
-	}
-	return -1;
+	return event ? kvmi_proto_event_by_name(word) : kvmi_proto_command_by_name(word);
 }
 
 /* Applies LIST to *mask (in/out). */
