@@ -209,7 +209,7 @@ struct bpf_events *bpf_events_create(struct kvmi_engine *e)
 	be->e = e;
 	be->threads_fd = -1;
 	be->shared = MAP_FAILED;
-	pthread_mutex_init(&be->lock, NULL);
+	kvmi_mutex_init(&be->lock, KVMI_RANK_BPF, "BPF events");
 	be->vcpus = calloc(e->cfg.max_vcpus, sizeof(*be->vcpus));
 	if (!be->vcpus)
 		goto fail;
@@ -256,7 +256,7 @@ void bpf_events_destroy(struct bpf_events *be)
 		munmap(be->shared, be->shared_len);
 	if (be->obj)
 		bpf_object__close(be->obj);
-	pthread_mutex_destroy(&be->lock);
+	kvmi_mutex_destroy(&be->lock);
 	free(be->vcpus);
 	free(be);
 }
@@ -327,13 +327,13 @@ int bpf_events_control_cr(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, 
 	if (!be || !(be->avail & bit))
 		return enable ? -KVM_EOPNOTSUPP : 0;
 	s = &be->vcpus[vcpu->idx];
-	pthread_mutex_lock(&be->lock);
+	kvmi_mutex_lock(&be->lock);
 	old = s->cr_mask;
 	s->cr_mask = enable ? s->cr_mask | bit : s->cr_mask & ~bit;
 	err = apply(be, vcpu);
 	if (err)
 		s->cr_mask = old;
-	pthread_mutex_unlock(&be->lock);
+	kvmi_mutex_unlock(&be->lock);
 	return err;
 }
 
@@ -349,13 +349,13 @@ int bpf_events_control_event(struct bpf_events *be, struct kvmi_engine_vcpu *vcp
 		return enable ? -KVM_EOPNOTSUPP : 0;
 	s = &be->vcpus[vcpu->idx];
 	flag = id == KVMI_EVENT_CR ? &s->ev_cr : id == KVMI_EVENT_XSETBV ? &s->ev_xsetbv : &s->ev_hc;
-	pthread_mutex_lock(&be->lock);
+	kvmi_mutex_lock(&be->lock);
 	old = *flag;
 	*flag = enable;
 	err = apply(be, vcpu);
 	if (err)
 		*flag = old;
-	pthread_mutex_unlock(&be->lock);
+	kvmi_mutex_unlock(&be->lock);
 	return err;
 }
 
@@ -363,7 +363,7 @@ void bpf_events_session_end(struct bpf_events *be)
 {
 	if (!be)
 		return;
-	pthread_mutex_lock(&be->lock);
+	kvmi_mutex_lock(&be->lock);
 	for (unsigned i = 0; i < be->e->cfg.max_vcpus; i++) {
 		struct bpf_vcpu_state *s = &be->vcpus[i];
 
@@ -372,7 +372,7 @@ void bpf_events_session_end(struct bpf_events *be)
 		__atomic_store_n(&be->shared[i].enabled, 0, __ATOMIC_SEQ_CST);
 	}
 	detach_all(be);
-	pthread_mutex_unlock(&be->lock);
+	kvmi_mutex_unlock(&be->lock);
 }
 
 /* ---- the vCPU side of a stop ---------------------------------------- */

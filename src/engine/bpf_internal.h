@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "bpf/kvmi_hooks.h"
+#include "lockorder.h"
 
 struct bpf_object;
 struct bpf_program;
@@ -42,7 +43,7 @@ struct bpf_events {
 	struct kvmi_bpf_vcpu *shared;   /* mmap of kvmi_vcpus */
 	size_t shared_len;
 	unsigned avail;                 /* KVMI_HOOK_*: this host delivers them */
-	pthread_mutex_t lock;           /* links, the vCPUs' wishes */
+	struct kvmi_mutex lock;         /* links, the vCPUs' wishes */
 	struct bpf_vcpu_state *vcpus;
 };
 

@@ -148,14 +148,14 @@ static int be_control_vm_events(struct kvmi_backend *b, unsigned id, bool enable
 
 struct pause_ack {
 	struct vcpu_job job;
-	pthread_mutex_t lock;
+	struct kvmi_mutex lock;       /* a leaf: nothing is taken under it */
 	pthread_cond_t cond;
 	bool ran, abandoned;
 };
 
 static void pause_ack_free(struct pause_ack *a)
 {
-	pthread_mutex_destroy(&a->lock);
+	kvmi_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->cond);
 	free(a);
 }
@@ -166,11 +166,11 @@ static void pause_ack_run(struct kvmi_engine_vcpu *v, void *ctx)
 	bool abandoned;
 
 	(void)v;
-	pthread_mutex_lock(&a->lock);
+	kvmi_mutex_lock(&a->lock);
 	a->ran = true;
 	abandoned = a->abandoned;
 	pthread_cond_broadcast(&a->cond);
-	pthread_mutex_unlock(&a->lock);
+	kvmi_mutex_unlock(&a->lock);
 	if (abandoned)
 		pause_ack_free(a);
 }
@@ -183,13 +183,13 @@ static bool pause_ack_wait(struct pause_ack *a)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += PAUSE_WAIT_TIMEOUT_MS / 1000;
-	pthread_mutex_lock(&a->lock);
-	while (!a->ran && pthread_cond_timedwait(&a->cond, &a->lock, &ts) != ETIMEDOUT)
+	kvmi_mutex_lock(&a->lock);
+	while (!a->ran && kvmi_cond_timedwait(&a->cond, &a->lock, &ts) != ETIMEDOUT)
 		;
 	ran = a->ran;
 	if (!ran)
 		a->abandoned = true;
-	pthread_mutex_unlock(&a->lock);
+	kvmi_mutex_unlock(&a->lock);
 	if (ran)
 		pause_ack_free(a);
 	return ran;
@@ -211,7 +211,7 @@ static int be_pause_vcpu(struct kvmi_backend *b, unsigned idx, bool wait)
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -KVM_ENOMEM;
-	pthread_mutex_init(&a->lock, NULL);
+	kvmi_mutex_init(&a->lock, KVMI_RANK_LEAF, "pause acknowledgement");
 	pthread_cond_init(&a->cond, NULL);
 	a->job.fn = pause_ack_run;
 	a->job.ctx = a;

@@ -53,6 +53,7 @@
  *                        checks the server's reply state under it)
  *   6. send lock        (kvmi_server.send_lock: one message at a time)
  *   7. server lock      (kvmi_server.lock: per-vCPU event state)
+ *   8. leaf locks       (a PAUSE_VCPU acknowledgement: nothing nests in them)
  * The engine calls the host's ops with none of its locks held, except
  * slot_alloc, slot_free and slot_set, which run under 2; the frontend's
  * own locks are never held when it calls the engine.
@@ -78,14 +79,17 @@ struct kvmi_engine_vcpu;
 
 /* Lock ranks of the order above (lockorder.h). */
 enum kvmi_lock_rank {
-	KVMI_RANK_RX = 10,
+	KVMI_RANK_RX = KVMI_SRV_RANK_RX,
 	KVMI_RANK_PAGETRACK = 20,
 	KVMI_RANK_MSR = 30,
 	KVMI_RANK_BPF = 40,
 	KVMI_RANK_VCPU = 50,
-	KVMI_RANK_SEND = 60,
-	KVMI_RANK_SERVER = 70,
+	KVMI_RANK_SEND = KVMI_SRV_RANK_SEND,
+	KVMI_RANK_SERVER = KVMI_SRV_RANK_LOCK,
+	KVMI_RANK_LEAF = 80,
 };
+_Static_assert(KVMI_RANK_RX < KVMI_RANK_PAGETRACK && KVMI_RANK_VCPU < KVMI_RANK_SEND &&
+	       KVMI_RANK_SEND < KVMI_RANK_SERVER, "the server's locks are ranked as the order above says");
 
 enum kvmi_stop_reason {
 	KVMI_STOP_CRASH,        /* the tool answered an event with CRASH */

@@ -159,14 +159,14 @@ int ks_h_set_registers(struct kvmi_cmd *cmd)
 	struct kvmi_vcpu_state *v = &srv->vcpus[cmd->vcpu];
 	int err = 0;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (!v->waiting || v->replied || v->aborted) {
 		err = -KVM_EOPNOTSUPP;
 	} else {
 		memcpy(&v->regs, cmd->req, sizeof(v->regs));
 		v->regs_pending = true;
 	}
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return err ? err : reply(cmd, NULL, 0);
 }
 

@@ -60,17 +60,17 @@ int kvmi_server_session(struct kvmi_server *srv, int fd)
 		p.cookie_hash = hash;
 	}
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (srv->stopping) {
-		pthread_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 		return 0;
 	}
 	srv->hs_fd = fd;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	err = kvmi_srv_handshake(fd, &p, NULL);
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	srv->hs_fd = -1;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	if (err) {
 		ks_log(srv, KVMI_SRV_LOG_WARN, "handshake failed: %s",
 			 err == -EACCES ? "the tool's cookie hash does not match the key" :
@@ -90,9 +90,9 @@ static bool stopping(struct kvmi_server *srv)
 {
 	bool s;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	s = srv->stopping;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return s;
 }
 

@@ -217,9 +217,9 @@ void kvmi_vcpu_job_run(struct kvmi_vcpu_job *job)
 	uint64_t session = job->cmd.rctx.session;
 	bool current;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	current = ks_session_live_locked(srv, session);
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	/* A command from a tool that is gone must not touch the guest. */
 	if (current)
 		run_handler(&job->cmd);
@@ -247,9 +247,9 @@ static int queue_job(struct kvmi_cmd *cmd)
 	memcpy(job->req, cmd->req, cmd->req_size);
 	job->cmd.req = job->req;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	srv->vcpus[cmd->vcpu].jobs++;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 
 	if (!srv->ops->queue_vcpu_job) {
 		kvmi_vcpu_job_run(job);

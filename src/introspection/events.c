@@ -57,9 +57,9 @@ static void wake(struct kvmi_server *srv, unsigned vcpu)
 		srv->ops->wake_vcpu(srv->b, vcpu);
 		return;
 	}
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	pthread_cond_broadcast(&srv->vcpus[vcpu].cond);
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 }
 
 bool kvmi_vcpu_event_enabled(struct kvmi_server *srv, unsigned vcpu, unsigned event)
@@ -95,9 +95,9 @@ static bool reply_ready(void *opaque)
 	struct wait_ctx *w = opaque;
 	bool done;
 
-	pthread_mutex_lock(&w->srv->lock);
+	kvmi_mutex_lock(&w->srv->lock);
 	done = reply_ready_locked(w->v);
-	pthread_mutex_unlock(&w->srv->lock);
+	kvmi_mutex_unlock(&w->srv->lock);
 	return done;
 }
 
@@ -106,12 +106,12 @@ void ks_job_done(struct kvmi_server *srv, unsigned vcpu, uint64_t session)
 	struct kvmi_vcpu_state *v = &srv->vcpus[vcpu];
 	bool notify = false;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (srv->connected && srv->session == session && v->jobs) {
 		v->jobs--;
 		notify = !v->jobs && v->waiting && v->replied;
 	}
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	if (notify)
 		wake(srv, vcpu);
 }
@@ -183,16 +183,16 @@ static bool spin_for_reply(struct kvmi_server *srv, struct kvmi_vcpu_state *v, u
 	bool done = false, handover = false;
 
 	for (unsigned i = 1;; i++) {
-		pthread_mutex_lock(&srv->lock);
+		kvmi_mutex_lock(&srv->lock);
 		done = reply_ready_locked(v);
 		/* commands for this vCPU run in the sleeping wait */
 		handover = !done && v->jobs;
-		pthread_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 		if (done || handover)
 			break;
-		if (pthread_mutex_trylock(&srv->rx_lock) == 0) {
+		if (kvmi_mutex_trylock(&srv->rx_lock) == 0) {
 			handover = take_replies(srv, session);
-			pthread_mutex_unlock(&srv->rx_lock);
+			kvmi_mutex_unlock(&srv->rx_lock);
 			if (handover) {
 				ks_kick_intro(srv);
 				break;
@@ -204,13 +204,13 @@ static bool spin_for_reply(struct kvmi_server *srv, struct kvmi_vcpu_state *v, u
 		if (kvmi_spin_now_ns() >= end)
 			break;
 	}
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	done = reply_ready_locked(v);
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	if (!handover) {
-		pthread_mutex_lock(&srv->rx_lock);
+		kvmi_mutex_lock(&srv->rx_lock);
 		handover = srv->in_end != srv->in_start;
-		pthread_mutex_unlock(&srv->rx_lock);
+		kvmi_mutex_unlock(&srv->rx_lock);
 		if (handover)
 			ks_kick_intro(srv);
 	}
@@ -238,7 +238,7 @@ static int begin_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v, unsign
 {
 	int ret = 1;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (!srv->connected) {
 		ret = 0;
 	} else if (v->waiting) {
@@ -255,7 +255,7 @@ static int begin_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v, unsign
 		v->rpl = rpl;
 		v->rpl_len = rpl_len;
 	}
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return ret;
 }
 
@@ -308,10 +308,10 @@ static void wait_for_reply(struct kvmi_server *srv, unsigned vcpu, struct kvmi_v
 		if (srv->ops->wait_reply(srv->b, vcpu, reply_ready, &w))
 			ks_log(srv, KVMI_SRV_LOG_INFO, "vCPU %u stopped waiting for a reply", vcpu);
 	} else {
-		pthread_mutex_lock(&srv->lock);
+		kvmi_mutex_lock(&srv->lock);
 		while (!reply_ready_locked(v))
-			pthread_cond_wait(&v->cond, &srv->lock);
-		pthread_mutex_unlock(&srv->lock);
+			kvmi_cond_wait(&v->cond, &srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 	}
 	if (!got)
 		atomic_fetch_sub(&srv->vcpu_sleepers, 1);
@@ -325,7 +325,7 @@ static bool end_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v,
 {
 	bool set_regs = false;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (v->replied && !v->aborted && v->jobs == 0) {
 		res->delivered = true;
 		res->action = v->action;
@@ -340,7 +340,7 @@ static bool end_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v,
 	v->regs_pending = false;
 	v->rpl = NULL;
 	v->rpl_len = 0;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return set_regs;
 }
 
@@ -435,7 +435,7 @@ int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hd
 	spec_len = hdr->size - sizeof(*vh) - sizeof(*er);
 	v = &srv->vcpus[vh->vcpu];
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	expected = kvmi_proto_event_reply_size(v->event);
 	if (!v->waiting || v->replied || v->aborted)
 		why = "no event pending";
@@ -452,7 +452,7 @@ int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hd
 			why = "bad PF reply";
 	}
 	if (why) {
-		pthread_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 		ks_log(srv, KVMI_SRV_LOG_WARN, "event reply seq %u vCPU %u: %s; closing",
 			 hdr->seq, vh->vcpu, why);
 		return KVMI_CLOSE;
@@ -465,7 +465,7 @@ int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hd
 	v->action = er->action;
 	v->replied = true;
 	notify = v->jobs == 0;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	if (notify)
 		wake(srv, vh->vcpu);
 	return 0;
@@ -479,7 +479,7 @@ void ks_events_session_end(struct kvmi_server *srv)
 	for (i = 0; i < n; i++) {
 		struct kvmi_vcpu_state *v = &srv->vcpus[i];
 
-		pthread_mutex_lock(&srv->lock);
+		kvmi_mutex_lock(&srv->lock);
 		waiting = v->waiting;
 		/* A reply that arrived before the tool left (and has no
 		 * commands to wait for) stands: a veto followed at once by
@@ -489,7 +489,7 @@ void ks_events_session_end(struct kvmi_server *srv)
 		v->jobs = 0;
 		v->pauses = 0;
 		atomic_store(&v->events, 0);
-		pthread_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 		if (waiting)
 			wake(srv, i);
 	}
@@ -505,14 +505,14 @@ static int send_vm_event(struct kvmi_server *srv, unsigned event, const void *da
 	uint32_t seq;
 	size_t n;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (!srv->connected || (want_session && want_session != srv->session)) {
-		pthread_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 		return -ENOTCONN;
 	}
 	seq = ++srv->ev_seq;
 	session = srv->session;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	if (session_out)
 		*session_out = session;
 	n = kvmi_srv_event_encode(msg, seq, 0, (uint8_t)event, NULL, data, len);
@@ -552,10 +552,10 @@ int kvmi_server_unhook(struct kvmi_server *srv, int timeout_ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	err = 0;
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	while (srv->connected && srv->session == session && !err)
-		err = pthread_cond_timedwait(&srv->cond, &srv->lock, &ts);
+		err = kvmi_cond_timedwait(&srv->cond, &srv->lock, &ts);
 	err = srv->connected && srv->session == session ? -ETIMEDOUT : 0;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return err;
 }

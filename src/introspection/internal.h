@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <sys/types.h>
 
+#include "lockorder.h"
+
 /* Handler result: close the connection (after any reply already sent). */
 #define KVMI_CLOSE (-100000)
 
@@ -107,7 +109,7 @@ struct kvmi_server {
 	struct kvmi_backend *b;
 	struct kvmi_policy policy;
 
-	pthread_mutex_t lock;           /* everything below unless noted */
+	struct kvmi_mutex lock;         /* everything below unless noted */
 	pthread_cond_t cond;            /* session end, unhook waiters */
 	bool connected;
 	atomic_bool live;               /* = connected, readable without the lock */
@@ -123,7 +125,7 @@ struct kvmi_server {
 	bool error_events;              /* introspection thread only */
 	atomic_uint_least64_t vm_events;
 
-	pthread_mutex_t send_lock;      /* one whole message at a time */
+	struct kvmi_mutex send_lock;    /* one whole message at a time */
 	/*
 	 * Replies the introspection thread makes while more requests wait in
 	 * inbuf (pipelined READ_PHYSICAL, say) are gathered here and written
@@ -146,7 +148,7 @@ struct kvmi_server {
 	 * read of rfd, and is held while a message is dispatched, so that
 	 * messages act in stream order whoever read them.
 	 */
-	pthread_mutex_t rx_lock;
+	struct kvmi_mutex rx_lock;
 	uint8_t inbuf[64 * 1024];
 	size_t in_start, in_end;
 	bool rx_socket;                 /* rfd takes recv(MSG_DONTWAIT) */

@@ -33,6 +33,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The ranks of the server's three locks in the lock order of the whole
+ * introspection path, which src/engine/engine.h writes down (the engine's
+ * locks sit between them; src/common/lockorder.h checks the order). */
+#define KVMI_SRV_RANK_RX   10u
+#define KVMI_SRV_RANK_SEND 60u
+#define KVMI_SRV_RANK_LOCK 70u
+
 struct kvmi_server;
 struct kvmi_vcpu_job;
 /* Defined by the VMM; this library only passes the pointer back. */

@@ -36,21 +36,21 @@ int ks_h_pause_vcpu(struct kvmi_cmd *cmd)
 	struct kvmi_vcpu_state *v = &srv->vcpus[cmd->vcpu];
 	int err = 0;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (v->pauses >= KVMI_MAX_PAUSE_REQUESTS)
 		err = -KVM_EBUSY;
 	else
 		v->pauses++;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	if (err)
 		return err;
 
 	err = srv->ops->pause_vcpu(srv->b, cmd->vcpu, req->wait);
 	if (err) {
-		pthread_mutex_lock(&srv->lock);
+		kvmi_mutex_lock(&srv->lock);
 		if (v->pauses)
 			v->pauses--;
-		pthread_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 		return err;
 	}
 	return ks_reply(srv, &cmd->rctx, 0, NULL, 0);
@@ -62,9 +62,9 @@ unsigned kvmi_vcpu_pending_pauses(struct kvmi_server *srv, unsigned vcpu)
 
 	if (vcpu >= srv->cfg.max_vcpus)
 		return 0;
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	n = srv->connected ? srv->vcpus[vcpu].pauses : 0;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return n;
 }
 
@@ -76,11 +76,11 @@ bool kvmi_vcpu_take_pause(struct kvmi_server *srv, unsigned vcpu)
 	if (vcpu >= srv->cfg.max_vcpus)
 		return false;
 	v = &srv->vcpus[vcpu];
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	taken = srv->connected && v->pauses;
 	if (taken)
 		v->pauses--;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return taken;
 }
 

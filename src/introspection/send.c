@@ -40,19 +40,19 @@ void ks_set_cork(struct kvmi_server *srv, bool on)
 	uint64_t session;
 	int fd, err = 0;
 
-	pthread_mutex_lock(&srv->send_lock);
+	kvmi_mutex_lock(&srv->send_lock);
 	srv->corked = on;
 	srv->cork_thread = pthread_self();
 	if (!on && srv->out_len) {
-		pthread_mutex_lock(&srv->lock);
+		kvmi_mutex_lock(&srv->lock);
 		fd = srv->connected ? srv->wfd : -1;
 		session = srv->session;
-		pthread_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 		if (fd >= 0)
 			err = flush_out_locked(srv, fd);
 		srv->out_len = 0;
 	}
-	pthread_mutex_unlock(&srv->send_lock);
+	kvmi_mutex_unlock(&srv->send_lock);
 	if (err) {
 		ks_log(srv, KVMI_SRV_LOG_WARN, "send failed (%s); dropping the tool", strerror(-err));
 		ks_drop_connection(srv, session);
@@ -77,15 +77,15 @@ static int send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi
 		iov[cnt++].iov_len = l2;
 	}
 
-	pthread_mutex_lock(&srv->send_lock);
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->send_lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (!srv->connected || session != srv->session) {
-		pthread_mutex_unlock(&srv->lock);
-		pthread_mutex_unlock(&srv->send_lock);
+		kvmi_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->send_lock);
 		return -ENOTCONN;
 	}
 	fd = srv->wfd;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	if (srv->corked && pass_fd < 0 && pthread_equal(srv->cork_thread, pthread_self())) {
 		err = 0;
 		if (srv->out_len + total > KS_OUT_SIZE)
@@ -105,7 +105,7 @@ static int send_msg(struct kvmi_server *srv, uint64_t session, const struct kvmi
 		if (!err)
 			err = write_iov(srv, fd, iov, cnt, pass_fd);
 	}
-	pthread_mutex_unlock(&srv->send_lock);
+	kvmi_mutex_unlock(&srv->send_lock);
 	if (err) {
 		ks_log(srv, KVMI_SRV_LOG_WARN, "send failed (%s); dropping the tool", strerror(-err));
 		ks_drop_connection(srv, session);
@@ -124,10 +124,10 @@ bool ks_conn_is_unix(struct kvmi_server *srv)
 	int fds[2], dom;
 	socklen_t len;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	fds[0] = srv->connected ? srv->rfd : -1;
 	fds[1] = srv->connected ? srv->wfd : -1;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	for (int i = 0; i < 2; i++) {
 		len = sizeof(dom);
 		if (fds[i] < 0 || getsockopt(fds[i], SOL_SOCKET, SO_DOMAIN, &dom, &len) < 0 ||

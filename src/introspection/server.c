@@ -109,9 +109,9 @@ int kvmi_server_create(const struct kvmi_server_config *cfg, struct kvmi_server 
 		close(srv->stop_pipe[1]);
 		goto err_vcpus;
 	}
-	pthread_mutex_init(&srv->rx_lock, NULL);
-	pthread_mutex_init(&srv->lock, NULL);
-	pthread_mutex_init(&srv->send_lock, NULL);
+	kvmi_mutex_init(&srv->rx_lock, KVMI_SRV_RANK_RX, "server rx_lock");
+	kvmi_mutex_init(&srv->lock, KVMI_SRV_RANK_LOCK, "server lock");
+	kvmi_mutex_init(&srv->send_lock, KVMI_SRV_RANK_SEND, "server send_lock");
 	pthread_cond_init(&srv->cond, NULL);
 	for (i = 0; i < cfg->max_vcpus; i++)
 		pthread_cond_init(&srv->vcpus[i].cond, NULL);
@@ -134,9 +134,9 @@ void kvmi_server_destroy(struct kvmi_server *srv)
 	for (i = 0; i < srv->cfg.max_vcpus; i++)
 		pthread_cond_destroy(&srv->vcpus[i].cond);
 	pthread_cond_destroy(&srv->cond);
-	pthread_mutex_destroy(&srv->send_lock);
-	pthread_mutex_destroy(&srv->lock);
-	pthread_mutex_destroy(&srv->rx_lock);
+	kvmi_mutex_destroy(&srv->send_lock);
+	kvmi_mutex_destroy(&srv->lock);
+	kvmi_mutex_destroy(&srv->rx_lock);
 	close(srv->kick_fd);
 	free(srv->out);
 	close(srv->stop_pipe[0]);
@@ -154,9 +154,9 @@ bool kvmi_server_connected(struct kvmi_server *srv)
 {
 	bool c;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	c = srv->connected;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return c;
 }
 
@@ -164,16 +164,16 @@ uint64_t kvmi_server_sessions(struct kvmi_server *srv)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	n = srv->nr_sessions;
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	return n;
 }
 
 /* Shut the socket down so the reader and any blocked writer return. */
 void ks_drop_connection(struct kvmi_server *srv, uint64_t session)
 {
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (!session && srv->hs_fd >= 0)
 		shutdown(srv->hs_fd, SHUT_RDWR);
 	if (srv->connected && (!session || session == srv->session)) {
@@ -182,7 +182,7 @@ void ks_drop_connection(struct kvmi_server *srv, uint64_t session)
 		if (srv->wfd != srv->rfd)
 			shutdown(srv->wfd, SHUT_RDWR);
 	}
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 }
 
 bool ks_session_live_locked(struct kvmi_server *srv, uint64_t session)
@@ -195,10 +195,10 @@ void kvmi_server_stop(struct kvmi_server *srv)
 	static const char c = 's';
 	ssize_t n;
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	srv->stopping = true;
 	pthread_cond_broadcast(&srv->cond);
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	ks_drop_connection(srv, 0);
 	n = write(srv->stop_pipe[1], &c, 1);
 	(void)n;
@@ -212,13 +212,13 @@ static void session_begin(struct kvmi_server *srv, int rfd, int wfd)
 	socklen_t len = sizeof(type);
 	unsigned i;
 
-	pthread_mutex_lock(&srv->rx_lock);
+	kvmi_mutex_lock(&srv->rx_lock);
 	srv->in_start = srv->in_end = 0;
 	srv->rx_proto_error = false;
 	srv->rx_socket = getsockopt(rfd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
-	pthread_mutex_unlock(&srv->rx_lock);
+	kvmi_mutex_unlock(&srv->rx_lock);
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	srv->session = ++srv->nr_sessions;
 	srv->connected = true;
 	atomic_store(&srv->live, true);
@@ -236,14 +236,14 @@ static void session_begin(struct kvmi_server *srv, int rfd, int wfd)
 		v->pauses = 0;
 		atomic_store(&v->events, 0);
 	}
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	if (srv->ops->session_start)
 		srv->ops->session_start(srv->b);
 }
 
 static void session_end(struct kvmi_server *srv)
 {
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (srv->connected) {
 		shutdown(srv->rfd, SHUT_RDWR);
 		if (srv->wfd != srv->rfd)
@@ -251,20 +251,20 @@ static void session_end(struct kvmi_server *srv)
 	}
 	srv->connected = false;
 	atomic_store(&srv->live, false);
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 
 	/* Wait for a writer that still holds the old fd. */
-	pthread_mutex_lock(&srv->send_lock);
-	pthread_mutex_unlock(&srv->send_lock);
+	kvmi_mutex_lock(&srv->send_lock);
+	kvmi_mutex_unlock(&srv->send_lock);
 
 	ks_events_session_end(srv);
 	if (srv->ops->session_end)
 		srv->ops->session_end(srv->b);
 
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	srv->rfd = srv->wfd = -1;
 	pthread_cond_broadcast(&srv->cond);
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 }
 int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 {
@@ -272,13 +272,13 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 	int ret = 0;
 
 	session_begin(srv, rfd, wfd);
-	pthread_mutex_lock(&srv->lock);
+	kvmi_mutex_lock(&srv->lock);
 	if (srv->stopping) {
 		shutdown(rfd, SHUT_RDWR);
 		if (wfd != rfd)
 			shutdown(wfd, SHUT_RDWR);
 	}
-	pthread_mutex_unlock(&srv->lock);
+	kvmi_mutex_unlock(&srv->lock);
 	for (;;) {
 		struct kvmi_msg_hdr hdr;
 		bool more = false;
@@ -296,7 +296,7 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 			corked = true;
 		}
 		err = ks_dispatch(srv, &hdr, srv->rbuf);
-		pthread_mutex_unlock(&srv->rx_lock);
+		kvmi_mutex_unlock(&srv->rx_lock);
 		if (!more && corked) {
 			ks_set_cork(srv, false);
 			corked = false;
@@ -310,9 +310,9 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 			break;
 		}
 		/* Already-buffered requests of a dropped tool are not run. */
-		pthread_mutex_lock(&srv->lock);
+		kvmi_mutex_lock(&srv->lock);
 		err = srv->dropped;
-		pthread_mutex_unlock(&srv->lock);
+		kvmi_mutex_unlock(&srv->lock);
 		if (err)
 			break;
 	}

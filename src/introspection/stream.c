@@ -132,7 +132,7 @@ static ssize_t read_more(struct kvmi_server *srv, int fd)
 	size_t left = srv->in_end - srv->in_start;
 	bool vcpu_closed = srv->rx_proto_error;
 
-	pthread_mutex_unlock(&srv->rx_lock);
+	kvmi_mutex_unlock(&srv->rx_lock);
 	/* a vCPU met a bad reply and closed (events.c) */
 	if (vcpu_closed)
 		return -EPROTO;
@@ -182,18 +182,18 @@ int ks_next_message(struct kvmi_server *srv, int fd, struct kvmi_msg_hdr *hdr, b
 		ssize_t n;
 		int err;
 
-		pthread_mutex_lock(&srv->rx_lock);
+		kvmi_mutex_lock(&srv->rx_lock);
 		err = take_head(srv, hdr, more);
 		if (err > 0)
 			return 1;
 		if (err < 0) {
-			pthread_mutex_unlock(&srv->rx_lock);
+			kvmi_mutex_unlock(&srv->rx_lock);
 			ks_log(srv, KVMI_SRV_LOG_WARN, "message %u of %u bytes exceeds %u; closing",
 			       hdr->id, hdr->size, KVMI_MSG_SIZE);
 			return -EPROTO;
 		}
 		if (atomic_load(&srv->vcpu_readers)) {
-			pthread_mutex_unlock(&srv->rx_lock);
+			kvmi_mutex_unlock(&srv->rx_lock);
 			park(srv);
 			continue;
 		}
