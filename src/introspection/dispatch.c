@@ -219,10 +219,16 @@ void kvmi_vcpu_job_run(struct kvmi_vcpu_job *job)
 
 	kvmi_mutex_lock(&srv->lock);
 	current = ks_session_live_locked(srv, session);
+	srv->jobs_running += current;
 	kvmi_mutex_unlock(&srv->lock);
 	/* A command from a tool that is gone must not touch the guest. */
-	if (current)
+	if (current) {
 		run_handler(&job->cmd);
+		kvmi_mutex_lock(&srv->lock);
+		if (!--srv->jobs_running)
+			pthread_cond_broadcast(&srv->cond);
+		kvmi_mutex_unlock(&srv->lock);
+	}
 	ks_job_done(srv, job->cmd.vcpu, session);
 	free(job);
 }

@@ -117,6 +117,10 @@ struct kvmi_server {
 	bool stopping;
 	uint64_t session;               /* current session number, 0 = none */
 	uint64_t nr_sessions;
+	/* vCPU jobs of the current session whose handler runs now: the
+	 * session ends only once they are done, so nothing a tool asked for
+	 * lands after session_end() undid the tool's changes. */
+	unsigned jobs_running;
 	int rfd, wfd;
 	int hs_fd;                      /* socket in handshake, or -1 */
 	int stop_pipe[2];               /* wakes the run loop's sleeps */

@@ -251,6 +251,10 @@ static void session_end(struct kvmi_server *srv)
 	}
 	srv->connected = false;
 	atomic_store(&srv->live, false);
+	/* No new job starts now (the session is not live); wait for those
+	 * that started before, or one could finish after session_end(). */
+	while (srv->jobs_running)
+		kvmi_cond_wait(&srv->cond, &srv->lock);
 	kvmi_mutex_unlock(&srv->lock);
 
 	/* Wait for a writer that still holds the old fd. */

@@ -9,6 +9,7 @@
 #include "test_server_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -642,6 +643,92 @@ static void test_late_reply_sleeps(void)
 	fake_destroy(&fake);
 }
 
+/*
+ * A vCPU job whose handler still runs when the tool goes away: the session
+ * ends only after it.  Otherwise a CONTROL_MSR could land after
+ * session_end() undid the tool's changes, and the next session would
+ * inherit the interception.  The handler waits up to 300 ms for the
+ * session's end to show; with the job accounted for it cannot.
+ */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool in_op, ended, ended_during_op;
+} race = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false };
+
+static int slow_control_msr(struct kvmi_backend *b, unsigned vcpu, uint32_t msr, bool enable)
+{
+	struct timespec ts;
+
+	(void)b;
+	(void)vcpu;
+	(void)msr;
+	(void)enable;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 300 * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&race.lock);
+	race.in_op = true;
+	pthread_cond_broadcast(&race.cond);
+	while (!race.ended && pthread_cond_timedwait(&race.cond, &race.lock, &ts) != ETIMEDOUT)
+		;
+	race.ended_during_op = race.ended;
+	pthread_mutex_unlock(&race.lock);
+	return 0;
+}
+
+static void noting_session_end(struct kvmi_backend *b)
+{
+	(void)b;
+	pthread_mutex_lock(&race.lock);
+	race.ended = true;
+	pthread_cond_broadcast(&race.cond);
+	pthread_mutex_unlock(&race.lock);
+}
+
+static void *run_vcpu0_jobs(void *arg)
+{
+	fake_run_jobs(arg, 0);
+	return NULL;
+}
+
+static void test_job_outlives_session(void)
+{
+	struct kvmi_control_msr cm = { .enable = 1, .msr = 0x174 };
+	struct kvmi_vcpu_hdr vh = { .vcpu = 0 };
+	struct kvmi_backend fake;
+	struct harness h;
+	pthread_t thr;
+	bool queued = false;
+
+	fake_init(&fake);
+	fake_make_threaded(&fake);
+	fake.ops.control_msr = slow_control_msr;
+	fake.ops.session_end = noting_session_end;
+	h_start(&h, &fake, NULL);
+	h_cmd(&h, KVMI_CONTROL_MSR, 77, &vh, sizeof(vh), &cm, sizeof(cm));
+	for (int i = 0; i < 2000 && !queued; i++) {
+		queued = fake_pending_jobs(&fake, 0) > 0;
+		if (!queued)
+			usleep(1000);
+	}
+	tap_ok(queued, "job vs session end: CONTROL_MSR queued for vCPU 0");
+	pthread_create(&thr, NULL, run_vcpu0_jobs, &fake);
+	pthread_mutex_lock(&race.lock);
+	while (!race.in_op)
+		pthread_cond_wait(&race.cond, &race.lock);
+	pthread_mutex_unlock(&race.lock);
+	shutdown(h.tool, SHUT_RDWR);    /* the tool goes away mid-handler */
+	pthread_join(thr, NULL);
+	h_stop(&h);
+	tap_ok(!race.ended_during_op && race.ended,
+	       "  ... the session ended only after the handler returned");
+	fake_destroy(&fake);
+}
+
 int main(void)
 {
 	test_basic_reply();
@@ -656,5 +743,6 @@ int main(void)
 	test_trap_policy();
 	test_stop();
 	test_stuck_tool();
+	test_job_outlives_session();
 	return tap_done();
 }
