@@ -361,6 +361,13 @@ int ks_dispatch(struct kvmi_server *srv, const struct kvmi_msg_hdr *hdr, const u
 
 	if (hdr->id == KVMI_EVENT_REPLY)
 		return ks_handle_event_reply(srv, hdr, payload);
+	if (hdr->id == KVMI_EVENT) {
+		/* Only the VMM sends events.  Any answer would carry id 1 and
+		 * read as an event on the tool's side: the tool and the VMM are
+		 * out of step, as after a framing lie. */
+		ks_log(srv, KVMI_SRV_LOG_WARN, "the tool sent a message with the event id (1); closing");
+		return KVMI_CLOSE;
+	}
 	err = admit(&cmd, meta);
 	if (err)
 		return err == KVMI_CLOSE ? KVMI_CLOSE : refuse(&cmd, err);

@@ -368,7 +368,7 @@ static void test_fields(void)
 
 static void test_unknown_ids(void)
 {
-	static const uint16_t ids[] = { KVMI_EVENT, KVMI_CONTROL_VE, KVMI_GET_PAGE_ACCESS,
+	static const uint16_t ids[] = { KVMI_CONTROL_VE, KVMI_GET_PAGE_ACCESS,
 					KVMI_GET_PAGE_WRITE_BITMAP, 40, 45, 59, 61, 62, 64, 100, 65535 };
 	uint8_t junk[40] = { 1, 2, 3 };
 	struct kvmi_backend fake;
@@ -381,6 +381,25 @@ static void test_unknown_ids(void)
 		tap_ok(h_call(&h, ids[i], junk, sizeof(junk), NULL, 0, NULL, NULL) == -KVM_ENOSYS,
 		       "unknown id %u (40-byte payload consumed) -> -KVM_ENOSYS", ids[i]);
 	tap_ok(h_sync(&h), "unknown ids keep the stream in sync");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+/* id 1 is the VMM's event id: an error reply would carry it and read as
+ * an event, so no reply of any kind comes, the connection closes. */
+static void test_event_id_from_tool(void)
+{
+	uint8_t junk[40] = { 1, 2, 3 };
+	struct kvmi_msg_hdr hdr;
+	uint8_t payload[1024];
+	struct kvmi_backend fake;
+	struct harness h;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	h_cmd(&h, KVMI_EVENT, 99, junk, sizeof(junk), NULL, 0);
+	tap_ok(h_recv(&h, &hdr, payload) < 0 && h_closed(&h),
+	       "a message with id 1 (KVMI_EVENT) from the tool: no reply with id 1, the connection closes");
 	h_stop(&h);
 	fake_destroy(&fake);
 }
@@ -738,6 +757,7 @@ int main(void)
 	test_page_access_partial();
 	test_fields();
 	test_unknown_ids();
+	test_event_id_from_tool();
 	test_policy_denials();
 	test_framing();
 	test_check_truth();
