@@ -289,7 +289,7 @@ uint64_t mbox_post(struct vmm *v, uint64_t cmd, const uint64_t args[4])
 	gmem_write64(v, MBOX_FIELD(cmd), cmd);
 	gmem_write(v, MBOX_FIELD(arg), a, sizeof(a));
 	/* process_vm_writev copies in order; the guest reads seq first. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* a compiler barrier: the syscalls order the copies */
 	gmem_write64(v, MBOX_FIELD(seq), ++v->seq);
 	return v->seq;
 }

@@ -173,7 +173,7 @@ void vcpu_kick(struct vcpu *vcpu)
 	/* The flag covers a kick that lands before KVM_RUN is entered, the
 	 * signal one that lands while the guest runs. */
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	if (vcpu->thread_started && !pthread_equal(vcpu->thread, pthread_self()))
+	if (atomic_load(&vcpu->thread_started) && !pthread_equal(vcpu->thread, pthread_self()))
 		pthread_kill(vcpu->thread, VCPU_KICK_SIGNAL);
 }
 
@@ -442,14 +442,14 @@ int vcpu_start(struct vcpu *vcpu)
 	 * main thread. */
 	int err = thread_start_blocked(&vcpu->thread, vcpu_thread, vcpu);
 
-	vcpu->thread_started = !err;
+	atomic_store(&vcpu->thread_started, !err);
 	return err;
 }
 
 void vcpu_join(struct vcpu *vcpu)
 {
-	if (!vcpu->thread_started)
+	if (!atomic_load(&vcpu->thread_started))
 		return;
 	pthread_join(vcpu->thread, NULL);
-	vcpu->thread_started = false;
+	atomic_store(&vcpu->thread_started, false);
 }

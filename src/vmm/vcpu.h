@@ -37,7 +37,7 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	bool thread_started;
+	atomic_bool thread_started;  /* set after pthread_create (thread is valid) */
 
 	_Atomic int state;          /* enum vcpu_state; written by the vCPU thread only */
 	atomic_bool pause_request;  /* set by anyone, acted on by the vCPU thread */

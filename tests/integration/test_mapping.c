@@ -329,8 +329,7 @@ static void test_session(void)
 	/* Finish the guest through the mapping alone: it asserts that a #UD
 	 * was counted, then leaves its loop on the go word. */
 	mb->injected_ud = 1;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	mb->go = MBOX_GO;
+	__atomic_store_n(&mb->go, MBOX_GO, __ATOMIC_RELEASE); /* after injected_ud */
 	status = itest_wait(pid, 30);
 	ok(status == 0, "the go word written through the mapping lets the guest finish: exit status %d", status);
 	pid = 0;
