@@ -13,12 +13,12 @@ if [ ! -f "$build/build.ninja" ]; then
 	CC=clang CXX=clang++ meson setup "$build" "$root" \
 		-Dstatic_binaries=false -Dkvmbox=disabled >/dev/null
 fi
-ninja -C "$build" fuzz/fuzz_decoder fuzz/fuzz_handshake fuzz/fuzz_client_event fuzz/fuzz_client_stream fuzz/fuzz_loader
+ninja -C "$build" fuzz/fuzz_decoder fuzz/fuzz_handshake fuzz/fuzz_client_event fuzz/fuzz_client_stream fuzz/fuzz_loader fuzz/fuzz_engine
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 status=0
-for t in decoder handshake client_event client_stream loader; do
+for t in decoder handshake client_event client_stream loader engine; do
 	mkdir -p "$scratch/$t"
 	cp "$root/fuzz/corpus/$t/"* "$scratch/$t/"
 	echo "fuzz_$t: $secs s"

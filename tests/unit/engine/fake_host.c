@@ -56,7 +56,7 @@ static int f_set(void *host, uint32_t id, uint32_t flags, uint64_t gpa, uint64_t
 	return 0;
 }
 
-static const struct kvmi_host_ops fake_ops = {
+const struct kvmi_host_ops fake_ops = {
 	.kick = f_kick, .request_stop = f_stop, .slot_alloc = f_alloc, .slot_free = f_free, .slot_set = f_set,
 };
 

@@ -18,6 +18,10 @@ struct fake_host {
 	int fail_set_after;     /* > 0: the n-th slot_set from now fails */
 };
 
+/* The frontend's ops: slot ops recorded in the struct fake_host given as
+ * the host; kick counts; request_stop does nothing. */
+extern const struct kvmi_host_ops fake_ops;
+
 /* KVM slots with a size, i.e. what the guest sees. */
 unsigned kvm_slots(const struct fake_host *h);
 /* The slot covering gpa, or -1. */
