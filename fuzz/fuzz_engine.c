@@ -79,8 +79,13 @@ static struct kvmi_engine *engine(int memfd, uint8_t *ram, bool high)
 {
 	struct kvmi_engine_config cfg;
 	struct kvmi_engine *e = NULL;
-	struct kvmi_ram_region low = { 0, RAM_LOW, ram, memfd, 0, 1, true };
-	struct kvmi_ram_region hi = { 1ull << 32, RAM_HIGH, ram + RAM_LOW, memfd, RAM_LOW, 2, true };
+	struct kvmi_ram_region low = {
+		.gpa = 0, .size = RAM_LOW, .hva = ram, .fd = memfd, .slot_id = 1, .slot_exists = true,
+	};
+	struct kvmi_ram_region hi = {
+		.gpa = 1ull << 32, .size = RAM_HIGH, .hva = ram + RAM_LOW, .fd = memfd, .fd_offset = RAM_LOW,
+		.slot_id = 2, .slot_exists = true,
+	};
 
 	memset(&host, 0, sizeof(host));
 	memset(&cfg, 0, sizeof(cfg));

@@ -150,9 +150,21 @@ struct kvmi_ram_region {
 	int fd;                         /* backing file for map grants; -1: none */
 	uint64_t fd_offset;             /* of gpa in fd */
 	uint32_t slot_id;               /* the frontend's id for this region */
+	/* KVM_MEM_* flags the frontend wants on every slot of the region:
+	 * KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY (ROM: guest writes are
+	 * the frontend's, after the PF event if the tool asked for one). */
+	uint32_t flags;
 	/* The frontend has already registered the whole region as slot
 	 * slot_id (kvmi-vm at start-up); otherwise the engine creates it. */
 	bool slot_exists;
+};
+
+/* One kernel slot of a region (dirty logging: the frontend's bitmap of a
+ * region is the OR of its slots' bitmaps at their offsets, plus the pages
+ * the engine reported through ram_written). */
+struct kvmi_slot_piece {
+	uint32_t id;
+	uint64_t gpa, size;
 };
 
 /* 0 or -errno, with the reason logged. */
@@ -174,6 +186,13 @@ int kvmi_engine_region_add(struct kvmi_engine *e, const struct kvmi_ram_region *
 /* Deletes every slot of the region at gpa (ids from slot_alloc are freed;
  * the region's own id is the frontend's again). */
 int kvmi_engine_region_remove(struct kvmi_engine *e, uint64_t gpa);
+/* [any] Turns KVM_MEM_LOG_DIRTY_PAGES on or off on every slot of the region
+ * at gpa (KVM allows no other flag change on a live slot). */
+int kvmi_engine_region_set_dirty_log(struct kvmi_engine *e, uint64_t gpa, bool on);
+/* [any] The kernel slots of the region at gpa now, at most max of them;
+ * returns how many there are (> max: call again with more room), or
+ * -ENOENT. */
+int kvmi_engine_region_slots(struct kvmi_engine *e, uint64_t gpa, struct kvmi_slot_piece *out, size_t max);
 /* [any, not a vCPU thread of this VM unless it is out of KVM_RUN] Keeps
  * every vCPU out of guest mode until kvmi_engine_release(): for changes
  * the guest must never see half done (a region removed and added again).

@@ -187,6 +187,8 @@ int eng_map_memory(struct kvmi_engine *e, const struct kvmi_map_mem_token *token
 		   bool readonly, int *fd, uint64_t *offset);
 int eng_query_physical(struct kvmi_engine *e, uint64_t gfn, struct kvmi_query_physical_reply *r);
 uint64_t eng_max_gfn(struct kvmi_engine *e);
+/* gpa lies in a region the frontend made read-only (ROM). */
+bool eng_gpa_is_rom(struct kvmi_engine *e, uint64_t gpa);
 void eng_memory_session_end(struct kvmi_engine *e);
 void eng_memory_destroy(struct kvmi_engine *e);
 /* The rights of gfn as vCPU self must see them (pt_lock held). */

@@ -174,6 +174,11 @@ static int slot_del(struct kvmi_engine *e, struct ram_region *r, const struct pt
 	return err;
 }
 
+static uint32_t slot_flags(const struct ram_region *r, const struct pt_segment *s)
+{
+	return r->r.flags | (s->kind == PT_MAP_RO ? KVM_MEM_READONLY : 0);
+}
+
 static int slot_add(struct kvmi_engine *e, struct ram_region *r, const struct pt_segment *s,
 		    const uint32_t *ids, size_t n, uint32_t *id)
 {
@@ -181,7 +186,7 @@ static int slot_add(struct kvmi_engine *e, struct ram_region *r, const struct pt
 
 	if (err)
 		return err;
-	err = e->ops->slot_set(e->host, *id, s->kind == PT_MAP_RO ? KVM_MEM_READONLY : 0, s->gpa, s->size,
+	err = e->ops->slot_set(e->host, *id, slot_flags(r, s), s->gpa, s->size,
 			       (uint8_t *)r->r.hva + (s->gpa - r->r.gpa));
 	if (err) {
 		put_id(e, r, *id);
@@ -410,6 +415,72 @@ int kvmi_engine_region_remove(struct kvmi_engine *e, uint64_t gpa)
 	kvmi_rwlock_unlock(&e->pt_lock);
 	eng_release_vcpus(e);
 	return err;
+}
+
+static struct ram_region *region_at(struct kvmi_engine *e, uint64_t gpa)
+{
+	for (unsigned i = 0; i < e->nr_regions; i++)
+		if (e->regions[i].r.gpa == gpa)
+			return &e->regions[i];
+	return NULL;
+}
+
+int kvmi_engine_region_set_dirty_log(struct kvmi_engine *e, uint64_t gpa, bool on)
+{
+	struct ram_region *r;
+	int err = -ENOENT;
+
+	kvmi_rwlock_wrlock(&e->pt_lock);
+	r = region_at(e, gpa);
+	if (r) {
+		err = 0;
+		if (on)
+			r->r.flags |= KVM_MEM_LOG_DIRTY_PAGES;
+		else
+			r->r.flags &= ~(uint32_t)KVM_MEM_LOG_DIRTY_PAGES;
+		for (size_t k = 0; k < r->nr_layout && !err; k++) {
+			const struct pt_segment *s = &r->layout[k];
+
+			if (r->slot_ids[k] != UINT32_MAX)
+				err = e->ops->slot_set(e->host, r->slot_ids[k], slot_flags(r, s), s->gpa, s->size,
+						       (uint8_t *)r->r.hva + (s->gpa - r->r.gpa));
+		}
+	}
+	kvmi_rwlock_unlock(&e->pt_lock);
+	return err;
+}
+
+int kvmi_engine_region_slots(struct kvmi_engine *e, uint64_t gpa, struct kvmi_slot_piece *out, size_t max)
+{
+	struct ram_region *r;
+	int n = -ENOENT;
+
+	kvmi_rwlock_rdlock(&e->pt_lock);
+	r = region_at(e, gpa);
+	if (r) {
+		n = 0;
+		for (size_t k = 0; k < r->nr_layout; k++) {
+			if (r->slot_ids[k] == UINT32_MAX)
+				continue;
+			if ((size_t)n < max)
+				out[n] = (struct kvmi_slot_piece){ r->slot_ids[k], r->layout[k].gpa, r->layout[k].size };
+			n++;
+		}
+	}
+	kvmi_rwlock_unlock(&e->pt_lock);
+	return n;
+}
+
+bool eng_gpa_is_rom(struct kvmi_engine *e, uint64_t gpa)
+{
+	struct ram_region *r;
+	bool rom;
+
+	kvmi_rwlock_rdlock(&e->pt_lock);
+	r = region_of(e, gpa, 1);
+	rom = r && (r->r.flags & KVM_MEM_READONLY);
+	kvmi_rwlock_unlock(&e->pt_lock);
+	return rom;
 }
 
 void eng_memory_destroy(struct kvmi_engine *e)

@@ -109,6 +109,27 @@ static void raise_pf(struct kvmi_engine_vcpu *v, void *hva, uint8_t need, const 
 	}
 }
 
+/*
+ * A guest write to the frontend's ROM (a read-only region, e.g. flash):
+ * the frontend emulates it.  If the tool write-protected the page, the PF
+ * event comes first; RETRY with the page still protected drops the write,
+ * as for RAM.
+ */
+static enum kvmi_exit_owner rom_write(struct kvmi_engine_vcpu *v)
+{
+	uint64_t gfn = v->run->mmio.phys_addr >> 12;
+	struct kvmi_event_pf ev = { .gva = KVMI_UNMAPPED_GVA, .gpa = v->run->mmio.phys_addr, .access = PT_W };
+	struct kvmi_event_pf_reply rpl;
+	enum kvmi_outcome out;
+
+	if ((eng_rights(v->e, gfn, v->idx) & PT_W) || !eng_event_wanted(v, KVMI_EVENT_PF))
+		return KVMI_EXIT_FRONTEND;
+	out = eng_raise(v, KVMI_EVENT_PF, NULL, &ev, sizeof(ev), &rpl, sizeof(rpl)).outcome;
+	if (out == KVMI_CRASH || (out == KVMI_RETRY && !(eng_rights(v->e, gfn, UINT32_MAX) & PT_W)))
+		return KVMI_EXIT_ENGINE;
+	return KVMI_EXIT_FRONTEND;
+}
+
 enum kvmi_exit_owner eng_pf_exit(struct kvmi_engine_vcpu *v)
 {
 	struct kvm_run *run = v->run;
@@ -122,6 +143,8 @@ enum kvmi_exit_owner eng_pf_exit(struct kvmi_engine_vcpu *v)
 	hva = eng_gpa_to_hva(v->e, gpa, run->mmio.len);
 	if (!hva)
 		return KVMI_EXIT_FRONTEND;       /* not RAM: a device */
+	if (run->mmio.is_write && eng_gpa_is_rom(v->e, gpa))
+		return rom_write(v);
 	if ((eng_rights(v->e, gpa >> 12, v->idx) & need) || !eng_event_wanted(v, KVMI_EVENT_PF) ||
 	    eng_get_regs(v, &regs) < 0) {
 		complete_access(v, hva, NULL);

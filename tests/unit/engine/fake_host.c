@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 
 static void f_kick(void *host, unsigned idx)
@@ -92,7 +93,12 @@ struct kvmi_engine *new_engine(struct fake_host *h, uint64_t ram, void **mem)
 	cfg.kvm_fd = cfg.vm_fd = -1;
 	cfg.max_vcpus = 1;
 	kvmi_policy_allow_all(&cfg.policy);
-	*mem = calloc(1, 4096);         /* never touched: hva only */
+	/* Real memory: the engine completes accesses in it (reserved only,
+	 * pages come when touched). */
+	*mem = mmap(NULL, ram, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (*mem == MAP_FAILED)
+		return NULL;
+	h->ram_size = ram;
 	if (kvmi_engine_create(&cfg, &e))
 		return NULL;
 	/* As kvmi-vm does: the region's slot exists when the engine comes. */
@@ -110,8 +116,9 @@ struct kvmi_engine *new_engine(struct fake_host *h, uint64_t ram, void **mem)
 void free_engine(struct kvmi_engine *e, void *mem)
 {
 	struct kvm_run *run = e->vcpus[0] ? e->vcpus[0]->run : NULL;
+	struct fake_host *h = e->host;
 
 	kvmi_engine_destroy(e);
 	free(run);
-	free(mem);
+	munmap(mem, h->ram_size);
 }

@@ -15,6 +15,7 @@
 struct fake_host {
 	struct { bool used; uint32_t flags; uint64_t gpa, size; } slot[MAX_SLOTS];
 	unsigned allocs, frees, sets, kicks;
+	uint64_t ram_size;      /* of new_engine()'s memory */
 	int fail_set_after;     /* > 0: the n-th slot_set from now fails */
 };
 

@@ -162,6 +162,59 @@ static void test_recreate(void)
 	free_engine(e, mem);
 }
 
+/* What a frontend that owns dirty logging and ROM needs: the slots of a
+ * region, dirty logging on every piece, ROM writes handed back. */
+static void test_frontend_api(void)
+{
+	static struct fake_host h;
+	struct pt_entry pe[] = { { 0x10, PT_R | PT_X }, { 0x20, PT_R | PT_X } };
+	struct kvmi_slot_piece pieces[8];
+	struct kvmi_ram_region rom;
+	struct kvmi_engine *e;
+	struct kvm_run *run;
+	uint64_t covered = 0;
+	bool all_dirty = true;
+	void *mem;
+	int n;
+
+	e = new_engine(&h, 16 << 20, &mem);
+	if (!e)
+		return;
+	eng_set_page_access(e, pe, 1);
+	n = kvmi_engine_region_slots(e, 0, pieces, 8);
+	for (int i = 0; i < n && i < 8; i++)
+		covered += pieces[i].size;
+	ok(n == 3 && covered == 16 << 20 && pieces[0].id == REGION_SLOT,
+	   "slots: one protected page -> 3 pieces covering the region, the first under the region's id");
+	ok(kvmi_engine_region_slots(e, 0, pieces, 1) == 3, "slots: too little room -> the count");
+	ok(kvmi_engine_region_slots(e, 0x1000, pieces, 8) == -ENOENT, "slots: no region there -> -ENOENT");
+	ok(kvmi_engine_region_set_dirty_log(e, 0, true) == 0, "dirty log on");
+	eng_set_page_access(e, pe + 1, 1);
+	n = kvmi_engine_region_slots(e, 0, pieces, 8);
+	for (int i = 0; i < n && i < 8; i++)
+		all_dirty &= (h.slot[pieces[i].id].flags & KVM_MEM_LOG_DIRTY_PAGES) != 0;
+	ok(n == 5 && all_dirty && (h.slot[slot_at(&h, 0x10000)].flags & KVM_MEM_READONLY),
+	   "dirty log on every piece, also one split later; the protected page stays read-only");
+	ok(kvmi_engine_region_set_dirty_log(e, 0, false) == 0 &&
+	   !(h.slot[slot_at(&h, 0x20000)].flags & KVM_MEM_LOG_DIRTY_PAGES), "dirty log off again");
+
+	rom = (struct kvmi_ram_region){ .gpa = 0xfff00000, .size = 0x10000, .hva = mem, .fd = -1,
+					.slot_id = 9, .flags = KVM_MEM_READONLY };
+	ok(kvmi_engine_region_add(e, &rom) == 0 && (h.slot[9].flags & KVM_MEM_READONLY),
+	   "a ROM region: its slot is read-only");
+	run = e->vcpus[0]->run;
+	memset(run, 0, sizeof(*run));
+	run->exit_reason = KVM_EXIT_MMIO;
+	run->mmio.phys_addr = 0xfff00010;
+	run->mmio.len = 4;
+	run->mmio.is_write = 1;
+	ok(kvmi_engine_post_run(e->vcpus[0], 0, 0) == KVMI_EXIT_FRONTEND, "a guest write to ROM goes to the frontend");
+	run->mmio.phys_addr = 0x10010;
+	ok(kvmi_engine_post_run(e->vcpus[0], 0, 0) == KVMI_EXIT_ENGINE && memcmp((uint8_t *)mem + 0x10010,
+	   run->mmio.data, 4) == 0, "a write to write-protected RAM with no tool completes in the engine");
+	free_engine(e, mem);
+}
+
 int main(void)
 {
 	test_recreate();
@@ -169,5 +222,6 @@ int main(void)
 	test_update();
 	test_layout();
 	test_apply();
+	test_frontend_api();
 	return tap_done();
 }
