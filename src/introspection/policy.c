@@ -18,6 +18,10 @@
  * lines are ignored. KEY is "commands" (or "allow-commands") or "events"
  * (or "allow-events"). A key that does not appear allows everything; a key
  * that appears on several lines continues from the previous line's set.
+ * The policy never fails open: a text with neither key, and a file that
+ * is empty, unreadable, not a regular file on disk (a directory, a
+ * device, a FIFO, a procfs or sysfs file), over 1 MiB or with a NUL byte
+ * is refused with the reason.
  *
  * GET_VERSION, CHECK_COMMAND, CHECK_EVENT and EVENT_REPLY are always
  * allowed, whatever the list says. docs/policy.md has the user's view.
@@ -26,11 +30,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define ALL_COMMANDS (~0ull)
 #define ALL_EVENTS   ((1ull << KVMI_NUM_EVENTS) - 1)
@@ -254,48 +261,135 @@ int kvmi_policy_parse_text(const char *text, struct kvmi_policy *p, char *err, s
 			return ret;
 		}
 	}
+	if (!seen_cmd && !seen_ev) {
+		set_err(err, errlen, "no \"commands\" or \"events\" line (an empty policy would "
+			"allow everything)");
+		return -EINVAL;
+	}
 	*p = out;
 	return 0;
 }
 
+/* ---- the policy file -------------------------------------------------- */
+
+#define POLICY_FILE_MAX (1u << 20)
+
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+/* Up to POLICY_FILE_MAX + 1 bytes of fd, read until EOF: *len, or -errno. */
+static int read_all(int fd, char *buf, size_t *len)
+{
+	size_t got = 0;
+
+	while (got <= POLICY_FILE_MAX) {
+		ssize_t n = read(fd, buf + got, POLICY_FILE_MAX + 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	*len = got;
+	return 0;
+}
+
+/*
+ * The file's text, read by reading: a regular file whose every byte is
+ * there (what stat says it holds is what read gives), not empty, no NUL
+ * byte, at most 1 MiB. procfs and sysfs files say 0 or 4096 bytes
+ * whatever they hold, so they are refused as well as devices, FIFOs (the
+ * open does not wait for a writer) and directories.
+ */
+static int read_policy_file(const char *path, char **text, char *err, size_t errlen)
+{
+	struct stat st;
+	size_t len = 0;
+	char *buf = NULL;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		ret = -errno;
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		return ret;
+	}
+	if (fstat(fd, &st)) {
+		ret = -errno;
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	ret = -EINVAL;
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err, errlen, "%s: %s, not a policy file", path, file_kind(st.st_mode));
+		goto out;
+	}
+	ret = -EFBIG;
+	if (st.st_size > POLICY_FILE_MAX) {
+		set_err(err, errlen, "%s: larger than 1 MiB", path);
+		goto out;
+	}
+	ret = -ENOMEM;
+	buf = malloc(POLICY_FILE_MAX + 2);
+	if (!buf)
+		goto out;
+	ret = read_all(fd, buf, &len);
+	if (ret) {
+		set_err(err, errlen, "%s: %s", path, strerror(-ret));
+		goto out;
+	}
+	ret = -EINVAL;
+	if ((uint64_t)len != (uint64_t)st.st_size) {
+		set_err(err, errlen, "%s: %zu bytes read where the file says %lld: not a plain file "
+			"(procfs, sysfs?) or it changed while read", path, len, (long long)st.st_size);
+		goto out;
+	}
+	if (!len) {
+		set_err(err, errlen, "%s: the file is empty (an empty policy would allow everything)",
+			path);
+		goto out;
+	}
+	if (memchr(buf, '\0', len)) {
+		set_err(err, errlen, "%s: a NUL byte at offset %zu: not a text file", path,
+			(size_t)((char *)memchr(buf, '\0', len) - buf));
+		goto out;
+	}
+	buf[len] = '\0';
+	*text = buf;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
 int kvmi_policy_load_file(const char *path, struct kvmi_policy *p, char *err, size_t errlen)
 {
-	char *text;
-	long size;
-	FILE *f;
+	char *text = NULL, sub[256];
 	int ret;
 
-	f = fopen(path, "re");
-	if (!f) {
-		ret = -errno;
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+	ret = read_policy_file(path, &text, err, errlen);
+	if (ret)
 		return ret;
-	}
-	if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-		ret = -errno;
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
-		fclose(f);
-		return ret;
-	}
-	if (size > 1 << 20) {
-		set_err(err, errlen, "%s: larger than 1 MiB", path);
-		fclose(f);
-		return -EFBIG;
-	}
-	text = malloc((size_t)size + 1);
-	if (!text) {
-		fclose(f);
-		return -ENOMEM;
-	}
-	if (fread(text, 1, (size_t)size, f) != (size_t)size) {
-		set_err(err, errlen, "%s: read error", path);
-		free(text);
-		fclose(f);
-		return -EIO;
-	}
-	text[size] = '\0';
-	fclose(f);
-	ret = kvmi_policy_parse_text(text, p, err, errlen);
+	ret = kvmi_policy_parse_text(text, p, sub, sizeof(sub));
+	if (ret)
+		set_err(err, errlen, "%s: %s", path, sub);
 	free(text);
 	return ret;
 }

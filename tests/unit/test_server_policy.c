@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BIT(x) (1ull << (x))
@@ -95,32 +97,132 @@ static void test_text(void)
 	       "file: missing '='");
 	tap_ok(kvmi_policy_parse_text("events = pf, bogus\n", &p, err, sizeof(err)) == -EINVAL &&
 	       strstr(err, "bogus"), "file: bad item: %s", err);
-	tap_ok(kvmi_policy_parse_text("", &p, err, sizeof(err)) == 0 && p.commands == ~0ull,
-	       "file: empty allows all");
+	p.commands = 42;
+	tap_ok(kvmi_policy_parse_text("", &p, err, sizeof(err)) == -EINVAL && p.commands == 42 &&
+	       strstr(err, "no \"commands\""), "file: empty text refused: %s", err);
+	tap_ok(kvmi_policy_parse_text("# nothing but\n\n   # comments\n", &p, err, sizeof(err)) == -EINVAL,
+	       "file: comments only refused (it would allow everything)");
+}
+
+static char tmpdir[64];
+
+static void put_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fwrite(data, 1, len, f) != len)
+		tap_diag("cannot write %s", path);
+	if (f)
+		fclose(f);
+}
+
+/* load_file(path) refused with -EINVAL (or want) and a message naming why. */
+static void refused(const char *path, int want, const char *why, const char *desc)
+{
+	char err[256] = "";
+	struct kvmi_policy p = { 1, 2 };
+	int ret = kvmi_policy_load_file(path, &p, err, sizeof(err));
+
+	tap_ok(ret == want && p.commands == 1 && p.events == 2 && strstr(err, why) && strstr(err, path),
+	       "load_file refuses %s: %d \"%s\"", desc, ret, err);
+}
+
+/* A file the tool's uid 65534 cannot read (a child drops root first). */
+static void test_unreadable(const char *path)
+{
+	pid_t pid;
+	int status;
+
+	put_file(path, "commands = none\n", 16);
+	chmod(path, 0600);
+	if (geteuid() != 0) {
+		chmod(path, 0);
+		refused(path, -EACCES, "Permission denied", "a file it may not read");
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		char err[256] = "";
+		struct kvmi_policy p;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		_exit(kvmi_policy_load_file(path, &p, err, sizeof(err)) == -EACCES &&
+		      strstr(err, "Permission denied") ? 0 : 1);
+	}
+	tap_ok(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "load_file refuses a file it may not read (uid 65534, mode 0600): EACCES");
 }
 
 static void test_file(void)
 {
-	char path[64], err[128];
+	char path[128], err[256];
 	struct kvmi_policy p;
-	FILE *f;
+	char *big;
 
-	snprintf(path, sizeof(path), "/tmp/kvmi-policy-%d", (int)getpid());
-	f = fopen(path, "w");
-	fputs("commands = none\nevents = pf\n", f);
-	fclose(f);
+	snprintf(path, sizeof(path), "%s/ok", tmpdir);
+	put_file(path, "commands = none\nevents = pf\n", 28);
 	tap_ok(kvmi_policy_load_file(path, &p, err, sizeof(err)) == 0 && p.commands == 0 &&
 	       p.events == BIT(6), "load_file");
 	unlink(path);
 	tap_ok(kvmi_policy_load_file(path, &p, err, sizeof(err)) == -ENOENT && strstr(err, path),
 	       "load_file: missing file: %s", err);
+
+	snprintf(path, sizeof(path), "%s/empty", tmpdir);
+	put_file(path, "", 0);
+	refused(path, -EINVAL, "empty", "an empty file");
+	snprintf(path, sizeof(path), "%s/comments", tmpdir);
+	put_file(path, "# commands = none\n\n", 19);
+	refused(path, -EINVAL, "no \"commands\"", "a file of comments only");
+	snprintf(path, sizeof(path), "%s/nul", tmpdir);
+	put_file(path, "commands = all\0, -write_physical\n", 33);
+	refused(path, -EINVAL, "NUL", "a file with a NUL byte");
+	snprintf(path, sizeof(path), "%s/badkey", tmpdir);
+	put_file(path, "commands = all\ncomands = -write_physical\n", 41);
+	refused(path, -EINVAL, "line 2: unknown key", "a malformed file (names file and line)");
+	refused(tmpdir, -EINVAL, "a directory", "a directory");
+	refused("/dev/null", -EINVAL, "a character device", "/dev/null");
+	snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+	if (mkfifo(path, 0600) == 0) {
+		alarm(10);      /* the old code blocked in open() for a writer */
+		refused(path, -EINVAL, "a FIFO", "a FIFO (without waiting for a writer)");
+		alarm(0);
+	} else {
+		tap_skip("mkfifo failed", "load_file refuses a FIFO");
+	}
+	refused("/proc/self/status", -EINVAL, "not a plain file", "a procfs file (/proc/self/status)");
+	refused("/proc/self/environ", -EINVAL, "not a plain file", "a procfs file (/proc/self/environ)");
+	snprintf(path, sizeof(path), "%s/big", tmpdir);
+	big = malloc((1u << 20) + 2);
+	if (big) {
+		memset(big, '#', (1u << 20) + 2);
+		memcpy(big, "commands = none\n", 16);
+		put_file(path, big, (1u << 20) + 2);
+		free(big);
+		refused(path, -EFBIG, "1 MiB", "a file over 1 MiB");
+	}
+	snprintf(path, sizeof(path), "%s/unreadable", tmpdir);
+	test_unreadable(path);
 }
 
 int main(void)
 {
+	char cmd[128];
+	int ret;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kvmi-policy-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		printf("1..0 # SKIP no temporary directory\n");
+		return 0;
+	}
+	chmod(tmpdir, 0755);
 	test_lists();
 	test_allowed();
 	test_text();
 	test_file();
-	return tap_done();
+	ret = tap_done();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd))
+		tap_diag("cannot remove %s", tmpdir);
+	return ret;
 }
