@@ -72,6 +72,99 @@ static void test_allowed(void)
 	       "allow_all and range ends");
 }
 
+/* Writes are named once: write_physical and set_registers stand for
+ * every route. */
+static void test_writes(void)
+{
+	struct kvmi_policy p;
+	struct kvmi_x_map_memory rw = { .flags = 0 }, ro = { .flags = KVMI_X_MAP_READONLY };
+	char err[256] = "";
+	uint64_t m = 0;
+
+	kvmi_policy_allow_all(&p);
+	p.commands &= ~BIT(KVMI_WRITE_PHYSICAL);
+	tap_ok(!kvmi_policy_request_allowed(&p, KVMI_X_MAP_MEMORY, &rw, sizeof(rw)) &&
+	       kvmi_policy_request_allowed(&p, KVMI_X_MAP_MEMORY, &ro, sizeof(ro)),
+	       "-write_physical: a read-write map grant is refused, a read-only one is not");
+	tap_ok(!kvmi_policy_request_allowed(&p, KVMI_X_MAP_MEMORY, &ro, sizeof(ro) - 1),
+	       "-write_physical: a map request too short to say read-only is refused");
+	tap_ok(kvmi_policy_command_allowed(&p, KVMI_X_MAP_MEMORY),
+	       "-write_physical: CHECK_COMMAND allows the map extension (read-only grants)");
+	tap_ok(!kvmi_policy_command_allowed(&p, KVMI_VCPU_CHANGE_GFN) &&
+	       !kvmi_policy_command_allowed(&p, KVMI_SET_VE_INFO_PAGE) &&
+	       kvmi_policy_command_allowed(&p, KVMI_SET_PAGE_ACCESS),
+	       "-write_physical: CHANGE_GFN and SET_VE_INFO_PAGE refused, SET_PAGE_ACCESS not");
+	p.commands &= ~BIT(KVMI_GET_MAP_TOKEN);
+	tap_ok(!kvmi_policy_request_allowed(&p, KVMI_X_MAP_MEMORY, &ro, sizeof(ro)),
+	       "-get_map_token: no grant at all");
+
+	kvmi_policy_allow_all(&p);
+	p.commands &= ~BIT(KVMI_SET_REGISTERS);
+	tap_ok(!kvmi_policy_command_allowed(&p, KVMI_VCPU_SET_XSAVE) &&
+	       !kvmi_policy_request_allowed(&p, KVMI_VCPU_SET_XSAVE, "x", 1),
+	       "-set_registers: VCPU_SET_XSAVE refused");
+	tap_ok(kvmi_policy_request_allowed(&p, KVMI_X_MAP_MEMORY, &rw, sizeof(rw)) &&
+	       kvmi_policy_command_allowed(&p, KVMI_INJECT_EXCEPTION) &&
+	       kvmi_policy_command_allowed(&p, KVMI_GET_XSAVE),
+	       "-set_registers: memory, injections and reads are not register writes");
+	p.commands = BIT(KVMI_VCPU_SET_XSAVE) | BIT(KVMI_VCPU_CHANGE_GFN);
+	tap_ok(!kvmi_policy_command_allowed(&p, KVMI_VCPU_SET_XSAVE) &&
+	       !kvmi_policy_command_allowed(&p, KVMI_VCPU_CHANGE_GFN),
+	       "a writing command without its kind's name is refused");
+
+	/* Naming such a command anyway is an error, not a silent no-op. */
+	tap_ok(kvmi_policy_parse_commands("get_registers,vcpu_set_xsave", &m, err, sizeof(err)) == -EINVAL &&
+	       strstr(err, "SET_XSAVE") && strstr(err, "set_registers"),
+	       "list naming set_xsave without set_registers: %s", err);
+	tap_ok(kvmi_policy_parse_commands("all,-write_physical,change_gfn", &m, err, sizeof(err)) == -EINVAL &&
+	       strstr(err, "write_physical"), "list naming change_gfn without write_physical: %s", err);
+	tap_ok(kvmi_policy_parse_commands("set_registers,set_xsave", &m, err, sizeof(err)) == 0 &&
+	       kvmi_policy_parse_commands("all,-set_registers", &m, err, sizeof(err)) == 0,
+	       "set_xsave with set_registers, and all minus set_registers, are fine");
+	tap_ok(kvmi_policy_parse_text("commands = set_xsave\ncommands = -set_registers\n", &p, err,
+				      sizeof(err)) == -EINVAL && strstr(err, "SET_XSAVE"),
+	       "policy file naming set_xsave without set_registers: %s", err);
+}
+
+/* Event replies: the values a reply would write. */
+static void test_reply_filter(void)
+{
+	struct kvmi_policy p;
+	struct kvmi_event_cr cr = { .cr = 3, .old_value = 0x1000, .new_value = 0x2000 };
+	struct kvmi_event_msr msr = { .msr = 0x175, .old_value = 5, .new_value = 6 };
+	struct kvmi_event_pf pf = { .gpa = 0x3000 };
+	struct kvmi_event_pf_reply pr = { .ctx_addr = 0x3000, .ctx_size = 4, .ctx_data = { 1, 2, 3, 4 } };
+	uint64_t v;
+
+	kvmi_policy_allow_all(&p);
+	v = 0x6666;
+	tap_ok(!kvmi_policy_filter_reply(&p, KVMI_EVENT_CR, &cr, sizeof(cr), &v, sizeof(v)) && v == 0x6666,
+	       "set_registers allowed: a CR reply's value is kept");
+	tap_ok(!kvmi_policy_filter_reply(&p, KVMI_EVENT_PF, &pf, sizeof(pf), &pr, sizeof(pr)) &&
+	       pr.ctx_size == 4, "write_physical allowed: ctx_data kept");
+	p.commands &= ~(BIT(KVMI_SET_REGISTERS) | BIT(KVMI_WRITE_PHYSICAL));
+	tap_ok(kvmi_policy_filter_reply(&p, KVMI_EVENT_CR, &cr, sizeof(cr), &v, sizeof(v)) && v == 0x2000,
+	       "-set_registers: a CR value of the tool's becomes the guest's");
+	v = 0x1000;
+	tap_ok(!kvmi_policy_filter_reply(&p, KVMI_EVENT_CR, &cr, sizeof(cr), &v, sizeof(v)) && v == 0x1000,
+	       "-set_registers: a CR veto (the old value) stays");
+	v = 0x2000;
+	tap_ok(!kvmi_policy_filter_reply(&p, KVMI_EVENT_CR, &cr, sizeof(cr), &v, sizeof(v)) && v == 0x2000,
+	       "-set_registers: a CR reply letting the guest's value through stays");
+	v = 0xbad;
+	tap_ok(kvmi_policy_filter_reply(&p, KVMI_EVENT_MSR, &msr, sizeof(msr), &v, sizeof(v)) && v == 6,
+	       "-set_registers: an MSR value of the tool's becomes the guest's");
+	v = 5;
+	tap_ok(!kvmi_policy_filter_reply(&p, KVMI_EVENT_MSR, &msr, sizeof(msr), &v, sizeof(v)) && v == 5,
+	       "-set_registers: an MSR veto stays");
+	tap_ok(kvmi_policy_filter_reply(&p, KVMI_EVENT_PF, &pf, sizeof(pf), &pr, sizeof(pr)) &&
+	       pr.ctx_size == 0 && pr.ctx_addr == 0 && pr.ctx_data[0] == 0,
+	       "-write_physical: a PF reply's ctx_data is dropped");
+	v = 0xbad;
+	tap_ok(!kvmi_policy_filter_reply(&p, KVMI_EVENT_BREAKPOINT, NULL, 0, &v, sizeof(v)) && v == 0xbad,
+	       "other events' replies are left alone");
+}
+
 static void test_text(void)
 {
 	struct kvmi_policy p;
@@ -218,6 +311,8 @@ int main(void)
 	chmod(tmpdir, 0755);
 	test_lists();
 	test_allowed();
+	test_writes();
+	test_reply_filter();
 	test_text();
 	test_file();
 	ret = tap_done();
