@@ -147,7 +147,10 @@ struct kvmi_engine_config {
 struct kvmi_ram_region {
 	uint64_t gpa, size;             /* page aligned */
 	void *hva;
-	int fd;                         /* backing file for map grants; -1: none */
+	/* Backing file for map grants; -1: none.  Read-only grants are given
+	 * only if its mode has no write bit (0400): else the tool could reopen
+	 * its descriptor for writing through /proc/self/fd. */
+	int fd;
 	uint64_t fd_offset;             /* of gpa in fd */
 	uint32_t slot_id;               /* the frontend's id for this region */
 	/* KVM_MEM_* flags the frontend wants on every slot of the region:

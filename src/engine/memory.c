@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -498,15 +499,20 @@ void eng_memory_destroy(struct kvmi_engine *e)
  * KVMI_X_MAP_MEMORY: the tool gets the region's backing file itself, so its
  * mapping is the guest's RAM with no copy and no VMM involvement after this
  * call.  A read-only request gets a separate read-only open of the file,
- * so the tool cannot mprotect() its way to writing.  The whole file is
- * reachable through the descriptor: the range check keeps honest tools
- * inside RAM (docs/limitations.md).
+ * so the tool cannot mprotect() its way to writing; and only of a file
+ * whose mode lets nobody open it for writing (kvmi-vm makes it 0400), or
+ * the tool could reopen its descriptor through /proc/self/fd with write
+ * access.  The whole file is reachable through the descriptor: the range
+ * check keeps honest tools inside RAM (docs/limitations.md,
+ * docs/security.md).
  */
 int eng_map_memory(struct kvmi_engine *e, const struct kvmi_map_mem_token *token, uint64_t gpa, uint64_t len,
 		   bool readonly, int *fd, uint64_t *offset)
 {
 	struct ram_region *r;
-	int err, src, nfd;
+	struct stat st;
+	unsigned mode = 0;
+	int err = 0, src, nfd = -1;
 	uint64_t off;
 
 	/* Token first: without one the tool learns nothing, not even the
@@ -518,6 +524,11 @@ int eng_map_memory(struct kvmi_engine *e, const struct kvmi_map_mem_token *token
 	r = len ? region_of(e, gpa, len) : NULL;
 	src = r ? r->r.fd : -1;
 	off = r ? r->r.fd_offset + (gpa - r->r.gpa) : 0;
+	if (src >= 0 && readonly) {
+		mode = fstat(src, &st) ? 07777 : st.st_mode & 07777;
+		if (mode & 0222)
+			src = -2;      /* a reopen could write: refused below */
+	}
 	if (src >= 0) {
 		char path[64];
 
@@ -528,6 +539,11 @@ int eng_map_memory(struct kvmi_engine *e, const struct kvmi_map_mem_token *token
 	kvmi_rwlock_unlock(&e->pt_lock);
 	if (!r)
 		return -KVM_ENOENT;
+	if (src == -2) {
+		pr_err("introspection: no read-only grant: the guest RAM file has mode %04o, "
+		       "a reopen could write (the frontend must make it 0400)", mode);
+		return -KVM_EOPNOTSUPP;
+	}
 	if (src < 0)
 		return -KVM_EOPNOTSUPP;    /* RAM without a file: READ_PHYSICAL only */
 	if (err) {

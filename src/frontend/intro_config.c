@@ -128,7 +128,7 @@ static int load_policy(const struct intro_options *o, struct kvmi_policy *p)
 	if (o->policy_file) {
 		ret = kvmi_policy_load_file(o->policy_file, p, err, sizeof(err));
 		if (ret) {
-			pr_err("introspection policy %s: %s", o->policy_file, err);
+			pr_err("--policy: %s", err);
 			return ret;
 		}
 	}

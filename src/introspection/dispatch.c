@@ -328,7 +328,7 @@ static int admit(struct kvmi_cmd *cmd, const struct kvmi_proto_cmd *meta)
 		ks_log(srv, KVMI_SRV_LOG_DEBUG, "unknown command id %u", id);
 		return -KVM_ENOSYS;
 	}
-	if (!kvmi_policy_command_allowed(&srv->policy, id))
+	if (!kvmi_policy_request_allowed(&srv->policy, id, cmd->req, cmd->req_size))
 		return -KVM_EPERM;
 	err = ks_cmd_supported(srv, id);
 	if (err)

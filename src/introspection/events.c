@@ -397,6 +397,9 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 		       res->action, kvmi_proto_event_name(event));
 		res->action = KVMI_EVENT_ACTION_CONTINUE;
 	}
+	if (res->delivered && kvmi_policy_filter_reply(&srv->policy, event, data, len, rpl, rpl_len))
+		ks_log(srv, KVMI_SRV_LOG_WARN, "%s reply: a write the policy denies was dropped",
+		       kvmi_proto_event_name(event));
 	if (set_regs && srv->ops->set_registers)
 		res->regs_applied = srv->ops->set_registers(srv->b, vcpu, &regs) == 0;
 	if (!res->delivered && rpl_len)

@@ -220,10 +220,30 @@ struct kvmi_policy {
 };
 
 void kvmi_policy_allow_all(struct kvmi_policy *p);
-/* Always-allowed commands are allowed whatever the mask says. kvmi
- * extension commands follow the command they belong to
- * (KVMI_X_MAP_MEMORY: GET_MAP_TOKEN). */
+/*
+ * May the tool send command id at all (CHECK_COMMAND)? Always-allowed
+ * commands are allowed whatever the mask says. kvmi extension commands
+ * follow the command they belong to (KVMI_X_MAP_MEMORY: GET_MAP_TOKEN).
+ * Writes are named once: a command that writes guest memory also needs
+ * WRITE_PHYSICAL, one that writes vCPU registers SET_REGISTERS (the
+ * src/proto table's KVMI_PROTO_WRITES_* attributes).
+ */
 bool kvmi_policy_command_allowed(const struct kvmi_policy *p, unsigned id);
+/* May this request (the payload as received, len bytes) pass? The same,
+ * plus what the request itself asks: a read-write map grant is a memory
+ * write, a read-only one is not. */
+bool kvmi_policy_request_allowed(const struct kvmi_policy *p, unsigned id, const void *req,
+				 size_t len);
+/*
+ * The tool's reply rpl (rpl_len bytes) to event `event` with data
+ * `data` (len bytes), before the vCPU acts on it: without SET_REGISTERS a
+ * CR or MSR reply may only veto (the old value) or allow (the guest's),
+ * any other new_val becomes the guest's; without WRITE_PHYSICAL a PF
+ * reply's ctx_data is dropped (loads read guest memory). True when
+ * something was dropped.
+ */
+bool kvmi_policy_filter_reply(const struct kvmi_policy *p, unsigned event, const void *data,
+			      size_t len, void *rpl, size_t rpl_len);
 bool kvmi_policy_event_allowed(const struct kvmi_policy *p, unsigned id);
 /*
  * "all", "none", names ("get_registers", "KVMI_GET_REGISTERS", kernel

@@ -38,6 +38,15 @@ enum kvmi_proto_scope {
 #define KVMI_PROTO_VAR_REPLY  0x02u  /* reply data longer than reply_size, its fixed part */
 #define KVMI_PROTO_NO_REPLY   0x04u  /* not a command: nothing ever answers it */
 #define KVMI_PROTO_RESERVED   0x08u  /* a name only: no layout, no implementation */
+/*
+ * What a command changes in the guest, for the admin policy, which names
+ * each kind once (docs/policy.md): "write_physical" stands for every
+ * command that changes guest memory as the guest sees it, "set_registers"
+ * for every command that writes vCPU registers. KVMI_X_MAP_MEMORY writes
+ * memory unless it asks for a read-only grant (kvmi_proto_command_writes).
+ */
+#define KVMI_PROTO_WRITES_MEM  0x10u
+#define KVMI_PROTO_WRITES_REGS 0x20u
 
 struct kvmi_proto_cmd {
 	uint16_t id;
@@ -78,6 +87,13 @@ size_t kvmi_proto_event_data_size(unsigned id);
 size_t kvmi_proto_event_reply_size(unsigned id);
 /* Does a successful reply to command `c` carry data? */
 bool kvmi_proto_reply_has_data(const struct kvmi_proto_cmd *c);
+/*
+ * What request (len bytes, as received) of command c writes:
+ * KVMI_PROTO_WRITES_MEM | KVMI_PROTO_WRITES_REGS or 0. req NULL: the
+ * least any request of c writes (a read-only map grant writes nothing).
+ * A request too short to say counts as writing all its row says.
+ */
+unsigned kvmi_proto_command_writes(const struct kvmi_proto_cmd *c, const void *req, size_t len);
 /* Does event `id` wait for an EVENT_REPLY? An unknown event does: it may
  * hold a vCPU, and only an answer releases it. */
 bool kvmi_proto_event_needs_reply(unsigned id);

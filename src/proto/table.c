@@ -17,6 +17,8 @@
 #define REQ(type)   .req_size = sizeof(struct type)
 #define REPLY(type) .reply_size = sizeof(struct type)
 #define ALIAS(name) .alias = name
+#define WMEM  KVMI_PROTO_WRITES_MEM
+#define WREGS KVMI_PROTO_WRITES_REGS
 
 /* pfx is "KVMI_" or "KVMI_VCPU_": the client's short name drops it. */
 #define ENTRY(pfx, x, ...) { .id = pfx##x, .name = #pfx #x, .short_name = #x, __VA_ARGS__ }
@@ -44,7 +46,8 @@ static const struct kvmi_proto_cmd commands[KVMI_NUM_MESSAGES] = {
 	/* + one u32 MSR index per MSR; reply + one kvmi_x86_msr_entry each */
 	CMD(KVMI_, GET_REGISTERS, VCPU, REQ(kvmi_get_registers), REPLY(kvmi_get_registers_reply),
 	    .flags = KVMI_PROTO_VAR_REQ | KVMI_PROTO_VAR_REPLY, ALIAS("KVMI_VCPU_GET_REGISTERS")),
-	CMD(KVMI_, SET_REGISTERS, VCPU, REQ(kvmi_x86_regs), ALIAS("KVMI_VCPU_SET_REGISTERS")),
+	CMD(KVMI_, SET_REGISTERS, VCPU, REQ(kvmi_x86_regs), .flags = WREGS,
+	    ALIAS("KVMI_VCPU_SET_REGISTERS")),
 	CMD(KVMI_, GET_CPUID, VCPU, REQ(kvmi_get_cpuid), REPLY(kvmi_get_cpuid_reply),
 	    ALIAS("KVMI_VCPU_GET_CPUID")),
 	CMD(KVMI_, GET_XSAVE, VCPU, .reply_size = KVMI_XSAVE_SIZE, ALIAS("KVMI_VCPU_GET_XSAVE")),
@@ -52,7 +55,7 @@ static const struct kvmi_proto_cmd commands[KVMI_NUM_MESSAGES] = {
 	CMD(KVMI_, READ_PHYSICAL, VM, REQ(kvmi_read_physical), .flags = KVMI_PROTO_VAR_REPLY,
 	    ALIAS("KVMI_VM_READ_PHYSICAL")),
 	/* + the data to write */
-	CMD(KVMI_, WRITE_PHYSICAL, VM, REQ(kvmi_write_physical), .flags = KVMI_PROTO_VAR_REQ,
+	CMD(KVMI_, WRITE_PHYSICAL, VM, REQ(kvmi_write_physical), .flags = KVMI_PROTO_VAR_REQ | WMEM,
 	    ALIAS("KVMI_VM_WRITE_PHYSICAL")),
 	CMD(KVMI_, INJECT_EXCEPTION, VCPU, REQ(kvmi_inject_exception),
 	    ALIAS("KVMI_VCPU_INJECT_EXCEPTION")),
@@ -71,7 +74,8 @@ static const struct kvmi_proto_cmd commands[KVMI_NUM_MESSAGES] = {
 	    .flags = KVMI_PROTO_VAR_REQ, ALIAS("KVMI_VM_SET_PAGE_WRITE_BITMAP")),
 	CMD(KVMI_, CONTROL_CMD_RESPONSE, VM, REQ(kvmi_control_cmd_response),
 	    ALIAS("KVMI_VM_CONTROL_CMD_RESPONSE")),
-	CMD(KVMI_, SET_VE_INFO_PAGE, VCPU, REQ(kvmi_set_ve_info_page),
+	/* the processor writes #VE information to the page the tool names */
+	CMD(KVMI_, SET_VE_INFO_PAGE, VCPU, REQ(kvmi_set_ve_info_page), .flags = WMEM,
 	    ALIAS("KVMI_VCPU_SET_VE_INFO")),
 	CMD(KVMI_, GET_MAX_GFN, VM, REPLY(kvmi_get_max_gfn_reply), ALIAS("KVMI_VM_GET_MAX_GFN")),
 	CMD(KVMI_, SET_PAGE_SVE, VM, REQ(kvmi_set_page_sve), ALIAS("KVMI_VM_SET_PAGE_SVE")),
@@ -86,22 +90,25 @@ static const struct kvmi_proto_cmd commands[KVMI_NUM_MESSAGES] = {
 	CMD(KVMI_, CONTROL_EPT_VIEW, VCPU, REQ(kvmi_control_ept_view),
 	    ALIAS("KVMI_VCPU_CONTROL_EPT_VIEW")),
 	CMD(KVMI_VCPU_, GET_XCR, VCPU, REQ(kvmi_get_xcr), REPLY(kvmi_get_xcr_reply)),
-	/* the XSAVE area itself, up to KVMI_XSAVE_SIZE */
-	CMD(KVMI_VCPU_, SET_XSAVE, VCPU, .flags = KVMI_PROTO_VAR_REQ),
+	/* the XSAVE area itself, up to KVMI_XSAVE_SIZE: FPU, SSE, AVX registers */
+	CMD(KVMI_VCPU_, SET_XSAVE, VCPU, .flags = KVMI_PROTO_VAR_REQ | WREGS),
 	CMD(KVMI_, QUERY_PHYSICAL, VM, REQ(kvmi_query_physical), REPLY(kvmi_query_physical_reply)),
 	CMD(KVMI_VCPU_, ALLOC_GFN, VCPU, REQ(kvmi_alloc_gfn)),
 	CMD(KVMI_VCPU_, FREE_GFN, VCPU, REQ(kvmi_free_gfn)),
 	CMD(KVMI_, CREATE_EPT_VIEW, VM, REPLY(kvmi_create_ept_view_reply)),
 	CMD(KVMI_, DESTROY_EPT_VIEW, VM, REQ(kvmi_destroy_ept_view)),
-	/* the kvmi-v7 kernel's 16 bytes, or libkvmi master's 24 with a view */
-	CMD(KVMI_VCPU_, CHANGE_GFN, VCPU, REQ(kvmi_change_gfn_v1), .flags = KVMI_PROTO_VAR_REQ),
+	/* the kvmi-v7 kernel's 16 bytes, or libkvmi master's 24 with a view;
+	 * the guest then sees another page's contents at the gfn */
+	CMD(KVMI_VCPU_, CHANGE_GFN, VCPU, REQ(kvmi_change_gfn_v1), .flags = KVMI_PROTO_VAR_REQ | WMEM),
 	CMD(KVMI_VCPU_, CONTROL_SINGLESTEP, VCPU, REQ(kvmi_control_singlestep)),
 };
 
 /* kvmi extensions: ids outside the KVMI range (kvmi-wire.h). */
 static const struct kvmi_proto_cmd x_commands[] = {
-	/* the reply also carries a descriptor (SCM_RIGHTS) */
-	ENTRY(KVMI_, X_MAP_MEMORY, VM, REQ(kvmi_x_map_memory), REPLY(kvmi_x_map_memory_reply)),
+	/* the reply also carries a descriptor (SCM_RIGHTS); writable unless
+	 * the request asks for KVMI_X_MAP_READONLY */
+	ENTRY(KVMI_, X_MAP_MEMORY, VM, REQ(kvmi_x_map_memory), REPLY(kvmi_x_map_memory_reply),
+	      .flags = WMEM),
 };
 
 #define EV(x, ...) [KVMI_EVENT_##x] = { \
@@ -182,6 +189,21 @@ size_t kvmi_proto_event_reply_size(unsigned id)
 bool kvmi_proto_reply_has_data(const struct kvmi_proto_cmd *c)
 {
 	return c->reply_size || (c->flags & KVMI_PROTO_VAR_REPLY);
+}
+
+unsigned kvmi_proto_command_writes(const struct kvmi_proto_cmd *c, const void *req, size_t len)
+{
+	unsigned writes = c->flags & (KVMI_PROTO_WRITES_MEM | KVMI_PROTO_WRITES_REGS);
+	struct kvmi_x_map_memory map;
+
+	if (c->id != KVMI_X_MAP_MEMORY)
+		return writes;
+	if (!req)
+		return 0;
+	if (len < sizeof(map))
+		return writes;
+	memcpy(&map, req, sizeof(map));
+	return map.flags & KVMI_X_MAP_READONLY ? 0 : writes;
 }
 
 bool kvmi_proto_event_needs_reply(unsigned id)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int memslot_alloc(struct guest_memory *mem, uint32_t *slot_id)
@@ -170,6 +171,15 @@ int guest_memory_init(struct guest_memory *mem, int vm_fd, uint64_t ram_size, un
 		goto err_free;
 	}
 	if (ftruncate(mem->memfd, (off_t)ram_size) < 0) {
+		err = -errno;
+		goto err_close;
+	}
+	/* A memfd's inode is created 0777: a tool given a read-only
+	 * descriptor (KVMI_X_MAP_READONLY) could reopen it for writing
+	 * through /proc/self/fd.  Read for the owner only: our own mapping
+	 * and descriptor keep their rights, the engine's read-only reopen
+	 * still works, and anyone else needs to be root (docs/security.md). */
+	if (fchmod(mem->memfd, 0400) < 0) {
 		err = -errno;
 		goto err_close;
 	}

@@ -43,6 +43,14 @@ if [ -f "$HELLO" ]; then
 	head -c 2000 "$HELLO" >"$TMP/trunc-segments.elf"
 fi
 
+# Introspection policy files that must not start a guest (an empty policy
+# would allow everything).
+printf '# comments only\n\n' >"$TMP/policy-comments"
+printf 'commands = all\ncomands = -write_physical\n' >"$TMP/policy-badkey"
+printf 'commands = all\000, -write_physical\n' >"$TMP/policy-nul"
+mkfifo "$TMP/policy-fifo" 2>/dev/null || : >"$TMP/policy-fifo"
+TOOL=unix:$TMP/no-tool.sock
+
 N=0
 FAILED=0
 
@@ -132,5 +140,15 @@ check kvm 1 "--kernel empty file" -- --timeout 10 --kernel "$TMP/empty"
 check kvm 1 "--kernel garbage (not a bzImage)" -- --timeout 10 --kernel "$TMP/garbage"
 check kvm 1 "--initrd missing file" -- --timeout 10 --kernel "$TMP/garbage" --initrd "$TMP/no-such-initrd"
 check "$HELLO" 1 "--kernel an ELF (not a bzImage)" -- --timeout 10 --kernel "$HELLO"
+# Introspection policy files (read after /dev/kvm is opened).
+check "$HELLO" 1 "--policy missing file" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy "$TMP/no-such-policy"
+check "$HELLO" 1 "--policy empty file" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy "$TMP/empty"
+check "$HELLO" 1 "--policy comments only" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy "$TMP/policy-comments"
+check "$HELLO" 1 "--policy unknown key" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy "$TMP/policy-badkey"
+check "$HELLO" 1 "--policy with a NUL byte" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy "$TMP/policy-nul"
+check "$HELLO" 1 "--policy a directory" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy "$TMP"
+check "$HELLO" 1 "--policy /dev/null" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy /dev/null
+check "$HELLO" 1 "--policy a FIFO" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy "$TMP/policy-fifo"
+check "$HELLO" 1 "--policy a procfs file" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy /proc/self/status
 
 [ "$FAILED" -eq 0 ]

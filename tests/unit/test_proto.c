@@ -94,6 +94,8 @@ static void test_events(void)
 #define VCPU KVMI_PROTO_VCPU
 #define VREQ KVMI_PROTO_VAR_REQ
 #define VRPL KVMI_PROTO_VAR_REPLY
+#define WMEM KVMI_PROTO_WRITES_MEM
+#define WREGS KVMI_PROTO_WRITES_REGS
 
 static const struct {
 	unsigned id;
@@ -111,11 +113,11 @@ static const struct {
 	{ KVMI_CONTROL_CR, VCPU, 0, S(kvmi_control_cr), 0 },
 	{ KVMI_CONTROL_MSR, VCPU, 0, S(kvmi_control_msr), 0 },
 	{ KVMI_GET_REGISTERS, VCPU, VREQ | VRPL, S(kvmi_get_registers), S(kvmi_get_registers_reply) },
-	{ KVMI_SET_REGISTERS, VCPU, 0, S(kvmi_x86_regs), 0 },
+	{ KVMI_SET_REGISTERS, VCPU, WREGS, S(kvmi_x86_regs), 0 },
 	{ KVMI_GET_CPUID, VCPU, 0, S(kvmi_get_cpuid), S(kvmi_get_cpuid_reply) },
 	{ KVMI_GET_XSAVE, VCPU, 0, 0, KVMI_XSAVE_SIZE },
 	{ KVMI_READ_PHYSICAL, VM, VRPL, S(kvmi_read_physical), 0 },
-	{ KVMI_WRITE_PHYSICAL, VM, VREQ, S(kvmi_write_physical), 0 },
+	{ KVMI_WRITE_PHYSICAL, VM, VREQ | WMEM, S(kvmi_write_physical), 0 },
 	{ KVMI_INJECT_EXCEPTION, VCPU, 0, S(kvmi_inject_exception), 0 },
 	{ KVMI_SET_PAGE_ACCESS, VM, VREQ, S(kvmi_set_page_access), 0 },
 	{ KVMI_GET_MAP_TOKEN, VM, 0, 0, S(kvmi_get_map_token_reply) },
@@ -123,7 +125,7 @@ static const struct {
 	{ KVMI_CONTROL_SPP, VM, 0, S(kvmi_control_spp), 0 },
 	{ KVMI_SET_PAGE_WRITE_BITMAP, VM, VREQ, S(kvmi_set_page_write_bitmap), 0 },
 	{ KVMI_CONTROL_CMD_RESPONSE, VM, 0, S(kvmi_control_cmd_response), 0 },
-	{ KVMI_SET_VE_INFO_PAGE, VCPU, 0, S(kvmi_set_ve_info_page), 0 },
+	{ KVMI_SET_VE_INFO_PAGE, VCPU, WMEM, S(kvmi_set_ve_info_page), 0 },
 	{ KVMI_GET_MAX_GFN, VM, 0, 0, S(kvmi_get_max_gfn_reply) },
 	{ KVMI_SET_PAGE_SVE, VM, 0, S(kvmi_set_page_sve), 0 },
 	{ KVMI_GET_NEXT_AVAILABLE_GFN, VM, 0, 0, S(kvmi_get_next_available_gfn_reply) },
@@ -133,15 +135,15 @@ static const struct {
 	{ KVMI_VCPU_TRANSLATE_GVA, VCPU, 0, S(kvmi_translate_gva), S(kvmi_translate_gva_reply) },
 	{ KVMI_CONTROL_EPT_VIEW, VCPU, 0, S(kvmi_control_ept_view), 0 },
 	{ KVMI_VCPU_GET_XCR, VCPU, 0, S(kvmi_get_xcr), S(kvmi_get_xcr_reply) },
-	{ KVMI_VCPU_SET_XSAVE, VCPU, VREQ, 0, 0 },
+	{ KVMI_VCPU_SET_XSAVE, VCPU, VREQ | WREGS, 0, 0 },
 	{ KVMI_QUERY_PHYSICAL, VM, 0, S(kvmi_query_physical), S(kvmi_query_physical_reply) },
 	{ KVMI_VCPU_ALLOC_GFN, VCPU, 0, S(kvmi_alloc_gfn), 0 },
 	{ KVMI_VCPU_FREE_GFN, VCPU, 0, S(kvmi_free_gfn), 0 },
 	{ KVMI_CREATE_EPT_VIEW, VM, 0, 0, S(kvmi_create_ept_view_reply) },
 	{ KVMI_DESTROY_EPT_VIEW, VM, 0, S(kvmi_destroy_ept_view), 0 },
-	{ KVMI_VCPU_CHANGE_GFN, VCPU, VREQ, S(kvmi_change_gfn_v1), 0 },
+	{ KVMI_VCPU_CHANGE_GFN, VCPU, VREQ | WMEM, S(kvmi_change_gfn_v1), 0 },
 	{ KVMI_VCPU_CONTROL_SINGLESTEP, VCPU, 0, S(kvmi_control_singlestep), 0 },
-	{ KVMI_X_MAP_MEMORY, VM, 0, S(kvmi_x_map_memory), S(kvmi_x_map_memory_reply) },
+	{ KVMI_X_MAP_MEMORY, VM, WMEM, S(kvmi_x_map_memory), S(kvmi_x_map_memory_reply) },
 };
 
 static void test_command_sizes(void)
@@ -164,6 +166,34 @@ static void test_command_sizes(void)
 	   kvmi_proto_command(KVMI_GET_PAGE_ACCESS)->flags & KVMI_PROTO_RESERVED &&
 	   kvmi_proto_command(KVMI_GET_PAGE_WRITE_BITMAP)->flags & KVMI_PROTO_RESERVED,
 	   "reserved ids: a name, no layout");
+}
+
+/* What a request writes: the row, except a read-only map grant. */
+static void test_command_writes(void)
+{
+	const struct kvmi_proto_cmd *map = kvmi_proto_command(KVMI_X_MAP_MEMORY);
+	struct kvmi_x_map_memory req = { .flags = KVMI_X_MAP_READONLY };
+	unsigned n = 0;
+
+	for (unsigned id = 0; id < KVMI_NUM_MESSAGES; id++) {
+		const struct kvmi_proto_cmd *c = kvmi_proto_command(id);
+
+		n += c && kvmi_proto_command_writes(c, NULL, 0) != 0;
+	}
+	ok(n == 5, "five KVMI commands write guest memory or registers (%u)", n);
+	ok(kvmi_proto_command_writes(kvmi_proto_command(KVMI_VCPU_SET_XSAVE), NULL, 0) == WREGS &&
+	   kvmi_proto_command_writes(kvmi_proto_command(KVMI_SET_REGISTERS), "", 0) == WREGS,
+	   "SET_XSAVE and SET_REGISTERS write registers, whatever the request");
+	ok(kvmi_proto_command_writes(kvmi_proto_command(KVMI_WRITE_PHYSICAL), NULL, 0) == WMEM &&
+	   kvmi_proto_command_writes(kvmi_proto_command(KVMI_GET_REGISTERS), NULL, 0) == 0,
+	   "WRITE_PHYSICAL writes memory, GET_REGISTERS nothing");
+	ok(kvmi_proto_command_writes(map, &req, sizeof(req)) == 0, "a read-only map grant writes nothing");
+	req.flags = 0;
+	ok(kvmi_proto_command_writes(map, &req, sizeof(req)) == WMEM, "a read-write map grant writes memory");
+	req.flags = KVMI_X_MAP_READONLY;
+	ok(kvmi_proto_command_writes(map, &req, sizeof(req) - 1) == WMEM,
+	   "a map request too short to say counts as read-write");
+	ok(kvmi_proto_command_writes(map, NULL, 0) == 0, "the least a map request writes: nothing");
 }
 
 static void test_command_ids(void)
@@ -432,6 +462,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	test_events();
 	test_command_sizes();
+	test_command_writes();
 	test_command_ids();
 	test_names();
 	test_frame();
