@@ -105,6 +105,11 @@ const char *itest_path(char *buf, size_t len, const char *name)
 	return buf;
 }
 
+const char *itest_file(char *buf, size_t len, const char *name)
+{
+	return itest_path(buf, len, name) ? buf : name;
+}
+
 /* ---- TAP --------------------------------------------------------------- */
 
 void ok(int cond, const char *fmt, ...)
@@ -169,17 +174,26 @@ int itest_done(void)
 
 /* ---- processes --------------------------------------------------------- */
 
-pid_t itest_spawn(const char *log, const char *const *argv)
+pid_t itest_fork(void)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
 
+	/* Never outlive the test, even when it is SIGKILLed. */
+	if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent))
+		_exit(127);
+	if (pid > 0)
+		add_child(pid);
+	return pid;
+}
+
+pid_t itest_spawn(const char *log, const char *const *argv)
+{
+	pid_t pid = itest_fork();
+
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
-		/* Never outlive the test, even when it is SIGKILLed. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
-			_exit(127);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
@@ -187,8 +201,6 @@ pid_t itest_spawn(const char *log, const char *const *argv)
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	if (pid > 0)
-		add_child(pid);
 	return pid;
 }
 

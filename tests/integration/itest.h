@@ -49,7 +49,13 @@ int itest_done(void);
 int itest_init(const char *prog);
 /* "<scratch>/<name>" in buf (len bytes), removed at exit; NULL if too long. */
 const char *itest_path(char *buf, size_t len, const char *name);
+/* itest_path(), or name itself (in the working directory) when that fails. */
+const char *itest_file(char *buf, size_t len, const char *name);
 
+/* fork(): the child gets PR_SET_PDEATHSIG(SIGKILL) (and ends at once if
+ * the test is already gone), the parent counts it among the processes to
+ * kill and reap at exit. */
+pid_t itest_fork(void);
 /* Runs argv[0] with argv (NULL-terminated), stdout and stderr to log. */
 pid_t itest_spawn(const char *log, const char *const *argv);
 /*
