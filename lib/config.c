@@ -25,6 +25,31 @@ int kc_config_copy(struct kvmi_config *dst, const struct kvmi_config *src)
 	return 0;
 }
 
+int kvmi_config_expect_guest(struct kvmi_config *cfg, const char *name, const char *uuid)
+{
+	uint8_t id[16] = { 0 };
+	unsigned int expect = 0;
+
+	if (!cfg || cfg->size < offsetof(struct kvmi_config, expect_uuid) + sizeof(cfg->expect_uuid))
+		return -EINVAL;
+	if (name) {
+		if (strlen(name) >= sizeof(cfg->expect_name))
+			return -EINVAL;
+		expect |= KVMI_EXPECT_NAME;
+	}
+	if (uuid) {
+		if (kvmi_uuid_parse(uuid, id))
+			return -EINVAL;
+		expect |= KVMI_EXPECT_UUID;
+	}
+	memset(cfg->expect_name, 0, sizeof(cfg->expect_name));
+	if (name)
+		memcpy(cfg->expect_name, name, strlen(name));
+	memcpy(cfg->expect_uuid, id, sizeof(id));
+	cfg->expect = expect;
+	return 0;
+}
+
 void kc_log(const struct kvmi_config *cfg, int level, const char *fmt, ...)
 {
 	char buf[512];

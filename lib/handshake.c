@@ -5,6 +5,8 @@
  *               libkvmi knows 96 B).  Decoded by offset, tolerantly: any
  *               struct_size in [32, 65536] (libkvmi's range) is accepted, the
  *               known prefix is read, the rest is skipped, name[63] forced 0.
+ *               With kvmi_config_expect_guest(), another name or UUID ends
+ *               it here (-EACCES): the VMM gets no answer.
  * tool -> VMM: {u32 struct_size = 24; u8 cookie_hash[20]} with cookie_hash =
  *               SHA-1(key) (all zero without a key).
  * Then GET_VERSION (version >= 1 required) whose reply is cached. */
@@ -80,6 +82,29 @@ static int read_hello(struct kvmi_dom *dom, int64_t deadline)
 	return 0;
 }
 
+/* The guest the tool asked for (kvmi_config_expect_guest), or -EACCES. */
+static int check_expected(struct kvmi_dom *dom)
+{
+	const struct kvmi_config *cfg = &dom->cfg;
+	const struct kvmi_hello *h = &dom->hello;
+	char got[37], want[37];
+
+	if ((cfg->expect & KVMI_EXPECT_NAME) &&
+	    strncmp(h->name, cfg->expect_name, sizeof(cfg->expect_name))) {
+		kc_log(cfg, KVMI_LOG_ERROR, "refused guest '%s': expected the guest named '%.*s'", h->name,
+		       (int)sizeof(cfg->expect_name), cfg->expect_name);
+		return -EACCES;
+	}
+	if ((cfg->expect & KVMI_EXPECT_UUID) && memcmp(h->uuid, cfg->expect_uuid, sizeof(h->uuid))) {
+		kvmi_uuid_str(h->uuid, got);
+		kvmi_uuid_str(cfg->expect_uuid, want);
+		kc_log(cfg, KVMI_LOG_ERROR, "refused guest '%s' with UUID %s: expected UUID %s", h->name, got,
+		       want);
+		return -EACCES;
+	}
+	return 0;
+}
+
 static int get_version(struct kvmi_dom *dom)
 {
 	struct kvmi_get_version_reply rpl;
@@ -108,6 +133,8 @@ int kc_handshake(struct kvmi_dom *dom)
 	int err;
 
 	err = read_hello(dom, deadline);
+	if (!err)
+		err = check_expected(dom);
 	if (err)
 		goto fail;
 
@@ -134,6 +161,7 @@ int kc_handshake(struct kvmi_dom *dom)
 	return 0;
 
 fail:
-	kc_log(&dom->cfg, KVMI_LOG_ERROR, "handshake failed: %s", strerror(-err));
+	if (err != -EACCES)     /* check_expected() said why */
+		kc_log(&dom->cfg, KVMI_LOG_ERROR, "handshake failed: %s", strerror(-err));
 	return err;
 }

@@ -51,3 +51,42 @@ void kvmi_uuid_str(const uint8_t uuid[16], char out[37])
 		 uuid[0], uuid[1], uuid[2], uuid[3], uuid[4], uuid[5], uuid[6], uuid[7],
 		 uuid[8], uuid[9], uuid[10], uuid[11], uuid[12], uuid[13], uuid[14], uuid[15]);
 }
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int kvmi_uuid_parse(const char *str, uint8_t uuid[16])
+{
+	uint8_t out[16];
+	size_t len, pos = 0;
+	bool dashes;
+
+	if (!str || !uuid)
+		return -EINVAL;
+	len = strlen(str);
+	if (len != 36 && len != 32)
+		return -EINVAL;
+	dashes = len == 36;
+	for (unsigned int i = 0; i < 16; i++) {
+		int hi, lo;
+
+		if (dashes && (i == 4 || i == 6 || i == 8 || i == 10) && str[pos++] != '-')
+			return -EINVAL;
+		hi = hex_digit(str[pos]);
+		lo = hex_digit(str[pos + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+		pos += 2;
+	}
+	memcpy(uuid, out, sizeof(out));
+	return 0;
+}

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KVMI_CLI_VERSION "0.1.0"
@@ -54,6 +55,10 @@ static void usage(FILE *f)
 		"  -k, --key FILE           authenticate with SHA-1 of FILE's bytes\n"
 		"                           (the same file as kvmi-vm --introspector-key)\n"
 		"  -t, --accept-timeout S   give up when no VMM connects within S seconds\n"
+		"                           (a refused VMM does not restart the wait)\n"
+		"      --expect-name NAME   accept only the guest named NAME (its handshake)\n"
+		"      --expect-uuid UUID   accept only the guest with this UUID; another\n"
+		"                           guest is refused and kvmi waits on\n"
 		"  -w, --wait S             how long verbs wait for events (default 10)\n"
 		"  -n, --guests N           serve N guests one after another (default 1, 0: forever)\n"
 		"  -f, --script FILE        read verbs from FILE ('-': stdin; '#' starts a comment)\n"
@@ -280,6 +285,7 @@ static int serve(struct kvmi_dom *dom, const struct script *s, int wait_ms, bool
 
 struct options {
 	const char *addr, *key_file, *script_file;
+	const char *expect_name, *expect_uuid;
 	int accept_ms, wait_ms;
 	uint64_t guests;
 	bool quiet;
@@ -288,8 +294,11 @@ struct options {
 /* -1 to go on, else the exit code. */
 static int parse_options(int argc, char **argv, struct options *o)
 {
+	enum { OPT_EXPECT_NAME = 256, OPT_EXPECT_UUID };
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "expect-name", required_argument, NULL, OPT_EXPECT_NAME },
+		{ "expect-uuid", required_argument, NULL, OPT_EXPECT_UUID },
 		{ "key", required_argument, NULL, 'k' },
 		{ "accept-timeout", required_argument, NULL, 't' },
 		{ "wait", required_argument, NULL, 'w' },
@@ -308,6 +317,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'k': o->key_file = optarg; break;
 		case 'f': o->script_file = optarg; break;
 		case 'q': o->quiet = true; break;
+		case OPT_EXPECT_NAME: o->expect_name = optarg; break;
+		case OPT_EXPECT_UUID: o->expect_uuid = optarg; break;
 		case 't':
 			if (cli_parse_seconds(optarg, &o->accept_ms))
 				return cli_usage("--accept-timeout: '%s' is not a number of seconds", optarg), EXIT_USAGE;
@@ -390,39 +401,62 @@ static void catch_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* One VMM, waited for in short slices, so that Ctrl-C is noticed while
- * nobody connects. */
-static int accept_guest(struct kvmi_listener *l, int accept_ms, struct kvmi_dom **dom)
+static int64_t now_ms(void)
 {
-	int64_t left = accept_ms;
-	int err;
+	struct timespec ts;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The library's last error line (a refused guest says who it was). */
+static char lib_error[512];
+
+static void on_lib_log(int level, const char *msg, void *ctx)
+{
+	(void)ctx;
+	if (level == KVMI_LOG_ERROR)
+		snprintf(lib_error, sizeof(lib_error), "%s", msg);
+}
+
+/* One VMM, waited for in short slices until @deadline (monotonic ms, < 0:
+ * none), so that Ctrl-C is noticed while nobody connects. */
+static int accept_guest(struct kvmi_listener *l, int64_t deadline, struct kvmi_dom **dom)
+{
 	for (;;) {
-		int slice = accept_ms < 0 || left > 250 ? 250 : (int)left;
+		int64_t left = deadline < 0 ? 250 : deadline - now_ms();
+		int slice = left > 250 ? 250 : left < 0 ? 0 : (int)left;
+		int err;
 
+		lib_error[0] = '\0';
 		err = kvmi_listener_accept(l, slice, dom);
-		if (err != -ETIMEDOUT || cli_stop)
-			return err;
-		if (accept_ms >= 0 && (left -= slice) <= 0)
+		if (err != -ETIMEDOUT || cli_stop || (deadline >= 0 && now_ms() >= deadline))
 			return err;
 	}
 }
 
-/* Serves guests one after another until enough were served; the exit code. */
+/* Serves guests one after another until enough were served; the exit code.
+ * --accept-timeout bounds the wait for each guest, refused VMMs included. */
 static int serve_guests(struct kvmi_listener *l, const struct options *o, const struct script *s)
 {
+	int64_t deadline = o->accept_ms < 0 ? -1 : now_ms() + o->accept_ms;
 	uint64_t served = 0;
 	int ret = 0;
 
 	while (!cli_stop && (o->guests == 0 || served < o->guests)) {
 		struct kvmi_dom *dom;
-		int err = accept_guest(l, o->accept_ms, &dom);
+		int err = accept_guest(l, deadline, &dom);
 
 		if (cli_stop && err)
 			break;
 		if (err == -ETIMEDOUT) {
 			cli_err(err, "no VMM connected to %s", o->addr);
 			return EXIT_CONNECT;
+		}
+		if (err == -EACCES) {
+			fprintf(stderr, "kvmi: %s\n", lib_error[0] ? lib_error : "refused a guest that was not expected");
+			ret = EXIT_CONNECT;
+			continue;
 		}
 		if (err) {
 			cli_err(err, "the handshake with a VMM failed%s",
@@ -432,8 +466,24 @@ static int serve_guests(struct kvmi_listener *l, const struct options *o, const 
 		}
 		served++;
 		ret = serve(dom, s, o->wait_ms, o->quiet);
+		deadline = o->accept_ms < 0 ? -1 : now_ms() + o->accept_ms;
 	}
 	return ret;
+}
+
+/* --expect-name / --expect-uuid into the library's configuration. */
+static int expect_guest(struct kvmi_config *cfg, const struct options *o)
+{
+	uint8_t uuid[16];
+
+	if (o->expect_name && strlen(o->expect_name) >= KVMI_HANDSHAKE_NAME_SIZE)
+		return cli_usage("--expect-name: a guest name has at most %d bytes", KVMI_HANDSHAKE_NAME_SIZE - 1);
+	if (o->expect_uuid && kvmi_uuid_parse(o->expect_uuid, uuid))
+		return cli_usage("--expect-uuid: '%s' is not a UUID (like 01234567-89ab-cdef-0123-456789abcdef)",
+				 o->expect_uuid);
+	if (!o->expect_name && !o->expect_uuid)
+		return 0;
+	return kvmi_config_expect_guest(cfg, o->expect_name, o->expect_uuid);
 }
 
 int main(int argc, char **argv)
@@ -462,6 +512,9 @@ int main(int argc, char **argv)
 		}
 		cfg.key = key;
 	}
+	if (expect_guest(&cfg, &o))
+		goto out;
+	cfg.log = on_lib_log;
 	catch_signals();
 
 	err = kvmi_listener_open(o.addr, &cfg, &l);

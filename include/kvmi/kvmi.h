@@ -96,7 +96,26 @@ struct kvmi_config {
 	kvmi_disconnect_fn on_disconnect; /* optional */
 	kvmi_log_fn log;                /* optional */
 	void *ctx;                      /* passed to every callback */
+	/* Since 0.3, filled by kvmi_config_expect_guest() (zero: any guest). */
+	unsigned int expect;            /* KVMI_EXPECT_NAME | KVMI_EXPECT_UUID */
+	char expect_name[KVMI_HANDSHAKE_NAME_SIZE];
+	uint8_t expect_uuid[16];
 };
+
+#define KVMI_EXPECT_NAME (1u << 0)
+#define KVMI_EXPECT_UUID (1u << 1)
+
+/* Since 0.3 (KVMI_CLIENT_0.3).  Accept only the guest with this name
+ * (NULL: any name) and this UUID (NULL: any; "01234567-89ab-cdef-0123-
+ * 456789abcdef" or the 32 hex digits alone, either case).  A VMM whose
+ * handshake carries another name or UUID is refused before the tool
+ * answers it (so it learns nothing, not even the cookie): the listener's
+ * accept and kvmi_dom_open_fd() fail with -EACCES, and cfg->log gets a line
+ * naming what was expected and what came.  The strings are copied into
+ * @cfg (whose size must cover the expect fields); a later call replaces
+ * both.  0, or -EINVAL for a name of 64 bytes or more or a malformed UUID
+ * (@cfg is then unchanged). */
+int kvmi_config_expect_guest(struct kvmi_config *cfg, const char *name, const char *uuid);
 
 /* Listen on "unix:PATH", "unix:@ABSTRACT" or "vsock:CID:PORT" (CID "any"
  * or -1 for VMADDR_CID_ANY).  A stale unix socket file is replaced.
@@ -336,6 +355,9 @@ const char *kvmi_event_name(uint16_t id);
 const char *kvmi_strerror(int err);
 /* "00112233-4455-6677-8899-aabbccddeeff" */
 void kvmi_uuid_str(const uint8_t uuid[16], char out[37]);
+/* Since 0.3: the reverse ("00112233-4455-..." or 32 hex digits, either
+ * case).  0 or -EINVAL. */
+int kvmi_uuid_parse(const char *str, uint8_t uuid[16]);
 
 #ifdef __cplusplus
 }

@@ -31,8 +31,21 @@ if [ ! -f "$GUEST" ]; then
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-cli-events.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
+# Both processes run in the background (a trap runs while the shell waits
+# for them) and are killed on every way out.
+CLI_PID=
+VM_PID=
+cleanup() {
+	for p in $CLI_PID $VM_PID; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 N=0
 FAILED=0
@@ -65,14 +78,18 @@ run() {
 	"$CLI" -t 20 -f - listen "unix:$sock" >"$TMP/kvmi.out" 2>"$TMP/kvmi.err" <<-EOS &
 	$2
 	EOS
-	cli_pid=$!
+	CLI_PID=$!
 	i=0
 	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 	"$VM" --guest "$GUEST" --introspector "unix:$sock" --introspector-wait \
-		--timeout 60 --no-serial-input >"$TMP/vm.log" 2>&1 </dev/null
+		--timeout 60 --no-serial-input >"$TMP/vm.log" 2>&1 </dev/null &
+	VM_PID=$!
+	wait "$VM_PID"
 	VM_RC=$?
-	wait "$cli_pid"
+	VM_PID=
+	wait "$CLI_PID"
 	CLI_RC=$?
+	CLI_PID=
 }
 
 # jsonl EVENT: the JSON lines of that event.

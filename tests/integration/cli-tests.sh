@@ -50,9 +50,44 @@ printf 'commands = all\ncomands = -write_physical\n' >"$TMP/policy-badkey"
 printf 'commands = all\000, -write_physical\n' >"$TMP/policy-nul"
 mkfifo "$TMP/policy-fifo" 2>/dev/null || : >"$TMP/policy-fifo"
 TOOL=unix:$TMP/no-tool.sock
+# put FILE OFFSET BYTES: writes BYTES (printf octal escapes) at OFFSET.
+put() {
+	printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+# mkbzimage FILE RELOCATABLE KERNEL_ALIGNMENT PREF_ADDRESS INIT_SIZE: a
+# 16 KiB bzImage (protocol 2.15, 64-bit entry, no real kernel) with the
+# load-plan fields given as little-endian octal escapes (4, 8, 4 bytes).
+mkbzimage() {
+	dd if=/dev/zero of="$1" bs=4096 count=4 2>/dev/null
+	put "$1" 497 '\004'                 # 0x1f1 setup_sects
+	put "$1" 510 '\125\252'             # 0x1fe boot_flag 0xaa55
+	put "$1" 513 '\152HdrS\017\002'     # 0x201 header length, 0x202 "HdrS", 0x206 2.15
+	put "$1" 529 '\001'                 # 0x211 loadflags: LOADED_HIGH
+	put "$1" 560 "$3"                   # 0x230 kernel_alignment
+	put "$1" 564 "$2"                   # 0x234 relocatable_kernel
+	put "$1" 566 '\001'                 # 0x236 xloadflags: XLF_KERNEL_64
+	put "$1" 600 "$4"                   # 0x258 pref_address
+	put "$1" 608 "$5"                   # 0x260 init_size
+}
+# Not relocatable, wants to live 1 MiB below 2^64 with 2 MiB of init_size:
+# kernel_end wrapped to 1 MiB and the loader copied the kernel to NULL.
+mkbzimage "$TMP/bz-pref-wraps" '\000' '\000\000\040\000' \
+	'\000\000\360\377\377\377\377\377' '\000\000\040\000'
+# Relocatable, preferred address 256 bytes below 2^64: pref + init_size
+# wrapped to 2 MiB and the plan passed.
+mkbzimage "$TMP/bz-init-wraps" '\001' '\000\000\040\000' \
+	'\000\377\377\377\377\377\377\377' '\000\000\040\000'
+# Not relocatable, preferred address 64 GiB: beyond any RAM below 4 GiB.
+mkbzimage "$TMP/bz-pref-high" '\000' '\000\000\040\000' \
+	'\000\000\000\000\020\000\000\000' '\000\000\040\000'
+# Relocatable with 2 GiB alignment: needs more than the 64 MiB it gets.
+mkbzimage "$TMP/bz-align-2g" '\001' '\000\000\000\200' \
+	'\000\000\000\001\000\000\000\000' '\000\000\040\000'
 
 N=0
 FAILED=0
+# When set, the next check also wants this text in the error line.
+EXPECT_ERR=
 
 # check NEEDS EXPECTED_RC DESCRIPTION -- kvmi-vm arguments...
 #   NEEDS: "any", or "kvm" (skipped without a usable /dev/kvm), or a file
@@ -93,6 +128,10 @@ check() {
 		echo "stderr has no line starting with 'kvmi-vm: '" >>"$TMP/why"
 	fi
 	[ -s "$TMP/out" ] && echo "stdout is not empty" >>"$TMP/why"
+	if [ -n "$EXPECT_ERR" ] && ! grep -q "$EXPECT_ERR" "$TMP/err"; then
+		echo "stderr does not say '$EXPECT_ERR'" >>"$TMP/why"
+	fi
+	EXPECT_ERR=
 
 	if [ ! -s "$TMP/why" ]; then
 		echo "ok $N - $desc"
@@ -150,5 +189,17 @@ check "$HELLO" 1 "--policy a directory" -- --timeout 10 --guest "$HELLO" --intro
 check "$HELLO" 1 "--policy /dev/null" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy /dev/null
 check "$HELLO" 1 "--policy a FIFO" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy "$TMP/policy-fifo"
 check "$HELLO" 1 "--policy a procfs file" -- --timeout 10 --guest "$HELLO" --introspector "$TOOL" --policy /proc/self/status
+# bzImage load plans that leave guest RAM: refused before /dev/kvm is
+# opened (a nonexistent device would make it exit 2), and with a real one.
+EXPECT_ERR="past the end of the address space"
+check any 1 "--kernel preferred address near 2^64 (end wraps), before /dev/kvm" -- --timeout 10 --kernel "$TMP/bz-pref-wraps" --kvm-device /nonexistent
+EXPECT_ERR="past the end of the address space"
+check kvm 1 "--kernel preferred address near 2^64 (end wraps)" -- --timeout 10 --kernel "$TMP/bz-pref-wraps"
+EXPECT_ERR="past the end of the address space"
+check any 1 "--kernel preferred address + init_size wraps, before /dev/kvm" -- --timeout 10 --kernel "$TMP/bz-init-wraps" --kvm-device /nonexistent
+EXPECT_ERR="below 4 GiB"
+check any 1 "--kernel preferred address 64 GiB, before /dev/kvm" -- --timeout 10 --kernel "$TMP/bz-pref-high" --kvm-device /nonexistent
+EXPECT_ERR="too little memory"
+check any 1 "--kernel with 2 GiB alignment in 64 MiB, before /dev/kvm" -- --timeout 10 --memory 64M --kernel "$TMP/bz-align-2g" --kvm-device /nonexistent
 
 [ "$FAILED" -eq 0 ]

@@ -1,28 +1,148 @@
 /* SPDX-License-Identifier: MIT */
 #include "itest.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 int tap_n, tap_failed;
 
+/* ---- what to clean up: kvmi-vm processes, files, the scratch directory */
+
+#define MAX_CHILDREN 32
+#define MAX_PATHS    128
+
+static volatile pid_t children[MAX_CHILDREN];
+static char paths[MAX_PATHS][256];
+static volatile sig_atomic_t nr_paths;
+static char scratch[256];
+static struct itest_group *cur_group;
+
+static void add_child(pid_t pid)
+{
+	for (unsigned i = 0; i < MAX_CHILDREN; i++)
+		if (!children[i]) {
+			children[i] = pid;
+			return;
+		}
+}
+
+static void forget_child(pid_t pid)
+{
+	for (unsigned i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == pid)
+			children[i] = 0;
+}
+
+/* Async-signal-safe: kill, waitpid, unlink, rmdir. */
+static void clean_up(void)
+{
+	for (unsigned i = 0; i < MAX_CHILDREN; i++) {
+		pid_t pid = children[i];
+
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			children[i] = 0;
+		}
+	}
+	for (sig_atomic_t i = 0; i < nr_paths; i++)
+		unlink(paths[i]);
+	if (scratch[0])
+		rmdir(scratch);
+}
+
+static void on_fatal_signal(int sig)
+{
+	clean_up();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int itest_init(const char *prog)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL };
+	const char *tmp = getenv("TMPDIR");
+	struct sigaction sa;
+
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	if (snprintf(scratch, sizeof(scratch), "%s/%s.XXXXXX", tmp, prog) >= (int)sizeof(scratch) ||
+	    !mkdtemp(scratch)) {
+		int err = errno ? -errno : -ENAMETOOLONG;
+
+		scratch[0] = 0;
+		return err;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fatal_signal;
+	sigemptyset(&sa.sa_mask);
+	for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	atexit(clean_up);
+	return 0;
+}
+
+const char *itest_path(char *buf, size_t len, const char *name)
+{
+	if (!scratch[0] || snprintf(buf, len, "%s/%s", scratch, name) >= (int)len ||
+	    strlen(buf) >= sizeof(paths[0]) || nr_paths == MAX_PATHS)
+		return NULL;
+	for (sig_atomic_t i = 0; i < nr_paths; i++)
+		if (!strcmp(paths[i], buf))
+			return buf;
+	strcpy(paths[nr_paths], buf);
+	nr_paths = nr_paths + 1;
+	return buf;
+}
+
+const char *itest_file(char *buf, size_t len, const char *name)
+{
+	return itest_path(buf, len, name) ? buf : name;
+}
+
+/* ---- TAP --------------------------------------------------------------- */
+
 void ok(int cond, const char *fmt, ...)
 {
+	struct itest_group *g = cur_group;
 	va_list ap;
 
+	if (g && g->gone) {
+		printf("ok %d - ", ++tap_n);
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf(" # SKIP group %s: %s\n", g->name, g->gone_why);
+		fflush(stdout);
+		return;
+	}
 	printf("%sok %d - ", cond ? "" : "not ", ++tap_n);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
 	printf("\n");
 	fflush(stdout);
-	if (!cond)
-		tap_failed++;
+	if (cond)
+		return;
+	tap_failed++;
+	if (g && g->pid > 0 && !itest_group_alive(g)) {
+		if (g->pid > 0)
+			snprintf(g->gone_why, sizeof(g->gone_why), "the connection to kvmi-vm broke");
+		else
+			snprintf(g->gone_why, sizeof(g->gone_why), "kvmi-vm ended (status %d)", g->status);
+		diag("group %s: %s: the group's other checks are skipped", g->name, g->gone_why);
+		g->gone = true;
+	}
 }
 
 void skip(const char *why, const char *what)
@@ -35,6 +155,8 @@ void diag(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (cur_group && cur_group->gone)
+		return;         /* the diagnostics of skipped checks */
 	printf("# ");
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
@@ -43,9 +165,31 @@ void diag(const char *fmt, ...)
 	fflush(stdout);
 }
 
+int itest_done(void)
+{
+	printf("1..%d\n", tap_n);
+	fflush(stdout);
+	return tap_failed ? ITEST_EXIT_FAIL : ITEST_EXIT_PASS;
+}
+
+/* ---- processes --------------------------------------------------------- */
+
+pid_t itest_fork(void)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	/* Never outlive the test, even when it is SIGKILLed. */
+	if (pid == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent))
+		_exit(127);
+	if (pid > 0)
+		add_child(pid);
+	return pid;
+}
+
 pid_t itest_spawn(const char *log, const char *const *argv)
 {
-	pid_t pid = fork();
+	pid_t pid = itest_fork();
 
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -91,19 +235,36 @@ int itest_module_param(const char *path)
 	return buf[0] == 'Y' || (buf[0] >= '1' && buf[0] <= '9');
 }
 
+static int decode_status(int st)
+{
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 int itest_wait(pid_t pid, int timeout_s)
 {
-	for (int i = 0; i < timeout_s * 10; i++) {
+	for (int i = 0; i < timeout_s * 100; i++) {
 		int st;
 
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(100000);
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			forget_child(pid);
+			return decode_status(st);
+		}
+		usleep(10000);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	itest_kill(pid);
 	return -1;
 }
+
+void itest_kill(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	forget_child(pid);
+}
+
+/* ---- logs and events --------------------------------------------------- */
 
 void itest_show_log(const char *log, const char *grep, unsigned last)
 {
@@ -146,7 +307,144 @@ struct kvmi_event_msg *itest_next_event(struct kvmi_dom *dom, int timeout_ms)
 {
 	struct kvmi_event_msg *ev = NULL;
 
-	if (kvmi_dom_next_event(dom, timeout_ms, &ev))
+	if (!dom || kvmi_dom_next_event(dom, timeout_ms, &ev))
 		return NULL;
 	return ev;
+}
+
+/* ---- groups ------------------------------------------------------------ */
+
+/* Socket, log and addresses of a new group. */
+static int group_paths(struct itest_group *g, const char *name, bool vsock)
+{
+	static unsigned serial;
+	char file[80];
+
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	snprintf(file, sizeof(file), "%s.log", name);
+	if (!itest_path(g->log, sizeof(g->log), file))
+		return -ENAMETOOLONG;
+	snprintf(file, sizeof(file), "%s.sock", name);
+	if (!itest_path(g->sock, sizeof(g->sock), file))
+		return -ENAMETOOLONG;
+	if (vsock) {
+		unsigned port = 20000 + ((unsigned)getpid() * 64 + serial++) % 40000;
+
+		snprintf(g->tool_addr, sizeof(g->tool_addr), "vsock:any:%u", port);
+		snprintf(g->vmm_addr, sizeof(g->vmm_addr), "vsock:1:%u", port);
+	} else {
+		snprintf(g->tool_addr, sizeof(g->tool_addr), "unix:%s", g->sock);
+		snprintf(g->vmm_addr, sizeof(g->vmm_addr), "unix:%s", g->sock);
+	}
+	return 0;
+}
+
+static pid_t group_spawn(struct itest_group *g, const struct itest_vm_opts *o, const char *name)
+{
+	const char *argv[48] = {
+		o->vmm, "--guest", o->elf, "--introspector", g->vmm_addr, "--timeout", o->timeout_s,
+		"--no-serial-input", "--vcpus", o->vcpus, "--name", name,
+	};
+	unsigned n = 12;
+
+	for (unsigned i = 0; o->extra && o->extra[i] && n < 47; i++)
+		argv[n++] = o->extra[i];
+	argv[n] = NULL;
+	return itest_spawn(g->log, argv);
+}
+
+bool itest_group_start(struct itest_group *g, const char *name, const struct itest_vm_opts *o)
+{
+	const char *vm_name = o->name ? o->name : name;
+	const char *what = "paths in the scratch directory";
+	int err;
+
+	memset(g, 0, sizeof(*g));
+	g->status = -1;
+	g->failed_at_start = tap_failed;
+	err = group_paths(g, name, o->vsock);
+	if (!err) {
+		what = "a listener for the guest";
+		if (o->cfg)
+			memcpy(&g->cfg, o->cfg, o->cfg->size < sizeof(g->cfg) ? o->cfg->size : sizeof(g->cfg));
+		g->cfg.size = sizeof(g->cfg);
+		if (!g->cfg.expect)
+			err = kvmi_config_expect_guest(&g->cfg, vm_name, NULL);
+		if (!err)
+			err = kvmi_listener_open(g->tool_addr, &g->cfg, &g->l);
+	}
+	if (!err) {
+		what = "kvmi-vm";
+		g->pid = group_spawn(g, o, vm_name);
+		err = g->pid > 0 ? 0 : -errno;
+	}
+	if (!err && !o->no_accept) {
+		what = "kvmi-vm connecting and its handshake";
+		err = itest_group_accept(g, 20);
+	}
+	if (!err) {
+		cur_group = g;
+		return true;
+	}
+	itest_group_alive(g);
+	if (err == -ECHILD)
+		ok(0, "group %s: kvmi-vm ended (status %d) before it connected: the group's checks are skipped",
+		   name, g->status);
+	else
+		ok(0, "group %s: %s failed (%s): the group's checks are skipped", name, what, kvmi_strerror(err));
+	itest_group_end(g);
+	return false;
+}
+
+int itest_group_accept(struct itest_group *g, int timeout_s)
+{
+	int err = -ETIMEDOUT;
+
+	/* In slices: a kvmi-vm that ended without connecting fails at once. */
+	for (int i = 0; i < timeout_s * 10 && err == -ETIMEDOUT; i++) {
+		if (!itest_group_alive(g))
+			return -ECHILD;
+		err = kvmi_listener_accept(g->l, 100, &g->dom);
+	}
+	return err;
+}
+
+bool itest_group_alive(struct itest_group *g)
+{
+	int st;
+
+	if (g->pid > 0 && waitpid(g->pid, &st, WNOHANG) == g->pid) {
+		forget_child(g->pid);
+		g->status = decode_status(st);
+		g->pid = 0;
+	}
+	return g->pid > 0 && (!g->dom || kvmi_dom_is_connected(g->dom));
+}
+
+int itest_group_wait(struct itest_group *g, int timeout_s)
+{
+	if (g->pid > 0) {
+		g->status = itest_wait(g->pid, timeout_s);
+		g->pid = 0;
+	}
+	return g->status;
+}
+
+void itest_group_end(struct itest_group *g)
+{
+	if (cur_group == g)
+		cur_group = NULL;
+	if (g->dom)
+		kvmi_dom_close(g->dom);
+	g->dom = NULL;
+	if (g->pid > 0)
+		itest_kill(g->pid);
+	g->pid = 0;
+	if (g->l)
+		kvmi_listener_close(g->l);
+	g->l = NULL;
+	if (tap_failed > g->failed_at_start)
+		itest_show_log(g->log, NULL, 0);
+	unlink(g->log);
+	unlink(g->sock);
 }

@@ -54,7 +54,7 @@ struct mbox {
 };
 
 static const char *vmm, *guest_dir;
-static char sock_path[128], addr[160];
+static char sock_path[256], addr[280];
 
 
 /* Drops what loading BPF programs and attaching kprobes need, from the
@@ -73,7 +73,7 @@ static pid_t start_vmm(const char *log, bool unprivileged)
 	pid_t pid;
 
 	snprintf(guest, sizeof(guest), "%s/cr_events.elf", guest_dir);
-	pid = fork();
+	pid = itest_fork();
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
@@ -185,7 +185,8 @@ static void serve_events(struct kvmi_dom *dom, struct seen *s)
 
 static void test_events(bool expect, int npt)
 {
-	const char *log = "test_cr_events.log";
+	char logbuf[256];
+	const char *log = itest_file(logbuf, sizeof(logbuf), "test_cr_events.log");
 	struct kvmi_listener *l = NULL;
 	struct kvmi_dom *dom = NULL;
 	struct seen s;
@@ -296,7 +297,7 @@ out:
 	if (dom)
 		kvmi_dom_close(dom);
 	status = itest_wait(pid, 30);
-	ok(status == 0, "kvmi-vm ends with status 0 (got %d)", status);
+	ok(status == KVMI_VM_EXIT_OK, "kvmi-vm ends with status 0 (got %d)", status);
 	if (status != 0)
 		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
@@ -305,7 +306,8 @@ out:
 /* Without CAP_SYS_ADMIN / CAP_BPF / CAP_PERFMON: refused, the guest runs. */
 static void test_unprivileged(void)
 {
-	const char *log = "test_cr_events-nopriv.log";
+	char logbuf[256];
+	const char *log = itest_file(logbuf, sizeof(logbuf), "test_cr_events-nopriv.log");
 	struct kvmi_listener *l = NULL;
 	struct kvmi_dom *dom = NULL;
 	struct mbox m;
@@ -346,7 +348,7 @@ out:
 	if (dom)
 		kvmi_dom_close(dom);
 	status = itest_wait(pid, 30);
-	ok(status == 0, "unprivileged kvmi-vm ends with status 0 (got %d)", status);
+	ok(status == KVMI_VM_EXIT_OK, "unprivileged kvmi-vm ends with status 0 (got %d)", status);
 	if (status != 0)
 		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
@@ -359,32 +361,33 @@ int main(int argc, char **argv)
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s KVMI_VM GUEST_DIR\n", argv[0]);
-		return 2;
+		return ITEST_EXIT_USAGE;
 	}
 	vmm = argv[1];
 	guest_dir = argv[2];
 	if (access("/dev/kvm", R_OK | W_OK)) {
 		printf("1..0 # SKIP no usable /dev/kvm\n");
-		return 0;
+		return ITEST_EXIT_PASS;
 	}
 	real_kvm = access("/sys/module/kvm_amd", F_OK) == 0 || access("/sys/module/kvm_intel", F_OK) == 0;
 	if (!real_kvm || getuid() != 0) {
 		/* The payload's hypercall never returns on some software
 		 * hypervisors; this test belongs in the real-KVM box. */
 		printf("1..0 # SKIP needs root and kvm_amd/kvm_intel (the real-KVM box)\n");
-		return 0;
+		return ITEST_EXIT_PASS;
 	}
 	npt = itest_module_param("/sys/module/kvm_amd/parameters/npt");
 	if (npt < 0)
 		npt = itest_module_param("/sys/module/kvm_intel/parameters/ept");
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmi-cr-%d.sock", (int)getpid());
+	if (itest_init("test_cr_events") || !itest_path(sock_path, sizeof(sock_path), "cr.sock")) {
+		printf("1..0 # SKIP no scratch directory\n");
+		return ITEST_EXIT_SETUP;
+	}
 	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
 	diag("nested paging %d, force_emulation_prefix %d", npt,
 	     itest_module_param("/sys/module/kvm/parameters/force_emulation_prefix"));
 	test_events(true, npt);
 	test_unprivileged();
 	unlink(sock_path);
-	printf("1..%d\n", tap_n);
-	return tap_failed ? 1 : 0;
+	return itest_done();
 }

@@ -57,7 +57,7 @@
 #define MAX_CR3         4096            /* distinct values recorded */
 
 static const char *vmm, *linux_dir;
-static char sock_path[128], addr[160];
+static char sock_path[256], addr[280];
 
 
 static double now_s(void)
@@ -76,7 +76,7 @@ static pid_t start_vmm(const char *log, unsigned timeout_s)
 	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", linux_dir);
 	snprintf(initrd, sizeof(initrd), "%s/guest-initrd.gz", linux_dir);
 	snprintf(timeout, sizeof(timeout), "%u", timeout_s);
-	pid = fork();
+	pid = itest_fork();
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int in = open("/dev/null", O_RDONLY);
@@ -351,7 +351,8 @@ static int serve(struct kvmi_dom *dom, struct seen *s, pid_t pid, double deadlin
 
 static void test_linux(unsigned timeout_s)
 {
-	const char *log = "test_linux_cr3.log";
+	char logbuf[256];
+	const char *log = itest_file(logbuf, sizeof(logbuf), "test_linux_cr3.log");
 	struct kvmi_listener *l = NULL;
 	struct kvmi_dom *dom = NULL;
 	struct seen *s = calloc(1, sizeof(*s));
@@ -438,7 +439,7 @@ static void test_linux(unsigned timeout_s)
 	   GUEST_MARKER, t1 - t0);
 	itest_show_log(log, "reached /init", 1);
 out:
-	ok(status == 0, "kvmi-vm ends with status 0 (got %d)", status);
+	ok(status == KVMI_VM_EXIT_OK, "kvmi-vm ends with status 0 (got %d)", status);
 	if (status != 0)
 		itest_show_log(log, NULL, 40);
 	kvmi_listener_close(l);
@@ -454,36 +455,37 @@ int main(int argc, char **argv)
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s KVMI_VM LINUX_DIR\n", argv[0]);
-		return 2;
+		return ITEST_EXIT_USAGE;
 	}
 	vmm = argv[1];
 	linux_dir = argv[2];
 	if (access("/dev/kvm", R_OK | W_OK)) {
 		printf("1..0 # SKIP no usable /dev/kvm\n");
-		return 0;
+		return ITEST_EXIT_PASS;
 	}
 	if (getuid() != 0 || (access("/sys/module/kvm_amd", F_OK) && access("/sys/module/kvm_intel", F_OK))) {
 		printf("1..0 # SKIP needs root and kvm_amd/kvm_intel (the real-KVM box)\n");
-		return 0;
+		return ITEST_EXIT_PASS;
 	}
 	npt = itest_module_param("/sys/module/kvm_amd/parameters/npt");
 	if (npt < 0)
 		npt = itest_module_param("/sys/module/kvm_intel/parameters/ept");
 	if (npt != 0) {
 		printf("1..0 # SKIP needs nested paging off (kvm_amd npt=0 / kvm_intel ept=0) for CR3 events\n");
-		return 0;
+		return ITEST_EXIT_PASS;
 	}
 	snprintf(path, sizeof(path), "%s/guest-initrd.gz", linux_dir);
 	if (access(path, R_OK)) {
 		printf("1..0 # SKIP no Linux guest in %s (vmlinuz, guest-initrd.gz)\n", linux_dir);
-		return 0;
+		return ITEST_EXIT_PASS;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmi-lcr3-%d.sock", (int)getpid());
+	if (itest_init("test_linux_cr3") || !itest_path(sock_path, sizeof(sock_path), "lcr3.sock")) {
+		printf("1..0 # SKIP no scratch directory\n");
+		return ITEST_EXIT_SETUP;
+	}
 	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
 	diag("nested paging off; kvmi-vm --timeout %u", timeout_s);
 	test_linux(timeout_s);
 	unlink(sock_path);
-	printf("1..%d\n", tap_n);
-	return tap_failed ? 1 : 0;
+	return itest_done();
 }

@@ -39,6 +39,7 @@ struct vmm {
 	int trace_events;               /* HYPERCALL events to send once enabled */
 	bool msr_events;                /* an MSR event when CONTROL_MSR turns on */
 	bool hangup_after_reply;        /* the guest ends right after an event reply */
+	int reconnects;                 /* connect again this often after a refusal */
 	/* state */
 	int fd;
 	uint32_t ev_seq;
@@ -58,6 +59,8 @@ struct vmm {
 	int n_msr_on;                   /* CONTROL_MSR enable=1 */
 	uint64_t msr_reply;             /* new_val of the last MSR reply */
 	bool rejected_cookie;
+	bool answered;                  /* the tool answered the handshake */
+	int n_connects;
 	pthread_t thread;
 };
 
@@ -374,7 +377,8 @@ static void handle(struct vmm *v, const struct kvmi_msg_hdr *h, const uint8_t *p
 	}
 }
 
-static int vmm_connect(struct vmm *v)
+/* Connects to the CLI's socket, retrying for up to tries * 10 ms. */
+static int vmm_connect(struct vmm *v, int tries)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	const char *name = v->addr + 5;  /* "unix:@..." */
@@ -382,7 +386,7 @@ static int vmm_connect(struct vmm *v)
 
 	memcpy(sun.sun_path, name, strlen(name));
 	sun.sun_path[0] = 0;
-	for (int tries = 0; tries < 500; tries++) {
+	while (tries-- > 0) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		struct timespec ts = { 0, 10 * 1000000 };
 
@@ -394,21 +398,20 @@ static int vmm_connect(struct vmm *v)
 	return -1;
 }
 
-static void *vmm_main(void *arg)
+/* One connection: the handshake, then commands until the tool leaves. */
+static void vmm_session(struct vmm *v)
 {
-	struct vmm *v = arg;
 	struct kvmi_handshake_vmm hello = { .struct_size = sizeof(hello), .start_time = 1700000000123 };
 	struct kvmi_handshake_tool ans;
 
-	v->fd = vmm_connect(v);
-	if (v->fd < 0)
-		return NULL;
+	v->n_connects++;
 	for (int i = 0; i < 16; i++)
 		hello.uuid[i] = (uint8_t)i;
 	strcpy(hello.name, "cli-vm");
 	hello.max_gpa = MEM_SIZE;
 	if (xsend(v, &hello, sizeof(hello)) || xrecv(v, &ans, sizeof(ans)))
 		goto out;
+	v->answered = true;
 	if (v->key) {
 		uint8_t want[20];
 		unsigned int n;
@@ -437,6 +440,23 @@ static void *vmm_main(void *arg)
 	}
 out:
 	close(v->fd);
+}
+
+/* Like kvmi-vm: connects, and connects again (at most v->reconnects times,
+ * 50 ms apart) while the tool refuses it. */
+static void *vmm_main(void *arg)
+{
+	struct vmm *v = arg;
+	struct timespec ts = { 0, 50 * 1000000 };
+
+	v->fd = vmm_connect(v, 500);
+	while (v->fd >= 0) {
+		vmm_session(v);
+		if (v->answered || v->n_connects > v->reconnects)
+			break;
+		nanosleep(&ts, NULL);
+		v->fd = vmm_connect(v, 1);
+	}
 	return NULL;
 }
 
@@ -915,6 +935,56 @@ static void t_key(void)
 	tap("--key: the right key connects, a wrong one is refused");
 }
 
+static void t_expect_guest(void)
+{
+	struct timespec t0, t1;
+	double secs;
+
+	vmm_init(&vm);
+	RUN("--expect-name", "cli-vm", "--expect-uuid", "00010203-0405-0607-0809-0A0B0C0D0E0F", "listen", vm.addr,
+	    "info");
+	expect_status(&res, 0);
+	expect_out(&res, "guest        cli-vm");
+
+	vmm_init(&vm);
+	RUN("--expect-name", "other-vm", "-t", "0.5", "listen", vm.addr, "info");
+	expect_status(&res, 3);
+	expect_err(&res, "refused guest 'cli-vm': expected the guest named 'other-vm'");
+	if (vm.answered || vm.n_connects != 1)
+		failf("wrong name: the VMM was answered (%d) or did not connect once (%d)", vm.answered,
+		      vm.n_connects);
+
+	vmm_init(&vm);
+	RUN("--expect-uuid", "000102030405060708090a0b0c0d0eff", "-t", "0.5", "listen", vm.addr, "info");
+	expect_status(&res, 3);
+	expect_err(&res, "refused guest 'cli-vm' with UUID 00010203-0405-0607-0809-0a0b0c0d0e0f: "
+		   "expected UUID 00010203-0405-0607-0809-0a0b0c0d0eff");
+	if (vm.answered)
+		failf("wrong UUID: the VMM was answered");
+
+	/* A VMM that keeps coming back does not restart --accept-timeout. */
+	vmm_init(&vm);
+	vm.reconnects = 200;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	RUN("--expect-name", "other-vm", "-t", "1", "listen", vm.addr, "info");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	expect_status(&res, 3);
+	expect_err(&res, "no VMM connected");
+	if (vm.n_connects < 3 || secs > 4)
+		failf("a reconnecting wrong guest: %d connections, %.1f s (want >= 3 within the 1 s timeout)",
+		      vm.n_connects, secs);
+
+	RUN_NOVMM("--expect-uuid", "01234567-89ab-cdef-0123-456789abcde", "listen", "unix:@kvmi-cli-nobody");
+	expect_status(&res, 2);
+	expect_err(&res, "--expect-uuid: '01234567-89ab-cdef-0123-456789abcde' is not a UUID");
+	RUN_NOVMM("--expect-name", "0123456789012345678901234567890123456789012345678901234567890123",
+		  "listen", "unix:@kvmi-cli-nobody");
+	expect_status(&res, 2);
+	expect_err(&res, "--expect-name: a guest name has at most 63 bytes");
+	tap("--expect-name / --expect-uuid: the right guest is served, another refused unanswered");
+}
+
 static void t_script_file(void)
 {
 	char path[] = "/tmp/kvmi-cli-script-XXXXXX";
@@ -959,6 +1029,7 @@ int main(int argc, char **argv)
 	t_guest_ends_after_last_reply();
 	t_event_verbs_bad_input();
 	t_key();
+	t_expect_guest();
 	t_script_file();
 	printf("1..%d\n", tap_n);
 	return tap_failed ? 1 : 0;

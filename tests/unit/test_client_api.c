@@ -312,6 +312,144 @@ static void t_handshake_timeout(void)
 	fake_destroy(&f);
 }
 
+static void t_expect_guest_args(void)
+{
+	struct kvmi_config cfg = { .size = sizeof(cfg) }, old = { .size = offsetof(struct kvmi_config, expect) };
+	uint8_t u[16];
+	char name[65];
+
+	CHECK_RET(kvmi_uuid_parse("10111213-1415-1617-1819-1a1b1c1d1e1f", u), 0);
+	CHECK(u[0] == 0x10 && u[15] == 0x1f, "uuid parsed");
+	CHECK_RET(kvmi_uuid_parse("101112131415161718191A1B1C1D1E1F", u), 0);
+	CHECK(u[10] == 0x1a && u[15] == 0x1f, "uuid without dashes, upper case");
+	CHECK_RET(kvmi_uuid_parse("10111213-1415-1617-1819-1a1b1c1d1e1", u), -EINVAL);
+	CHECK_RET(kvmi_uuid_parse("10111213-1415-1617-1819-1a1b1c1d1e1f0", u), -EINVAL);
+	CHECK_RET(kvmi_uuid_parse("1011121314-15-1617-1819-1a1b1c1d1e1f", u), -EINVAL);
+	CHECK_RET(kvmi_uuid_parse("10111213-1415-1617-1819-1a1b1c1d1e1g", u), -EINVAL);
+	CHECK_RET(kvmi_uuid_parse(NULL, u), -EINVAL);
+
+	CHECK_RET(kvmi_config_expect_guest(&cfg, "api-vm", "10111213-1415-1617-1819-1a1b1c1d1e1f"), 0);
+	CHECK(cfg.expect == (KVMI_EXPECT_NAME | KVMI_EXPECT_UUID) && !strcmp(cfg.expect_name, "api-vm") &&
+	      cfg.expect_uuid[15] == 0x1f, "both expectations stored");
+	memset(name, 'n', 64);
+	name[64] = 0;
+	CHECK_RET(kvmi_config_expect_guest(&cfg, name, NULL), -EINVAL);
+	CHECK_RET(kvmi_config_expect_guest(&cfg, NULL, "not-a-uuid"), -EINVAL);
+	CHECK(cfg.expect == (KVMI_EXPECT_NAME | KVMI_EXPECT_UUID), "a refused call left the config alone");
+	name[63] = 0;
+	CHECK_RET(kvmi_config_expect_guest(&cfg, name, NULL), 0);
+	CHECK(cfg.expect == KVMI_EXPECT_NAME && !strcmp(cfg.expect_name, name), "63-byte name, UUID cleared");
+	CHECK_RET(kvmi_config_expect_guest(&cfg, NULL, NULL), 0);
+	CHECK(cfg.expect == 0, "cleared");
+	CHECK_RET(kvmi_config_expect_guest(&old, "api-vm", NULL), -EINVAL);
+	CHECK_RET(kvmi_config_expect_guest(NULL, "api-vm", NULL), -EINVAL);
+}
+
+struct log_capture {
+	char last[512];
+	int errors;
+};
+
+static void capture_log(int level, const char *msg, void *ctx)
+{
+	struct log_capture *c = ctx;
+
+	if (level == KVMI_LOG_ERROR) {
+		c->errors++;
+		snprintf(c->last, sizeof(c->last), "%s", msg);
+	}
+}
+
+/* kvmi_dom_open_fd() with these expectations against the "api-vm" hello;
+ * a refused VMM must see the connection close without an answer. */
+static void expect_case(const char *name, const char *uuid, int want, const char *log)
+{
+	struct log_capture lc = { "", 0 };
+	struct conn c;
+	int err;
+
+	memset(&c, 0, sizeof(c));
+	fake_init(&c.f);
+	if (want) {
+		send_hello(&c.f, "api-vm");
+		fake_expect_eof(&c.f);
+	} else {
+		handshake_ok(&c.f, false);
+	}
+	c.cfg = (struct kvmi_config){ .size = sizeof(c.cfg), .log = capture_log, .ctx = &lc };
+	if (kvmi_config_expect_guest(&c.cfg, name, uuid))
+		failf("kvmi_config_expect_guest(%s, %s) refused", name, uuid);
+	fake_start(&c.f);
+	err = kvmi_dom_open_fd(c.f.tool_fd, &c.cfg, &c.dom);
+	if (err != want)
+		failf("expect name %s uuid %s: open gave %d (%s), wanted %d", name, uuid, err, strerror(-err), want);
+	if (log && (!strstr(lc.last, log) || lc.errors != 1))
+		failf("log: %d error lines, the last '%s'; wanted one with '%s'", lc.errors, lc.last, log);
+	conn_done(&c);
+}
+
+static void t_expect_guest(void)
+{
+	expect_case("api-vm", "10111213-1415-1617-1819-1a1b1c1d1e1f", 0, NULL);
+	expect_case("api-vm", NULL, 0, NULL);
+	expect_case(NULL, "101112131415161718191A1B1C1D1E1F", 0, NULL);
+	expect_case("other-vm", NULL, -EACCES, "refused guest 'api-vm': expected the guest named 'other-vm'");
+	expect_case("api-v", NULL, -EACCES, "expected the guest named 'api-v'");
+	expect_case("API-VM", NULL, -EACCES, "expected the guest named 'API-VM'");
+	expect_case("", NULL, -EACCES, "expected the guest named ''");
+	expect_case("api-vm", "10111213-1415-1617-1819-1a1b1c1d1e20", -EACCES,
+		    "refused guest 'api-vm' with UUID 10111213-1415-1617-1819-1a1b1c1d1e1f: "
+		    "expected UUID 10111213-1415-1617-1819-1a1b1c1d1e20");
+}
+
+/* The listener refuses a stale VMM and stays usable for the right one. */
+static void t_expect_guest_listener(void)
+{
+	struct kvmi_config cfg = { .size = sizeof(cfg) };
+	struct kvmi_listener *l;
+	struct kvmi_dom *dom = NULL;
+	struct fake_vmm stale, right;
+	char addr[64];
+	int err;
+
+	snprintf(addr, sizeof(addr), "unix:@kvmi-api-expect-%d", (int)getpid());
+	CHECK_RET(kvmi_config_expect_guest(&cfg, "api-vm", NULL), 0);
+	CHECK_RET(kvmi_listener_open(addr, &cfg, &l), 0);
+	if (fake_init_connect(&stale, addr)) {
+		kvmi_listener_close(l);
+		CHECK(0, "connect");
+	}
+	send_hello(&stale, "stale-vm");
+	fake_expect_eof(&stale);
+	fake_start(&stale);
+	err = kvmi_listener_accept(l, 3000, &dom);
+	if (err != -EACCES)
+		failf("a stale guest: accept gave %d, wanted -EACCES", err);
+	if (!fake_join(&stale))
+		failf("stale VMM: %s", stale.error);
+	fake_destroy(&stale);
+	if (dom)
+		kvmi_dom_close(dom);
+	dom = NULL;
+
+	if (fake_init_connect(&right, addr)) {
+		kvmi_listener_close(l);
+		CHECK(0, "connect");
+	}
+	handshake_ok(&right, false);
+	fake_expect_eof(&right);
+	fake_start(&right);
+	err = kvmi_listener_accept(l, 3000, &dom);
+	if (err || !dom || strcmp(kvmi_dom_name(dom), "api-vm"))
+		failf("the right guest after a refused one: accept gave %d", err);
+	if (dom)
+		kvmi_dom_close(dom);
+	if (!fake_join(&right))
+		failf("right VMM: %s", right.error);
+	fake_destroy(&right);
+	kvmi_listener_close(l);
+}
+
 struct bg_cmd {
 	struct kvmi_dom *dom;
 	uint32_t count;
@@ -1277,6 +1415,9 @@ int main(void)
 	run("unix path listener: creates, replaces stale, unlinks", t_unix_path_listener);
 	run("keyed handshake: SHA-1 cookie, hello fields, cached version", t_keyed_handshake);
 	run("handshake times out on a silent VMM", t_handshake_timeout);
+	run("kvmi_uuid_parse, kvmi_config_expect_guest: forms, limits, replacing", t_expect_guest_args);
+	run("an unexpected guest name or UUID is refused unanswered (-EACCES, logged)", t_expect_guest);
+	run("the listener refuses a stale guest and accepts the expected one next", t_expect_guest_listener);
 	run("event reply while another thread's command is in flight", t_reply_while_command_in_flight);
 	run("disconnect: callback once, then -ENOTCONN everywhere", t_disconnect_callback);
 	run("disconnect callback may close the domain", t_disconnect_callback_closes);

@@ -10,6 +10,7 @@
 #ifndef KVMI_VM_BOOT_H
 #define KVMI_VM_BOOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,14 +48,44 @@ struct bzimage_info {
 	uint64_t kernel_size;
 	uint32_t initrd_addr_max;
 	uint32_t cmdline_size;      /* max, excluding the NUL */
-	uint32_t init_size;
+	uint32_t init_size;         /* bytes the decompressor needs at its address */
 	uint64_t pref_address;
+	uint32_t kernel_alignment;
+	uint8_t relocatable;        /* relocatable_kernel */
 	uint32_t header_end;        /* end of the setup header in the boot sector */
 };
 
 /* Checks a bzImage for the 64-bit boot protocol (>= 2.12, XLF_KERNEL_64). */
 int bzimage_parse(const uint8_t *data, size_t size, struct bzimage_info *info,
 		  char *err, size_t errlen);
+
+/* One range the Linux loader writes into guest RAM (len 0: none). */
+struct boot_copy {
+	uint64_t gpa, len;
+};
+
+enum { LINUX_COPY_BOOT_PARAMS, LINUX_COPY_CMDLINE, LINUX_COPY_KERNEL, LINUX_COPY_INITRD, LINUX_NR_COPIES };
+
+/* Where a bzImage, its initrd and command line go in guest RAM. */
+struct linux_plan {
+	struct bzimage_info info;
+	uint64_t load;              /* the protected-mode kernel's address */
+	uint64_t kernel_end;        /* end of what the kernel may use while it decompresses */
+	uint64_t initrd_gpa;
+	struct boot_copy copy[LINUX_NR_COPIES];
+};
+
+/*
+ * The load plan of a bzImage (kdata, ksize bytes) with an initrd of
+ * initrd_size bytes (when have_initrd) and a command line of cmdline_len
+ * bytes, in RAM [0, low_end) - RAM region 0 (at most 3 GiB).  Pure: no VM,
+ * no files, so tests and the fuzzer can call it with anything.  On success
+ * every copy lies inside [0, low_end), the kernel's whole working area
+ * [load, kernel_end) too, and nothing wraps around 2^64.  0, or -errno and
+ * a message in err.
+ */
+int linux_plan(const uint8_t *kdata, size_t ksize, uint64_t initrd_size, bool have_initrd,
+	       size_t cmdline_len, uint64_t low_end, struct linux_plan *p, char *err, size_t errlen);
 
 /* Writes the GDT and the identity-mapping page tables into guest RAM. */
 int boot_setup_longmode(struct vm *vm);

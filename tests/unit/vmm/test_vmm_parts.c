@@ -198,6 +198,59 @@ static void test_bzimage(void)
 	ok(bzimage_parse(k, 5 * 512, &info, err, sizeof(err)) != 0, "bzimage: setup only, no kernel");
 }
 
+/* A bzImage header whose load plan fields the test sets. */
+static void bz_fields(uint8_t *k, uint8_t reloc, uint32_t align, uint64_t pref, uint32_t init)
+{
+	memcpy(k + 0x230, &align, 4);
+	k[0x234] = reloc;
+	memcpy(k + 0x258, &pref, 8);
+	memcpy(k + 0x260, &init, 4);
+}
+
+/* The load plan: where the kernel goes, and no wrap around 2^64. */
+static void test_linux_plan(void)
+{
+	static uint8_t k[0x4000];
+	const uint64_t ram = 256ull << 20;
+	struct linux_plan p;
+	char err[256];
+
+	memset(k, 0, sizeof(k));
+	k[0x1f1] = 4;
+	k[0x1fe] = 0x55; k[0x1ff] = 0xaa;
+	memcpy(k + 0x202, "HdrS", 4);
+	k[0x201] = 0x6a;
+	k[0x206] = 0x0f; k[0x207] = 0x02;
+	k[0x211] = 0x01;
+	k[0x236] = 0x01;
+	bz_fields(k, 1, 0x200000, 0x1000000, 0x800000);
+	ok(linux_plan(k, sizeof(k), 1 << 20, true, 10, ram, &p, err, sizeof(err)) == 0 && p.load == 0x200000 &&
+	   p.kernel_end == 0x1800000 && p.initrd_gpa == ram - (1 << 20) &&
+	   p.copy[LINUX_COPY_KERNEL].len == sizeof(k) - 5 * 512 && p.copy[LINUX_COPY_CMDLINE].len == 11,
+	   "linux plan: relocatable kernel aligned at 2 MiB, its area to pref + init_size, initrd at the top");
+	bz_fields(k, 0, 0x200000, 0x1000000, 0x800000);
+	ok(linux_plan(k, sizeof(k), 0, false, 0, ram, &p, err, sizeof(err)) == 0 && p.load == 0x1000000 &&
+	   p.kernel_end == 0x1800000 && !p.copy[LINUX_COPY_INITRD].len,
+	   "linux plan: a non-relocatable kernel at its preferred address");
+	bz_fields(k, 0, 0x200000, 0xfffffffffff00000ull, 0x200000);
+	ok(linux_plan(k, sizeof(k), 0, false, 0, ram, &p, err, sizeof(err)) == -ERANGE &&
+	   strstr(err, "address space"), "linux plan: pref_address 1 MiB below 2^64 refused (%s)", err);
+	bz_fields(k, 1, 0x200000, 0xffffffffffffff00ull, 0x200000);
+	ok(linux_plan(k, sizeof(k), 0, false, 0, ram, &p, err, sizeof(err)) == -ERANGE &&
+	   strstr(err, "address space"), "linux plan: pref_address + init_size wrapping refused (%s)", err);
+	bz_fields(k, 0, 0x200000, 0x1000000, 0xffffffff);
+	ok(linux_plan(k, sizeof(k), 0, false, 0, 1ull << 40, &p, err, sizeof(err)) == -ERANGE,
+	   "linux plan: init_size 4 GiB refused whatever the RAM (%s)", err);
+	bz_fields(k, 1, 0x80000000, 0x1000000, 0x800000);
+	ok(linux_plan(k, sizeof(k), 0, false, 0, ram, &p, err, sizeof(err)) == -ENOMEM,
+	   "linux plan: 2 GiB alignment in 256 MiB refused (%s)", err);
+	bz_fields(k, 1, 0x200000, 0x1000000, 0x800000);
+	ok(linux_plan(k, sizeof(k), ram - 0x1800000 + 1, true, 0, ram, &p, err, sizeof(err)) == -ENOMEM,
+	   "linux plan: an initrd overlapping the kernel's area refused (%s)", err);
+	ok(linux_plan(k, sizeof(k), UINT64_MAX, true, 0, ram, &p, err, sizeof(err)) == -ENOMEM,
+	   "linux plan: a 2^64-byte initrd refused");
+}
+
 int main(void)
 {
 	test_parse_size();
@@ -205,5 +258,6 @@ int main(void)
 	test_memory();
 	test_payload();
 	test_bzimage();
+	test_linux_plan();
 	return tap_done();
 }
