@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_FAILURES 5          /* stop after this many */
+#define MAX_FAILURES 20         /* stop after this many */
 
 struct soak_run {
 	const char *vmm;
@@ -62,9 +62,24 @@ static uint64_t default_seed(void)
 	return ((uint64_t)ts.tv_sec * 1000000007ull) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
 }
 
+/* The thread stacks of a live kvmi-vm (gdb, when installed) into a file. */
+static void dump_stacks(struct soak_run *r, unsigned round)
+{
+	char cmd[512];
+	int st;
+
+	if (r->vm.pid <= 0 || !soak_vm_alive(&r->vm, &st) || access("/usr/bin/gdb", X_OK))
+		return;
+	snprintf(cmd, sizeof(cmd), "gdb -p %d -batch -ex 'thread apply all bt' > %s/round%u.stacks 2>&1",
+		 (int)r->vm.pid, r->dir, round);
+	if (system(cmd) == 0)
+		printf("soak: kvmi-vm's thread stacks: %s/round%u.stacks\n", r->dir, round);
+}
+
 static void report(struct soak_run *r, unsigned round, const struct soak_result *res, const char *trace)
 {
 	r->failures++;
+	dump_stacks(r, round);
 	printf("soak: FAIL round %u (seed %llu, VM %u with %u vCPUs): %s\n", round, (unsigned long long)r->seed,
 	       r->vm.index, r->vm.vcpus, res->what);
 	if (trace) {
@@ -72,7 +87,7 @@ static void report(struct soak_run *r, unsigned round, const struct soak_result 
 		soak_tail(trace, 15, "soak:   tool: ");
 	}
 	printf("soak: kvmi-vm log (%s), last lines:\n", r->vm.log);
-	soak_tail(r->vm.log, 30, "soak:   vmm: ");
+	soak_tail(r->vm.log, 20, "soak:   vmm: ");
 	printf("soak: replay with: --seed %llu\n", (unsigned long long)r->seed);
 	fflush(stdout);
 }

@@ -165,23 +165,42 @@ bool soak_vm_alive(struct soak_vm *vm, int *status)
 	return false;
 }
 
+/* Consecutive repeats of a line are printed once, with their count. */
+static void tail_line(const char *prefix, const char *line, unsigned repeats)
+{
+	if (repeats > 1)
+		printf("%s%s  [x%u]\n", prefix, line, repeats);
+	else
+		printf("%s%s\n", prefix, line);
+}
+
 void soak_tail(const char *path, unsigned last, const char *prefix)
 {
-	char line[512];
-	unsigned total = 0, n = 0;
+	char line[512], prev[512] = "";
+	unsigned total = 0, n = 0, rep = 0;
 	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return;
-	while (fgets(line, sizeof(line), f))
-		total++;
-	rewind(f);
 	while (fgets(line, sizeof(line), f)) {
-		if (total - n++ > last)
-			continue;
-		line[strcspn(line, "\r\n")] = 0;
-		printf("%s%s\n", prefix, line);
+		total += strcmp(line, prev) != 0;
+		snprintf(prev, sizeof(prev), "%s", line);
 	}
+	rewind(f);
+	prev[0] = 0;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = 0;
+		if (rep && !strcmp(line, prev)) {
+			rep++;
+			continue;
+		}
+		if (rep && total - n++ <= last)
+			tail_line(prefix, prev, rep);
+		snprintf(prev, sizeof(prev), "%s", line);
+		rep = 1;
+	}
+	if (rep)
+		tail_line(prefix, prev, rep);
 	fclose(f);
 }
 
