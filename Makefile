@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON_TEST_ARGS ?= --print-errorlogs
 
-.PHONY: all deps build demo check check-asan check-tsan fuzz bench clean
+.PHONY: all deps build demo check check-asan check-tsan fuzz soak bench clean
 
 all: build
 
@@ -54,6 +54,19 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@./scripts/install-deps.sh --fuzz
 	./fuzz/run-fuzzers.sh $(FUZZ_SECONDS) build-fuzz
+
+# Fault-injection soak (tests/soak): random tool sessions against kvmi-vm,
+# each cut by close, RST or SIGKILL, then a fresh session checks that nothing
+# survived and the guest runs.  SOAK_SEED replays a run; SOAK_ASAN=1 runs the
+# ASan build (build-asan) instead.  Not part of make check.
+SOAK_MINUTES ?= 3
+SOAK_SEED    ?=
+SOAK_DIR      = $(if $(filter 1,$(SOAK_ASAN)),$(BUILD_ASAN),$(BUILD))
+soak: deps $(SOAK_DIR)/build.ninja
+	ninja -C $(SOAK_DIR)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+		$(SOAK_DIR)/tests/soak/kvmi-soak --minutes $(SOAK_MINUTES) \
+		$(if $(SOAK_SEED),--seed $(SOAK_SEED)) $(SOAK_DIR)/kvmi-vm $(SOAK_DIR)/tests/guest
 
 # Benchmarks (issue 5): event round trips, memory reads, QEMU's gdbstub as
 # the peer, page tracking, quiet overhead.  Writes bench/RESULTS.md and
