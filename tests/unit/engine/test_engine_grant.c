@@ -71,7 +71,10 @@ static int tool_routes(int fd, uint64_t off)
 /* The tool: another process, uid and gid 65534, no supplementary groups. */
 static int run_tool(int fd, uint64_t off)
 {
-	pid_t pid = fork();
+	pid_t pid;
+
+	fflush(stdout); /* or the child would print our TAP lines again */
+	pid = fork();
 	int status;
 
 	if (pid == 0) {
