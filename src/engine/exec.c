@@ -56,7 +56,7 @@ static int open_page(struct kvmi_engine_vcpu *v, uint64_t gfn, uint8_t *rights)
 
 static void step_done(struct kvmi_engine *e)
 {
-	eng_release_vcpus(e);
+	kvmi_engine_release(e);
 	atomic_store(&e->stepper, -1);
 	eng_wake_all(e);
 }
@@ -79,7 +79,7 @@ static bool exec_step_begin(struct kvmi_engine_vcpu *v, uint64_t gfn)
 		if (!eng_wait(v, step_slot_free, e))
 			return false;
 	}
-	eng_hold_vcpus(e);
+	kvmi_engine_hold(e);
 	err = open_page(v, gfn, &rights);
 	if ((rights & (PT_R | PT_X)) == (PT_R | PT_X) || err) {
 		/* Lifted meanwhile (the instruction just runs), or the slot

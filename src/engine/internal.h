@@ -154,8 +154,6 @@ void eng_wake_all(struct kvmi_engine *e);
 void eng_kick(struct kvmi_engine_vcpu *v);
 /* Sleeps until done(ctx), running jobs; false when the VM stops. */
 bool eng_wait(struct kvmi_engine_vcpu *v, bool (*done)(void *ctx), void *ctx);
-void eng_hold_vcpus(struct kvmi_engine *e);
-void eng_release_vcpus(struct kvmi_engine *e);
 void eng_request_stop(struct kvmi_engine *e, enum kvmi_stop_reason why);
 
 /* raise.c: the one way to raise an event. */
@@ -177,7 +175,9 @@ void eng_raise_pending(struct kvmi_engine_vcpu *v);
 int eng_inject_exception(struct kvmi_engine_vcpu *v, uint8_t vector, uint32_t error_code, uint64_t address);
 
 /* memory.c */
-void *eng_gpa_to_hva(struct kvmi_engine *e, uint64_t gpa, uint64_t len);
+/* Host address of [gpa, gpa + len) if it is RAM of one region (its
+ * KVM_MEM_* flags in *flags if given), else NULL. */
+void *eng_gpa_to_hva(struct kvmi_engine *e, uint64_t gpa, uint64_t len, uint32_t *flags);
 int eng_read_phys(struct kvmi_engine *e, uint64_t gpa, void *buf, size_t len);
 int eng_write_phys(struct kvmi_engine *e, uint64_t gpa, const void *buf, size_t len);
 /* pt_lock held for writing, vCPUs held: make the slots follow the tracker. */
@@ -187,8 +187,6 @@ int eng_map_memory(struct kvmi_engine *e, const struct kvmi_map_mem_token *token
 		   bool readonly, int *fd, uint64_t *offset);
 int eng_query_physical(struct kvmi_engine *e, uint64_t gfn, struct kvmi_query_physical_reply *r);
 uint64_t eng_max_gfn(struct kvmi_engine *e);
-/* gpa lies in a region the frontend made read-only (ROM). */
-bool eng_gpa_is_rom(struct kvmi_engine *e, uint64_t gpa);
 void eng_memory_session_end(struct kvmi_engine *e);
 void eng_memory_destroy(struct kvmi_engine *e);
 /* The rights of gfn as vCPU self must see them (pt_lock held). */

@@ -34,24 +34,41 @@ static struct ram_region *region_of(struct kvmi_engine *e, uint64_t gpa, uint64_
 	return NULL;
 }
 
+static struct ram_region *region_at(struct kvmi_engine *e, uint64_t gpa)
+{
+	for (unsigned i = 0; i < e->nr_regions; i++)
+		if (e->regions[i].r.gpa == gpa)
+			return &e->regions[i];
+	return NULL;
+}
+
 /* Regions change on the frontend's threads (QEMU remaps while the tool
  * reads): lookups take pt_lock for reading. */
-void *eng_gpa_to_hva(struct kvmi_engine *e, uint64_t gpa, uint64_t len)
+void *eng_gpa_to_hva(struct kvmi_engine *e, uint64_t gpa, uint64_t len, uint32_t *flags)
 {
 	struct ram_region *r;
 	void *p = NULL;
 
 	kvmi_rwlock_rdlock(&e->pt_lock);
 	r = region_of(e, gpa, len);
-	if (r)
+	if (r) {
 		p = (uint8_t *)r->r.hva + (gpa - r->r.gpa);
+		if (flags)
+			*flags = r->r.flags;
+	}
 	kvmi_rwlock_unlock(&e->pt_lock);
 	return p;
 }
 
+/* The host address of a segment of region r. */
+static void *seg_hva(const struct ram_region *r, const struct pt_segment *s)
+{
+	return (uint8_t *)r->r.hva + (s->gpa - r->r.gpa);
+}
+
 int eng_read_phys(struct kvmi_engine *e, uint64_t gpa, void *buf, size_t len)
 {
-	void *p = eng_gpa_to_hva(e, gpa, len);
+	void *p = eng_gpa_to_hva(e, gpa, len, NULL);
 
 	if (!p)
 		return -KVM_ENOENT;
@@ -61,7 +78,7 @@ int eng_read_phys(struct kvmi_engine *e, uint64_t gpa, void *buf, size_t len)
 
 int eng_write_phys(struct kvmi_engine *e, uint64_t gpa, const void *buf, size_t len)
 {
-	void *p = eng_gpa_to_hva(e, gpa, len);
+	void *p = eng_gpa_to_hva(e, gpa, len, NULL);
 
 	if (!p)
 		return -KVM_ENOENT;
@@ -168,7 +185,7 @@ static void put_id(struct kvmi_engine *e, struct ram_region *r, uint32_t id)
 
 static int slot_del(struct kvmi_engine *e, struct ram_region *r, const struct pt_segment *s, uint32_t id)
 {
-	int err = e->ops->slot_set(e->host, id, 0, s->gpa, 0, (uint8_t *)r->r.hva + (s->gpa - r->r.gpa));
+	int err = e->ops->slot_set(e->host, id, 0, s->gpa, 0, seg_hva(r, s));
 
 	if (!err)
 		put_id(e, r, id);
@@ -187,8 +204,7 @@ static int slot_add(struct kvmi_engine *e, struct ram_region *r, const struct pt
 
 	if (err)
 		return err;
-	err = e->ops->slot_set(e->host, *id, slot_flags(r, s), s->gpa, s->size,
-			       (uint8_t *)r->r.hva + (s->gpa - r->r.gpa));
+	err = e->ops->slot_set(e->host, *id, slot_flags(r, s), s->gpa, s->size, seg_hva(r, s));
 	if (err) {
 		put_id(e, r, *id);
 		*id = UINT32_MAX;
@@ -298,14 +314,14 @@ int eng_set_page_access(struct kvmi_engine *e, const struct pt_entry *pe, size_t
 	unsigned removed = 0, added = 0, slots;
 	int err;
 
-	eng_hold_vcpus(e);
+	kvmi_engine_hold(e);
 	kvmi_rwlock_wrlock(&e->pt_lock);
 	err = pagetrack_update(&e->pt, pe, n);
 	if (!err)
 		err = eng_apply_tracking(e, &removed, &added);
 	slots = slots_in_use(e);
 	kvmi_rwlock_unlock(&e->pt_lock);
-	eng_release_vcpus(e);
+	kvmi_engine_release(e);
 	if (!err)
 		pr_debug("introspection: SET_PAGE_ACCESS %zu entries: %u slots removed, %u added, %zu tracked pages, "
 			 "memslots in use %u", n, removed, added, e->pt.n, slots);
@@ -315,7 +331,7 @@ int eng_set_page_access(struct kvmi_engine *e, const struct pt_entry *pe, size_t
 /* Every page restriction goes with the tool. */
 void eng_memory_session_end(struct kvmi_engine *e)
 {
-	eng_hold_vcpus(e);
+	kvmi_engine_hold(e);
 	kvmi_rwlock_wrlock(&e->pt_lock);
 	if (e->pt.n) {
 		pagetrack_clear(&e->pt);
@@ -323,7 +339,7 @@ void eng_memory_session_end(struct kvmi_engine *e)
 			pr_err("introspection: cannot restore the guest's memory slots");
 	}
 	kvmi_rwlock_unlock(&e->pt_lock);
-	eng_release_vcpus(e);
+	kvmi_engine_release(e);
 }
 
 /* ---- regions ----------------------------------------------------------- */
@@ -371,7 +387,7 @@ int kvmi_engine_region_add(struct kvmi_engine *e, const struct kvmi_ram_region *
 
 	if (!rr->size || (rr->gpa | rr->size) & 0xfff || rr->gpa + rr->size < rr->gpa)
 		return -EINVAL;
-	eng_hold_vcpus(e);
+	kvmi_engine_hold(e);
 	kvmi_rwlock_wrlock(&e->pt_lock);
 	err = region_insert(e, rr);
 	if (!err) {
@@ -381,7 +397,7 @@ int kvmi_engine_region_add(struct kvmi_engine *e, const struct kvmi_ram_region *
 	}
 	slots = slots_in_use(e);
 	kvmi_rwlock_unlock(&e->pt_lock);
-	eng_release_vcpus(e);
+	kvmi_engine_release(e);
 	if (err)
 		pr_err("introspection: cannot register RAM at %#llx: %s", (unsigned long long)rr->gpa,
 		       strerror(-err));
@@ -393,15 +409,13 @@ int kvmi_engine_region_add(struct kvmi_engine *e, const struct kvmi_ram_region *
 
 int kvmi_engine_region_remove(struct kvmi_engine *e, uint64_t gpa)
 {
+	struct ram_region *r;
 	int err = -ENOENT;
 
-	eng_hold_vcpus(e);
+	kvmi_engine_hold(e);
 	kvmi_rwlock_wrlock(&e->pt_lock);
-	for (unsigned i = 0; i < e->nr_regions; i++) {
-		struct ram_region *r = &e->regions[i];
-
-		if (r->r.gpa != gpa)
-			continue;
+	r = region_at(e, gpa);
+	if (r) {
 		err = 0;
 		for (size_t k = 0; k < r->nr_layout && !err; k++) {
 			if (r->slot_ids[k] != UINT32_MAX)
@@ -410,20 +424,11 @@ int kvmi_engine_region_remove(struct kvmi_engine *e, uint64_t gpa)
 				r->slot_ids[k] = UINT32_MAX;
 		}
 		if (!err)
-			region_drop(e, i);
-		break;
+			region_drop(e, (unsigned)(r - e->regions));
 	}
 	kvmi_rwlock_unlock(&e->pt_lock);
-	eng_release_vcpus(e);
+	kvmi_engine_release(e);
 	return err;
-}
-
-static struct ram_region *region_at(struct kvmi_engine *e, uint64_t gpa)
-{
-	for (unsigned i = 0; i < e->nr_regions; i++)
-		if (e->regions[i].r.gpa == gpa)
-			return &e->regions[i];
-	return NULL;
 }
 
 int kvmi_engine_region_set_dirty_log(struct kvmi_engine *e, uint64_t gpa, bool on)
@@ -444,7 +449,7 @@ int kvmi_engine_region_set_dirty_log(struct kvmi_engine *e, uint64_t gpa, bool o
 
 			if (r->slot_ids[k] != UINT32_MAX)
 				err = e->ops->slot_set(e->host, r->slot_ids[k], slot_flags(r, s), s->gpa, s->size,
-						       (uint8_t *)r->r.hva + (s->gpa - r->r.gpa));
+						       seg_hva(r, s));
 		}
 	}
 	kvmi_rwlock_unlock(&e->pt_lock);
@@ -470,18 +475,6 @@ int kvmi_engine_region_slots(struct kvmi_engine *e, uint64_t gpa, struct kvmi_sl
 	}
 	kvmi_rwlock_unlock(&e->pt_lock);
 	return n;
-}
-
-bool eng_gpa_is_rom(struct kvmi_engine *e, uint64_t gpa)
-{
-	struct ram_region *r;
-	bool rom;
-
-	kvmi_rwlock_rdlock(&e->pt_lock);
-	r = region_of(e, gpa, 1);
-	rom = r && (r->r.flags & KVM_MEM_READONLY);
-	kvmi_rwlock_unlock(&e->pt_lock);
-	return rom;
 }
 
 void eng_memory_destroy(struct kvmi_engine *e)

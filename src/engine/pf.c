@@ -54,9 +54,14 @@ static void complete_access(struct kvmi_engine_vcpu *v, void *hva, const uint8_t
 /* RETRY of a store: KVM emulated the whole store before exiting (RIP is
  * already past it), so it cannot run again: perform it if the tool
  * granted W meanwhile, as a re-execution would, else drop it. */
+static bool w_granted(struct kvmi_engine_vcpu *v)
+{
+	return eng_rights(v->e, v->run->mmio.phys_addr >> 12, UINT32_MAX) & PT_W;
+}
+
 static void retry_store(struct kvmi_engine_vcpu *v, void *hva)
 {
-	if (eng_rights(v->e, v->run->mmio.phys_addr >> 12, UINT32_MAX) & PT_W)
+	if (w_granted(v))
 		complete_access(v, hva, NULL);
 }
 
@@ -125,7 +130,7 @@ static enum kvmi_exit_owner rom_write(struct kvmi_engine_vcpu *v)
 	if ((eng_rights(v->e, gfn, v->idx) & PT_W) || !eng_event_wanted(v, KVMI_EVENT_PF))
 		return KVMI_EXIT_FRONTEND;
 	out = eng_raise(v, KVMI_EVENT_PF, NULL, &ev, sizeof(ev), &rpl, sizeof(rpl)).outcome;
-	if (out == KVMI_CRASH || (out == KVMI_RETRY && !(eng_rights(v->e, gfn, UINT32_MAX) & PT_W)))
+	if (out == KVMI_CRASH || (out == KVMI_RETRY && !w_granted(v)))
 		return KVMI_EXIT_ENGINE;
 	return KVMI_EXIT_FRONTEND;
 }
@@ -136,14 +141,15 @@ enum kvmi_exit_owner eng_pf_exit(struct kvmi_engine_vcpu *v)
 	uint64_t gpa = run->mmio.phys_addr;
 	uint8_t need = run->mmio.is_write ? PT_W : PT_R;
 	struct kvm_regs regs;
+	uint32_t flags = 0;
 	void *hva;
 
 	if (run->mmio.len > sizeof(run->mmio.data))
 		return KVMI_EXIT_FRONTEND;
-	hva = eng_gpa_to_hva(v->e, gpa, run->mmio.len);
+	hva = eng_gpa_to_hva(v->e, gpa, run->mmio.len, &flags);
 	if (!hva)
 		return KVMI_EXIT_FRONTEND;       /* not RAM: a device */
-	if (run->mmio.is_write && eng_gpa_is_rom(v->e, gpa))
+	if (run->mmio.is_write && (flags & KVM_MEM_READONLY))
 		return rom_write(v);
 	if ((eng_rights(v->e, gpa >> 12, v->idx) & need) || !eng_event_wanted(v, KVMI_EVENT_PF) ||
 	    eng_get_regs(v, &regs) < 0) {
@@ -178,7 +184,7 @@ enum kvmi_exit_owner eng_finish_exit(struct kvmi_engine_vcpu *v, int ret, int er
 	}
 	if (ret == 0 && run->exit_reason == KVM_EXIT_MMIO && ++v->finish.rounds < FINISH_ROUNDS) {
 		if (!run->mmio.is_write) {
-			void *hva = eng_gpa_to_hva(v->e, run->mmio.phys_addr, run->mmio.len);
+			void *hva = eng_gpa_to_hva(v->e, run->mmio.phys_addr, run->mmio.len, NULL);
 
 			if (hva)
 				memcpy(run->mmio.data, hva, run->mmio.len);

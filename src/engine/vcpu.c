@@ -174,7 +174,7 @@ static bool not_held(void *ctx)
 	return !held(ctx);
 }
 
-void eng_hold_vcpus(struct kvmi_engine *e)
+void kvmi_engine_hold(struct kvmi_engine *e)
 {
 	atomic_fetch_add(&e->hold, 1);
 	for (unsigned i = 0; i < atomic_load(&e->nr_vcpus); i++)
@@ -192,20 +192,10 @@ void eng_hold_vcpus(struct kvmi_engine *e)
 	}
 }
 
-void eng_release_vcpus(struct kvmi_engine *e)
+void kvmi_engine_release(struct kvmi_engine *e)
 {
 	atomic_fetch_sub(&e->hold, 1);
 	eng_wake_all(e);
-}
-
-void kvmi_engine_hold(struct kvmi_engine *e)
-{
-	eng_hold_vcpus(e);
-}
-
-void kvmi_engine_release(struct kvmi_engine *e)
-{
-	eng_release_vcpus(e);
 }
 
 /* ---- the frontend's run loop --------------------------------------------- */
