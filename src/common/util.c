@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 int vmm_log_level = LOG_INFO;
+const char *vmm_log_name = "kvmi-vm";
 
 void vmm_log(enum log_level level, const char *fmt, ...)
 {
@@ -31,7 +32,7 @@ void vmm_log(enum log_level level, const char *fmt, ...)
 		return;
 	/* One write per line so that lines of different vCPUs never interleave. */
 	pthread_mutex_lock(&lock);
-	fprintf(stderr, "kvmi-vm: %s%s%s\n", level == LOG_WARN ? "warning: " : "",
+	fprintf(stderr, "%s: %s%s%s\n", vmm_log_name, level == LOG_WARN ? "warning: " : "",
 		buf, (size_t)n >= sizeof(buf) ? "..." : "");
 	fflush(stderr);
 	pthread_mutex_unlock(&lock);

@@ -19,6 +19,8 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* Messages go to stderr, prefixed "kvmi-vm: ".  LOG_INFO and up are shown by
  * default; -v adds LOG_DEBUG. */
 extern int vmm_log_level;
+/* The program name in front of every line ("kvmi-vm"). */
+extern const char *vmm_log_name;
 void vmm_log(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -117,24 +117,29 @@ static void detach_all(struct bpf_events *be)
 	}
 }
 
-int bpf_register_thread(struct bpf_events *be, unsigned idx)
+void bpf_thread_init(void)
 {
-	__u32 tid = (__u32)bpf_my_tid(), v = idx;
 	sigset_t s;
 
-	/* Unblocked on this thread, so also while KVM_RUN runs (the vCPU
-	 * threads block everything else but the kick). */
+	/* Unblocked on the vCPU's thread, so also while KVM_RUN runs (the
+	 * vCPU threads block everything else but the kick). */
 	sigemptyset(&s);
 	sigaddset(&s, KVMI_BPF_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
-	return bpf_map_update_elem(be->threads_fd, &tid, &v, BPF_ANY) ? -errno : 0;
 }
 
-void bpf_unregister_thread(struct bpf_events *be)
+int bpf_register_thread(struct bpf_events *be, unsigned idx, pid_t tid)
 {
-	__u32 tid = (__u32)bpf_my_tid();
+	__u32 key = (__u32)tid, v = idx;
 
-	bpf_map_delete_elem(be->threads_fd, &tid);
+	return bpf_map_update_elem(be->threads_fd, &key, &v, BPF_ANY) ? -errno : 0;
+}
+
+void bpf_unregister_thread(struct bpf_events *be, pid_t tid)
+{
+	__u32 key = (__u32)tid;
+
+	bpf_map_delete_elem(be->threads_fd, &key);
 }
 
 static void unavailable(const char *why, const char *notes)
@@ -300,8 +305,10 @@ static int apply(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
 			(s->ev_hc ? KVMI_HOOK_HYPERCALL : 0);
 
 	want &= be->avail;
+	/* A job may run on another thread than the vCPU's (a QEMU vCPU
+	 * parked by QEMU): the hooks know the thread that runs KVM_RUN. */
 	if (want && !s->registered) {
-		if (bpf_register_thread(be, vcpu->idx))
+		if (!vcpu->tid || bpf_register_thread(be, vcpu->idx, vcpu->tid))
 			return -KVM_EINVAL;
 		s->registered = true;
 	}
@@ -501,6 +508,10 @@ int bpf_events_control_event(struct bpf_events *be, struct kvmi_engine_vcpu *vcp
 	(void)vcpu;
 	return enable && (id == KVMI_EVENT_CR || id == KVMI_EVENT_XSETBV || id == KVMI_EVENT_HYPERCALL) ?
 		       -KVM_EOPNOTSUPP : 0;
+}
+
+void bpf_thread_init(void)
+{
 }
 
 void bpf_events_prerun(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)

@@ -39,6 +39,8 @@ int bpf_events_control_cr(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, 
 /* [vcpu] CONTROL_EVENTS for CR, XSETBV and HYPERCALL (others: 0). */
 int bpf_events_control_event(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu, unsigned id, bool enable);
 
+/* [vcpu] Once, on the thread that runs the vCPU: it takes the hooks' signal. */
+void bpf_thread_init(void);
 /* [vcpu] Before each KVM_RUN: raises the events whose hooks fired. */
 void bpf_events_prerun(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu);
 

@@ -49,8 +49,8 @@ struct bpf_events {
 
 pid_t bpf_my_tid(void);
 /* The calling thread's stops go to BPF map entry idx. */
-int bpf_register_thread(struct bpf_events *be, unsigned idx);
-void bpf_unregister_thread(struct bpf_events *be);
+int bpf_register_thread(struct bpf_events *be, unsigned idx, pid_t tid);
+void bpf_unregister_thread(struct bpf_events *be, pid_t tid);
 
 /* Runs the scratch VM with every hook enabled; the KVMI_HOOK_* bits that
  * fired, and *why when the VM could not run. */

@@ -4,6 +4,7 @@
  * with one vCPU writes CR0, CR4, CR3, XCR0 and makes the agent hypercall;
  * a hook counts as available only if it fired there.
  */
+#include "kvm_ioctl.h"
 #include "internal.h"
 
 #if KVMI_HAVE_BPF
@@ -123,23 +124,23 @@ static int scratch_vcpu_state(const struct kvmi_engine_config *cfg, struct scrat
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
-	bool xsave = cfg->cpuid && ioctl(sc->vcpufd, KVM_SET_CPUID2, cfg->cpuid) == 0 && cpuid_has_xsave(cfg->cpuid);
+	bool xsave = cfg->cpuid && kvm_ioctl(sc->vcpufd, KVM_SET_CPUID2, cfg->cpuid) == 0 && cpuid_has_xsave(cfg->cpuid);
 
-	if (ioctl(sc->vcpufd, KVM_GET_SREGS, &sregs) < 0)
+	if (kvm_ioctl(sc->vcpufd, KVM_GET_SREGS, &sregs) < 0)
 		return -1;
 	sregs.cs.base = 0;
 	sregs.cs.selector = 0;
 	if (xsave)
 		sregs.cr4 |= 1u << 18; /* OSXSAVE */
-	if (ioctl(sc->vcpufd, KVM_SET_SREGS, &sregs) < 0 && xsave) {
+	if (kvm_ioctl(sc->vcpufd, KVM_SET_SREGS, &sregs) < 0 && xsave) {
 		xsave = false;
 		sregs.cr4 &= ~(1ull << 18);
-		if (ioctl(sc->vcpufd, KVM_SET_SREGS, &sregs) < 0)
+		if (kvm_ioctl(sc->vcpufd, KVM_SET_SREGS, &sregs) < 0)
 			return -1;
 	}
 	selftest_code(sc->mem + 0x1000, xsave, module_param_on("/sys/module/kvm/parameters/force_emulation_prefix"),
 		      host_is_amd());
-	return ioctl(sc->vcpufd, KVM_SET_REGS, &regs) < 0 ? -1 : 0;
+	return kvm_ioctl(sc->vcpufd, KVM_SET_REGS, &regs) < 0 ? -1 : 0;
 }
 
 /* The scratch VM: 64 KiB of RAM, one vCPU.  0 or -1. */
@@ -150,18 +151,18 @@ static int scratch_create(const struct kvmi_engine_config *cfg, struct scratch *
 	sc->vcpufd = -1;
 	sc->run = MAP_FAILED;
 	sc->mem = MAP_FAILED;
-	sc->vmfd = ioctl(cfg->kvm_fd, KVM_CREATE_VM, 0);
+	sc->vmfd = kvm_ioctl(cfg->kvm_fd, KVM_CREATE_VM, 0);
 	if (sc->vmfd < 0)
 		return -1;
-	sc->run_size = ioctl(cfg->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	sc->run_size = kvm_ioctl(cfg->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	sc->mem = mmap(NULL, SCRATCH_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (sc->run_size <= 0 || sc->mem == MAP_FAILED)
 		return -1;
-	ioctl(sc->vmfd, KVM_SET_TSS_ADDR, 0xfffbd000ul); /* VMX real mode; AMD ignores it */
+	kvm_ioctl(sc->vmfd, KVM_SET_TSS_ADDR, 0xfffbd000ul); /* VMX real mode; AMD ignores it */
 	region.userspace_addr = (uintptr_t)sc->mem;
-	if (ioctl(sc->vmfd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
+	if (kvm_ioctl(sc->vmfd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		return -1;
-	sc->vcpufd = ioctl(sc->vmfd, KVM_CREATE_VCPU, 0);
+	sc->vcpufd = kvm_ioctl(sc->vmfd, KVM_CREATE_VCPU, 0);
 	if (sc->vcpufd < 0)
 		return -1;
 	sc->run = mmap(NULL, (size_t)sc->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, sc->vcpufd, 0);
@@ -178,7 +179,7 @@ static void scratch_run(struct scratch *sc)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		int ret = ioctl(sc->vcpufd, KVM_RUN, 0);
+		int ret = kvm_ioctl(sc->vcpufd, KVM_RUN, 0);
 
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (ret == 0 && sc->run->exit_reason != KVM_EXIT_INTR)
@@ -219,7 +220,7 @@ static void *selftest_thread(void *arg)
 		have_timer = true;
 		timer_settime(timer, 0, &its, NULL);
 	}
-	if (bpf_register_thread(be, 0))
+	if (bpf_register_thread(be, 0, bpf_my_tid()))
 		goto out;
 	__atomic_store_n(&be->shared[0].enabled, KVMI_HOOK_ALL, __ATOMIC_SEQ_CST);
 	st->why = NULL;
@@ -227,7 +228,7 @@ static void *selftest_thread(void *arg)
 	__atomic_store_n(&be->shared[0].enabled, 0, __ATOMIC_SEQ_CST);
 	st->fired = __atomic_exchange_n(&be->shared[0].pending, 0, __ATOMIC_SEQ_CST);
 	be->shared[0].fired = 0;
-	bpf_unregister_thread(be);
+	bpf_unregister_thread(be, bpf_my_tid());
 out:
 	if (have_timer)
 		timer_delete(timer);

@@ -6,6 +6,7 @@
  * (exec.c) and what the frontend wants for itself (a gdbstub); a debug exit
  * the engine did not ask for goes to the frontend.
  */
+#include "kvm_ioctl.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -29,7 +30,7 @@ int eng_update_guest_debug(struct kvmi_engine_vcpu *v)
 		dbg.control |= KVM_GUESTDBG_BLOCKIRQ;
 	if (v->breakpoints && e->bp_path == KVMI_INT3_DEBUG_EXIT)
 		dbg.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
-	return ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0 ? -errno : 0;
+	return kvm_ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0 ? -errno : 0;
 }
 
 int kvmi_engine_set_host_guest_debug(struct kvmi_engine_vcpu *v, const struct kvm_guest_debug *d)

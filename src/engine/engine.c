@@ -5,6 +5,7 @@
  * on top, the connection thread; and what a tool's session start and end
  * mean for the VM.
  */
+#include "kvm_ioctl.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -22,20 +23,20 @@
 
 static int check_cap(struct kvmi_engine *e, long cap)
 {
-	return ioctl(e->cfg.kvm_fd, KVM_CHECK_EXTENSION, cap);
+	return kvm_ioctl(e->cfg.kvm_fd, KVM_CHECK_EXTENSION, cap);
 }
 
 static bool enable_cap(struct kvmi_engine *e, uint32_t cap, uint64_t arg)
 {
 	struct kvm_enable_cap c = { .cap = cap, .args = { arg } };
 
-	return ioctl(e->cfg.vm_fd, KVM_ENABLE_CAP, &c) == 0;
+	return kvm_ioctl(e->cfg.vm_fd, KVM_ENABLE_CAP, &c) == 0;
 }
 
 static void probe_host(struct kvmi_engine *e)
 {
 	int dbg2 = check_cap(e, KVM_CAP_SET_GUEST_DEBUG2);
-	int sync = ioctl(e->cfg.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+	int sync = kvm_ioctl(e->cfg.vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
 
 	e->have_sync_regs = sync > 0 && (sync & (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS)) ==
 						 (KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS);
@@ -156,15 +157,24 @@ int kvmi_engine_start(struct kvmi_engine *e)
 	return err;
 }
 
+bool kvmi_engine_unhook(struct kvmi_engine *e)
+{
+	int timeout, err;
+
+	if (!e || !e->thread_started || !kvmi_server_connected(e->srv))
+		return false;
+	timeout = e->cfg.unhook_timeout_ms > 0 ? e->cfg.unhook_timeout_ms : DEFAULT_UNHOOK_TIMEOUT_MS;
+	err = kvmi_server_unhook(e->srv, timeout);
+	if (err == -ETIMEDOUT)
+		pr_warn("introspection: the tool did not close the connection within %d ms after UNHOOK", timeout);
+	return err != -ENOENT;
+}
+
 void kvmi_engine_stop(struct kvmi_engine *e)
 {
-	int timeout;
-
 	if (!e || !e->thread_started)
 		return;
-	timeout = e->cfg.unhook_timeout_ms > 0 ? e->cfg.unhook_timeout_ms : DEFAULT_UNHOOK_TIMEOUT_MS;
-	if (kvmi_server_connected(e->srv) && kvmi_server_unhook(e->srv, timeout) == -ETIMEDOUT)
-		pr_warn("introspection: the tool did not close the connection within %d ms after UNHOOK", timeout);
+	kvmi_engine_unhook(e);
 	kvmi_server_stop(e->srv);
 	pthread_join(e->thread, NULL);
 	e->thread_started = false;

@@ -29,6 +29,7 @@
  *       if (kvmi_engine_post_run(v, ret, errno) == KVMI_EXIT_ENGINE)
  *               continue;         the engine consumed the exit
  *       ... the frontend's own exit handling ...
+ *   kvmi_engine_unhook()            before a snapshot or a migration
  *   kvmi_engine_vm_stopping()       when the VM is about to stop
  *   kvmi_engine_vcpu_gone()         when a vCPU thread has left its loop
  *   kvmi_engine_stop(), kvmi_engine_destroy()
@@ -177,6 +178,10 @@ int kvmi_engine_start(struct kvmi_engine *e);
 /* VM shutdown: UNHOOK if the tool asked for it (bounded wait), disconnect,
  * join the thread. */
 void kvmi_engine_stop(struct kvmi_engine *e);
+/* [any, not a vCPU thread] The VM is about to be saved or migrated: UNHOOK
+ * if the tool asked for it, and wait (bounded) until it has closed the
+ * connection; a later tool may connect again.  True if UNHOOK was sent. */
+bool kvmi_engine_unhook(struct kvmi_engine *e);
 void kvmi_engine_destroy(struct kvmi_engine *e);
 /* [any] The VM is stopping: every vCPU's wait ends (events act as
  * CONTINUE) and pre_run answers KVMI_RUN_STOP from now on. */

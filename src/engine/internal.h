@@ -53,6 +53,7 @@ struct kvmi_engine_vcpu {
 	struct kvmi_engine *e;
 	unsigned idx;
 	int fd;
+	pid_t tid;                      /* the thread that runs KVM_RUN (first pre_run) */
 	struct kvm_run *run;
 
 	/* Job queue and the wait condition (rank KVMI_RANK_VCPU). */

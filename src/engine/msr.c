@@ -11,6 +11,7 @@
  * then the frontend's ranges as given - and hands the frontend every exit
  * the frontend's filter asked for.
  */
+#include "kvm_ioctl.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -106,7 +107,7 @@ static int update_filter(struct kvmi_engine *e)
 
 	if (err || e->cfg.vm_fd < 0)    /* an engine without KVM (unit tests) */
 		return err;
-	return ioctl(e->cfg.vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0 ? -errno : 0;
+	return kvm_ioctl(e->cfg.vm_fd, KVM_X86_SET_MSR_FILTER, &f) < 0 ? -errno : 0;
 }
 
 int eng_msr_init(struct kvmi_engine *e)

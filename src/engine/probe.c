@@ -10,6 +10,7 @@
  * 64-bit ring 0 executes one int3 and the exit tells which path exists, so
  * CHECK_EVENT(BREAKPOINT) answers truthfully.
  */
+#include "kvm_ioctl.h"
 #include "probe.h"
 
 #include <errno.h>
@@ -53,7 +54,7 @@ static int setup(int vcpu_fd, uint8_t *mem)
 	mem[PROBE_CODE] = 0xcc;                         /* int3 */
 	mem[PROBE_CODE + 1] = 0xf4;                     /* hlt */
 
-	if (ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0)
+	if (kvm_ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0)
 		return -errno;
 	seg(&s.cs, 0x10, 0xb, 1);
 	seg(&s.ds, 0x18, 0x3, 0);
@@ -66,13 +67,13 @@ static int setup(int vcpu_fd, uint8_t *mem)
 	s.cr4 = 1u << 5;                                /* PAE */
 	s.cr0 = 0x80000031u;                            /* PG NE ET PE */
 	s.efer = (1u << 8) | (1u << 10);                /* LME LMA */
-	if (ioctl(vcpu_fd, KVM_SET_SREGS, &s) < 0)
+	if (kvm_ioctl(vcpu_fd, KVM_SET_SREGS, &s) < 0)
 		return -errno;
 	memset(&r, 0, sizeof(r));
 	r.rflags = 2;
 	r.rip = PROBE_CODE;
 	r.rsp = PROBE_GDT;
-	return ioctl(vcpu_fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
+	return kvm_ioctl(vcpu_fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
 }
 
 enum kvmi_int3_path kvmi_probe_int3(int kvm_fd)
@@ -89,25 +90,25 @@ enum kvmi_int3_path kvmi_probe_int3(int kvm_fd)
 	mem = mmap(NULL, PROBE_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		return KVMI_INT3_NONE;
-	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	vm_fd = kvm_ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (vm_fd < 0)
 		goto out;
 	memset(&slot, 0, sizeof(slot));
 	slot.memory_size = PROBE_MEM;
 	slot.userspace_addr = (uintptr_t)mem;
-	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+	if (kvm_ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
 		goto out;
-	vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
-	run_size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	vcpu_fd = kvm_ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+	run_size = kvm_ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (vcpu_fd < 0 || run_size <= 0)
 		goto out;
 	run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
-	if (run == MAP_FAILED || setup(vcpu_fd, mem) || ioctl(vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
+	if (run == MAP_FAILED || setup(vcpu_fd, mem) || kvm_ioctl(vcpu_fd, KVM_SET_GUEST_DEBUG, &dbg) < 0)
 		goto out;
 	/* No interrupt controller: every way out of this guest exits (debug,
 	 * emulation failure, hlt, or a triple fault through the empty IDT). */
 	for (int tries = 0; tries < 4; tries++) {
-		if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) {
+		if (kvm_ioctl(vcpu_fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			break;

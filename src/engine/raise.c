@@ -9,6 +9,7 @@
  * Also the events that are raised before an entry rather than on an exit:
  * CREATE_VCPU, the TRAP of an injected exception, PAUSE_VCPU.
  */
+#include "kvm_ioctl.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -78,7 +79,7 @@ static void send_trap(struct kvmi_engine_vcpu *v)
 
 	v->trap_pending = false;
 	memset(&trap, 0, sizeof(trap));
-	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 && (ev.exception.pending || ev.exception.injected)) {
+	if (kvm_ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 && (ev.exception.pending || ev.exception.injected)) {
 		trap.vector = ev.exception.nr;
 		trap.error_code = ev.exception.has_error_code ? ev.exception.error_code : 0;
 		if (ev.exception.nr == 14) {

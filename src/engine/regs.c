@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* vCPU registers, CPUID, XSAVE, XCR, MTRR, translation and exception
  * injection for KVMI commands and events, on the vCPU thread. */
+#include "kvm_ioctl.h"
 #include "regs.h"
 
 #include <errno.h>
@@ -46,7 +47,7 @@ int eng_get_regs(struct kvmi_engine_vcpu *vcpu, struct kvm_regs *r)
 		*r = vcpu->run->s.regs.regs;
 		return 0;
 	}
-	return ioctl(vcpu->fd, KVM_GET_REGS, r) < 0 ? -errno : 0;
+	return kvm_ioctl(vcpu->fd, KVM_GET_REGS, r) < 0 ? -errno : 0;
 }
 
 int eng_get_sregs(struct kvmi_engine_vcpu *vcpu, struct kvm_sregs *s)
@@ -55,19 +56,19 @@ int eng_get_sregs(struct kvmi_engine_vcpu *vcpu, struct kvm_sregs *s)
 		*s = vcpu->run->s.regs.sregs;
 		return 0;
 	}
-	return ioctl(vcpu->fd, KVM_GET_SREGS, s) < 0 ? -errno : 0;
+	return kvm_ioctl(vcpu->fd, KVM_GET_SREGS, s) < 0 ? -errno : 0;
 }
 
 int eng_set_regs(struct kvmi_engine_vcpu *vcpu, const struct kvm_regs *r)
 {
 	vcpu->sync_valid &= ~(uint32_t)KVM_SYNC_X86_REGS;
-	return ioctl(vcpu->fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
+	return kvm_ioctl(vcpu->fd, KVM_SET_REGS, r) < 0 ? -errno : 0;
 }
 
 int eng_set_sregs(struct kvmi_engine_vcpu *vcpu, const struct kvm_sregs *s)
 {
 	vcpu->sync_valid &= ~(uint32_t)KVM_SYNC_X86_SREGS;
-	return ioctl(vcpu->fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
+	return kvm_ioctl(vcpu->fd, KVM_SET_SREGS, s) < 0 ? -errno : 0;
 }
 
 #define MSR_IA32_SYSENTER_CS  0x174
@@ -104,7 +105,7 @@ static int msrs_ioctl(struct kvmi_engine_vcpu *vcpu, unsigned long req, struct k
 	memcpy(m->entries, e, n * sizeof(*e));
 	if (req == KVM_SET_MSRS)
 		kvmi_engine_vcpu_regs_changed(vcpu);        /* EFER is in sregs */
-	ret = ioctl(vcpu->fd, req, m);
+	ret = kvm_ioctl(vcpu->fd, req, m);
 	if (ret > 0)
 		memcpy(e, m->entries, (size_t)ret * sizeof(*e));
 	free(m);
@@ -235,7 +236,7 @@ int kvmi_vcpu_get_cpuid(struct kvmi_engine_vcpu *vcpu, uint32_t function, uint32
 	if (!c)
 		return -KVM_ENOMEM;
 	c->nent = nent;
-	if (ioctl(vcpu->fd, KVM_GET_CPUID2, c) < 0) {
+	if (kvm_ioctl(vcpu->fd, KVM_GET_CPUID2, c) < 0) {
 		free(c);
 		return -KVM_EINVAL;
 	}
@@ -256,7 +257,7 @@ int kvmi_vcpu_get_cpuid(struct kvmi_engine_vcpu *vcpu, uint32_t function, uint32
 
 int kvmi_vcpu_get_xsave(struct kvmi_engine_vcpu *vcpu, void *region)
 {
-	return ioctl(vcpu->fd, KVM_GET_XSAVE, region) < 0 ? -KVM_EINVAL : 0;
+	return kvm_ioctl(vcpu->fd, KVM_GET_XSAVE, region) < 0 ? -KVM_EINVAL : 0;
 }
 
 int kvmi_vcpu_set_xsave(struct kvmi_engine_vcpu *vcpu, const void *region, size_t size)
@@ -266,10 +267,10 @@ int kvmi_vcpu_set_xsave(struct kvmi_engine_vcpu *vcpu, const void *region, size_
 	if (size > sizeof(x))
 		return -KVM_EINVAL;
 	/* A short region updates its prefix; the rest keeps the current state. */
-	if (ioctl(vcpu->fd, KVM_GET_XSAVE, &x) < 0)
+	if (kvm_ioctl(vcpu->fd, KVM_GET_XSAVE, &x) < 0)
 		return -KVM_EINVAL;
 	memcpy(&x, region, size);
-	return ioctl(vcpu->fd, KVM_SET_XSAVE, &x) < 0 ? -KVM_EINVAL : 0;
+	return kvm_ioctl(vcpu->fd, KVM_SET_XSAVE, &x) < 0 ? -KVM_EINVAL : 0;
 }
 
 int kvmi_vcpu_get_xcr(struct kvmi_engine_vcpu *vcpu, uint8_t xcr, uint64_t *value)
@@ -278,7 +279,7 @@ int kvmi_vcpu_get_xcr(struct kvmi_engine_vcpu *vcpu, uint8_t xcr, uint64_t *valu
 
 	if (xcr != 0)
 		return -KVM_EINVAL;
-	if (ioctl(vcpu->fd, KVM_GET_XCRS, &x) < 0)
+	if (kvm_ioctl(vcpu->fd, KVM_GET_XCRS, &x) < 0)
 		return -KVM_EOPNOTSUPP;
 	for (unsigned i = 0; i < x.nr_xcrs; i++) {
 		if (x.xcrs[i].xcr == 0) {
@@ -291,7 +292,7 @@ int kvmi_vcpu_get_xcr(struct kvmi_engine_vcpu *vcpu, uint8_t xcr, uint64_t *valu
 
 int kvmi_vcpu_get_tsc_speed(struct kvmi_engine_vcpu *vcpu, uint64_t *hz)
 {
-	int khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+	int khz = kvm_ioctl(vcpu->fd, KVM_GET_TSC_KHZ, 0);
 
 	*hz = khz > 0 ? (uint64_t)khz * 1000 : 0;
 	return 0;
@@ -311,7 +312,7 @@ int kvmi_vcpu_translate_gva(struct kvmi_engine_vcpu *vcpu, uint64_t gva, uint64_
 	int ret;
 
 	kvmi_rwlock_rdlock(&vcpu->e->pt_lock);
-	ret = ioctl(vcpu->fd, KVM_TRANSLATE, &t);
+	ret = kvm_ioctl(vcpu->fd, KVM_TRANSLATE, &t);
 	kvmi_rwlock_unlock(&vcpu->e->pt_lock);
 	*gpa = ret < 0 || !t.valid ? KVMI_UNMAPPED_GVA : t.physical_address;
 	return 0;
@@ -395,7 +396,7 @@ int kvmi_vcpu_inject_exception(struct kvmi_engine_vcpu *vcpu, uint8_t vector, ui
 
 	if (vector >= 32)
 		return -KVM_EINVAL;
-	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+	if (kvm_ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return -KVM_EINVAL;
 	if (ev.exception.injected || ev.exception.pending)
 		return -KVM_EBUSY;
@@ -407,7 +408,7 @@ int kvmi_vcpu_inject_exception(struct kvmi_engine_vcpu *vcpu, uint8_t vector, ui
 	ev.exception_has_payload = vector == 14;
 	ev.exception_payload = vector == 14 ? address : 0;
 	ev.flags = KVM_VCPUEVENT_VALID_PAYLOAD;
-	if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
+	if (kvm_ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0) {
 		/* Hosts without KVM_CAP_EXCEPTION_PAYLOAD: inject as "injected"
 		 * and set CR2 by hand for #PF. */
 		ev.flags = 0;
@@ -422,7 +423,7 @@ int kvmi_vcpu_inject_exception(struct kvmi_engine_vcpu *vcpu, uint8_t vector, ui
 			if (eng_set_sregs(vcpu, &s) < 0)
 				return -KVM_EINVAL;
 		}
-		if (ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		if (kvm_ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
 			return -KVM_EINVAL;
 	}
 	return 0;
@@ -474,7 +475,7 @@ int kvmi_vcpu_drop_exception(struct kvmi_engine_vcpu *vcpu, uint8_t vector)
 {
 	struct kvm_vcpu_events ev;
 
-	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+	if (kvm_ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
 		return -errno;
 	if (!(ev.exception.pending || ev.exception.injected) || ev.exception.nr != vector)
 		return 0;
@@ -482,5 +483,5 @@ int kvmi_vcpu_drop_exception(struct kvmi_engine_vcpu *vcpu, uint8_t vector)
 	ev.exception.injected = 0;
 	ev.exception_has_payload = 0;
 	ev.flags = 0;
-	return ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
+	return kvm_ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ? -errno : 0;
 }

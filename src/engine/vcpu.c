@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bpf_events.h"
@@ -204,6 +205,10 @@ enum kvmi_run_action kvmi_engine_pre_run(struct kvmi_engine_vcpu *v)
 {
 	struct kvmi_engine *e = v->e;
 
+	if (!v->tid) {
+		v->tid = (pid_t)syscall(SYS_gettid);
+		bpf_thread_init();
+	}
 	if (v->finish.active) {
 		/* Nothing may happen between the exit and its completion. */
 		atomic_store(&v->in_guest, true);
