@@ -133,10 +133,19 @@ static void qemu_option(const char *opt, const char *val)
 	} else if (!strcmp(opt, "smp")) {
 		unsigned long n = 0;
 
+		static const char *const topo[] = { "sockets", "dies", "clusters", "cores", "threads" };
+
 		qemu_subopt(val, "maxcpus", NULL, buf, sizeof(buf));
 		if (!buf[0])
 			qemu_subopt(val, "cpus", "cpus", buf, sizeof(buf));
 		n = strtoul(buf, NULL, 10);
+		/* only a topology: its product */
+		for (unsigned i = 0; !buf[0] && i < sizeof(topo) / sizeof(topo[0]); i++) {
+			char t[32];
+
+			qemu_subopt(val, topo[i], NULL, t, sizeof(t));
+			n = (n ? n : 1) * (t[0] ? strtoul(t, NULL, 10) : 1);
+		}
 		kq.smp_max = n > 0 && n <= KQ_MAX_VCPUS ? (unsigned)n : KQ_MAX_VCPUS;
 	} else if (!strcmp(opt, "accel") || !strcmp(opt, "machine") || !strcmp(opt, "M")) {
 		qemu_subopt(val, "dirty-ring-size", NULL, buf, sizeof(buf));
