@@ -204,20 +204,87 @@ pid_t itest_spawn(const char *log, const char *const *argv)
 	return pid;
 }
 
+/* ---- the frontend under test ------------------------------------------- */
+
+static bool frontend_qemu;
+
+bool itest_is_qemu(const char *vmm)
+{
+	const char *base = strrchr(vmm, '/');
+
+	return !strcmp(base ? base + 1 : vmm, "kvmi-qemu");
+}
+
+/*
+ * kvmi-vm's command line, or the same guest under stock QEMU through
+ * kvmi-qemu: the payload's boot image (NAME.bios next to NAME.elf, see
+ * tests/guest/README.md), its exit through isa-debug-exit, a guest crash
+ * (a tool's CRASH, a triple fault) as a shutdown.  `intro` are kvmi-vm's
+ * introspection options, which kvmi-qemu takes as they are.
+ */
+static unsigned guest_argv(const char **argv, unsigned max, const char *vmm, const char *elf,
+			   const char *timeout_s, const char *vcpus, const char *name)
+{
+	static char bios[512];
+	const char *qemu = getenv("KVMI_TEST_QEMU");
+	unsigned n = 0;
+	size_t len = strlen(elf);
+
+	if (!itest_is_qemu(vmm)) {
+		const char *a[] = { vmm, "--guest", elf, "--timeout", timeout_s, "--no-serial-input",
+				    "--vcpus", vcpus, "--name", name };
+
+		for (; n < sizeof(a) / sizeof(a[0]) && n < max; n++)
+			argv[n] = a[n];
+		return n - (name ? 0 : 2);
+	}
+	frontend_qemu = true;
+	snprintf(bios, sizeof(bios), "%.*s.bios", (int)(len > 4 && !strcmp(elf + len - 4, ".elf") ? len - 4 : len),
+		 elf);
+	{
+		const char *a[] = { vmm, "--", qemu ? qemu : "qemu-system-x86_64", "-M", "q35", "-enable-kvm",
+				    "-cpu", "EPYC", "-m", "256", "-smp", vcpus,
+				    /* RAM in a memfd: tools may map it (docs/qemu.md) */
+				    "-object", "memory-backend-memfd,id=ram,size=256M", "-machine", "memory-backend=ram", "-nodefaults", "-nographic",
+				    "-serial", "stdio", "-monitor", "none", "-device",
+				    "isa-debug-exit,iobase=0xf4,iosize=0x04", "-bios", bios, "-no-reboot",
+				    "-action", "panic=shutdown", "-name", name };
+
+		for (; n < sizeof(a) / sizeof(a[0]) && n < max; n++)
+			argv[n] = a[n];
+		return n - (name ? 0 : 2);
+	}
+}
+
+/* Inserts the introspection options: after kvmi-vm's name, or before
+ * kvmi-qemu's "--". */
+static unsigned add_intro(const char **argv, unsigned n, unsigned max, const char *const *intro)
+{
+	unsigned k = 0, at = 1;
+
+	while (intro[k])
+		k++;
+	if (n + k >= max)
+		k = max - n - 1;
+	memmove(argv + at + k, argv + at, (n - at) * sizeof(*argv));
+	for (unsigned i = 0; i < k; i++)
+		argv[at + i] = intro[i];
+	return n + k;
+}
+
 pid_t itest_start_guest(const char *log, const char *vmm, const char *elf, const char *addr,
 			const char *timeout_s, const char *vcpus, ...)
 {
-	const char *argv[32] = {
-		vmm, "--guest", elf, "--introspector", addr, "--timeout", timeout_s,
-		"--no-serial-input", "--vcpus", vcpus,
-	};
-	unsigned n = 10;
+	const char *argv[48], *intro[24] = { "--introspector", addr };
+	unsigned n = guest_argv(argv, 47, vmm, elf, timeout_s, vcpus, NULL), k = 2;
 	va_list ap;
 
 	va_start(ap, vcpus);
-	for (const char *a; (a = va_arg(ap, const char *)) && n < 31;)
-		argv[n++] = a;
+	for (const char *a; (a = va_arg(ap, const char *)) && k < 23;)
+		intro[k++] = a;
 	va_end(ap);
+	intro[k] = NULL;
+	n = add_intro(argv, n, 48, intro);
 	argv[n] = NULL;
 	return itest_spawn(log, argv);
 }
@@ -235,9 +302,16 @@ int itest_module_param(const char *path)
 	return buf[0] == 'Y' || (buf[0] >= '1' && buf[0] <= '9');
 }
 
+/* As kvmi-vm's exit status (KVMI_VM_EXIT_*), whatever the frontend:
+ * under QEMU the guest's status S is (S << 1) | 1 and 0 is a shutdown
+ * after a crash (-no-reboot, -action panic=shutdown). */
 static int decode_status(int st)
 {
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+
+	if (!frontend_qemu || !WIFEXITED(st))
+		return code;
+	return code == 0 ? KVMI_VM_EXIT_CRASH : (code & 1) ? code >> 1 : code;
 }
 
 int itest_wait(pid_t pid, int timeout_s)
@@ -341,14 +415,13 @@ static int group_paths(struct itest_group *g, const char *name, bool vsock)
 
 static pid_t group_spawn(struct itest_group *g, const struct itest_vm_opts *o, const char *name)
 {
-	const char *argv[48] = {
-		o->vmm, "--guest", o->elf, "--introspector", g->vmm_addr, "--timeout", o->timeout_s,
-		"--no-serial-input", "--vcpus", o->vcpus, "--name", name,
-	};
-	unsigned n = 12;
+	const char *argv[64], *intro[32] = { "--introspector", g->vmm_addr };
+	unsigned n = guest_argv(argv, 63, o->vmm, o->elf, o->timeout_s, o->vcpus, name), k = 2;
 
-	for (unsigned i = 0; o->extra && o->extra[i] && n < 47; i++)
-		argv[n++] = o->extra[i];
+	for (unsigned i = 0; o->extra && o->extra[i] && k < 31; i++)
+		intro[k++] = o->extra[i];
+	intro[k] = NULL;
+	n = add_intro(argv, n, 64, intro);
 	argv[n] = NULL;
 	return itest_spawn(g->log, argv);
 }

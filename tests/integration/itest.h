@@ -64,6 +64,9 @@ pid_t itest_spawn(const char *log, const char *const *argv);
  */
 pid_t itest_start_guest(const char *log, const char *vmm, const char *elf, const char *addr,
 			const char *timeout_s, const char *vcpus, ...) __attribute__((sentinel));
+/* vmm is kvmi-qemu (the guest runs under stock QEMU, $KVMI_TEST_QEMU or
+ * qemu-system-x86_64), not kvmi-vm.  Exit statuses are kvmi-vm's either way. */
+bool itest_is_qemu(const char *vmm);
 /* A kernel module parameter (/sys/module/.../parameters/...) as a boolean
  * (Y or a non-zero digit); -1 when it cannot be read. */
 int itest_module_param(const char *path);
