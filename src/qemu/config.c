@@ -233,6 +233,10 @@ int kq_config_load(void)
 	vmm_log_name = "kvmi-qemu";
 	if (getenv("KVMI_QEMU_DEBUG"))
 		vmm_log_level = LOG_DEBUG;
+	kq.no_dirty_merge = getenv("KVMI_QEMU_NO_DIRTY_MERGE") != NULL;
+	if (kq.no_dirty_merge)
+		pr_warn("KVMI_QEMU_NO_DIRTY_MERGE: the engine's writes are left out of the dirty log "
+			"(a snapshot or migration will lose them)");
 	kq.opts_buf = env ? strdup(env) : NULL;
 	clean_environment();
 	if (!kq.opts_buf)

@@ -101,6 +101,10 @@ struct kq_state {
 	char qemu_name[64];
 	uint8_t qemu_uuid[16];
 	bool have_qemu_uuid;
+	/* KVMI_QEMU_NO_DIRTY_MERGE: leave the engine's own writes out of the
+	 * dirty log - only for the negative control of the test that shows
+	 * the writes a migration then loses (tests/integration/test_qemu.c). */
+	bool no_dirty_merge;
 
 	int kvm_fd, vm_fd;              /* -1 until KVM_CREATE_VM */
 	struct kvmi_engine *e;

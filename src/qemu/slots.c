@@ -182,7 +182,7 @@ static void host_ram_written(void *host, uint64_t gpa, uint64_t len)
 	struct kq_slot *s;
 
 	(void)host;
-	if (!len)
+	if (!len || kq.no_dirty_merge)
 		return;
 	pthread_mutex_lock(&kq.lock);
 	s = qslot_at(gpa);

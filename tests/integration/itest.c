@@ -422,6 +422,8 @@ static pid_t group_spawn(struct itest_group *g, const struct itest_vm_opts *o, c
 		intro[k++] = o->extra[i];
 	intro[k] = NULL;
 	n = add_intro(argv, n, 64, intro);
+	for (unsigned i = 0; itest_is_qemu(o->vmm) && o->qemu_extra && o->qemu_extra[i] && n < 63; i++)
+		argv[n++] = o->qemu_extra[i];
 	argv[n] = NULL;
 	return itest_spawn(g->log, argv);
 }

@@ -92,6 +92,7 @@ struct itest_vm_opts {
 	const char *name;                  /* --name, pinned on the listener with
 					    * kvmi_config_expect_guest (NULL: the group's name) */
 	const char *const *extra;          /* more kvmi-vm arguments (NULL-terminated), or NULL */
+	const char *const *qemu_extra;     /* under QEMU: more QEMU arguments, or NULL */
 	const struct kvmi_config *cfg;     /* the listener's (a key, ...), or NULL; without
 					    * expectations of its own it expects `name` */
 	bool vsock;                        /* AF_VSOCK over loopback instead of a unix socket */
