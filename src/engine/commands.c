@@ -68,7 +68,11 @@ static int be_wait_reply(struct kvmi_backend *b, unsigned idx, bool (*done)(void
 {
 	struct kvmi_engine_vcpu *v = V(b, idx);
 
-	return v && eng_wait(v, done, ctx) ? 0 : -ESHUTDOWN;
+	if (!v)
+		return -ESHUTDOWN;
+	if (eng_wait(v, done, ctx))
+		return 0;
+	return v->yielded ? -EINTR : -ESHUTDOWN;
 }
 
 static void be_wake_vcpu(struct kvmi_backend *b, unsigned idx)

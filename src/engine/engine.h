@@ -23,6 +23,7 @@
  *   in each vCPU thread's loop:
  *       switch (kvmi_engine_pre_run(v)) {
  *       case KVMI_RUN_STOP:   leave the loop (the VM is stopping)
+ *       case KVMI_RUN_YIELD:  back to the VMM (only with host->wants_thread)
  *       case KVMI_RUN_FINISH: KVM_RUN with run->immediate_exit = 1
  *       case KVMI_RUN_ENTER:  KVM_RUN as usual
  *       }
@@ -119,6 +120,12 @@ struct kvmi_host_ops {
 	/* [any] Optional: the engine wrote guest RAM [gpa, gpa + len) itself
 	 * (KVM's dirty log does not see such writes). */
 	void (*ram_written)(void *host, uint64_t gpa, uint64_t len);
+	/* [vcpu] Optional: the VMM wants vCPU idx's thread back (QEMU kicked
+	 * it to stop the VM).  Polled while the vCPU waits before an entry
+	 * (a hold, --introspector-wait, a PAUSE_VCPU, CREATE_VCPU or TRAP
+	 * event): pre_run then answers KVMI_RUN_YIELD and the wait goes on at
+	 * the next pre_run.  Waits for replies to exit events do not yield. */
+	bool (*wants_thread)(void *host, unsigned idx);
 };
 
 /* Everything the engine needs to know at creation.  Parsing options,
@@ -220,6 +227,9 @@ enum kvmi_run_action {
 				 * the interrupted instruction, the guest does
 				 * not run on */
 	KVMI_RUN_STOP,          /* the VM is stopping */
+	KVMI_RUN_YIELD,         /* host->wants_thread said yes: return to the
+				 * VMM without entering; call pre_run again
+				 * before the next entry */
 };
 enum kvmi_exit_owner {
 	KVMI_EXIT_ENGINE,       /* consumed: loop */

@@ -72,6 +72,11 @@ struct kvmi_engine_vcpu {
 
 	/* vCPU thread only, unless noted. */
 	bool created;                   /* CREATE_VCPU handled */
+	/* Yielding (host->wants_thread): a wait where the frontend may take
+	 * the thread back (pre-run waits: holds, --introspector-wait, events
+	 * without a reply part), whether it did, and an event left in flight. */
+	bool may_yield, yielded, suspended;
+	unsigned suspended_event;
 	bool trap_pending;              /* an injected exception awaits its TRAP */
 	bool singlestep;                /* CONTROL_SINGLESTEP */
 	atomic_bool tool_left;          /* drop single-step/breakpoints before the next entry */
@@ -163,6 +168,9 @@ enum kvmi_outcome {
 	KVMI_CONTINUE,
 	KVMI_RETRY,
 	KVMI_CRASH,             /* handled: the VM is stopping */
+	KVMI_SUSPENDED,         /* the frontend took the thread back; the event
+				 * waits on at the next pre_run (only where
+				 * v->may_yield: events without a reply part) */
 };
 struct kvmi_raised {
 	enum kvmi_outcome outcome;
@@ -173,6 +181,9 @@ struct kvmi_raised eng_raise(struct kvmi_engine_vcpu *v, unsigned event, const s
 			     const void *data, size_t len, void *rpl, size_t rpl_len);
 bool eng_event_wanted(struct kvmi_engine_vcpu *v, unsigned event);
 void eng_raise_pending(struct kvmi_engine_vcpu *v);
+/* A suspended event first: true while it still waits (the thread goes
+ * back to the frontend again). */
+bool eng_resume_suspended(struct kvmi_engine_vcpu *v);
 int eng_inject_exception(struct kvmi_engine_vcpu *v, uint8_t vector, uint32_t error_code, uint64_t address);
 
 /* memory.c */

@@ -109,6 +109,7 @@ static void raise_pf(struct kvmi_engine_vcpu *v, void *hva, uint8_t need, const 
 			complete_access(v, hva, NULL);
 		break;
 	case KVMI_NO_TOOL:
+	case KVMI_SUSPENDED:    /* not on exits: a PF reply has a part */
 		complete_access(v, hva, NULL);
 		break;
 	}

@@ -49,7 +49,15 @@ struct kvmi_raised eng_raise(struct kvmi_engine_vcpu *v, unsigned event, const s
 	struct kvmi_event_result res;
 	struct kvmi_raised out = { KVMI_NO_TOOL, false };
 
-	if (kvmi_vcpu_event_arch(v->e->srv, v->idx, event, arch, data, len, rpl, rpl_len, &res))
+	int err = kvmi_vcpu_event_arch(v->e->srv, v->idx, event, arch, data, len, rpl, rpl_len, &res);
+
+	if (err == -EINTR) {
+		v->suspended = true;
+		v->suspended_event = event;
+		out.outcome = KVMI_SUSPENDED;
+		return out;
+	}
+	if (err)
 		return out;
 	out.outcome = outcome_of(v, event, &res);
 	out.regs_applied = res.regs_applied;
@@ -118,12 +126,12 @@ static bool first_entry_allowed(void *ctx)
  */
 static void vcpu_created(struct kvmi_engine_vcpu *v)
 {
-	v->created = true;
 	if (v->e->cfg.wait_for_tool) {
 		pr_debug("vcpu %u: waiting for an introspection tool (--introspector-wait)", v->idx);
-		if (!eng_wait(v, first_entry_allowed, v))
-			return;
+		if (!eng_wait(v, first_entry_allowed, v) && v->yielded)
+			return;         /* waits again at the next pre_run */
 	}
+	v->created = true;
 	eng_raise(v, KVMI_EVENT_CREATE_VCPU, NULL, NULL, 0, NULL, 0);
 }
 
@@ -134,7 +142,9 @@ static void vcpu_created(struct kvmi_engine_vcpu *v)
 static void send_pauses(struct kvmi_engine_vcpu *v)
 {
 	while (kvmi_vcpu_take_pause(v->e->srv, v->idx)) {
-		if (eng_raise(v, KVMI_EVENT_PAUSE_VCPU, NULL, NULL, 0, NULL, 0).outcome == KVMI_CRASH)
+		enum kvmi_outcome o = eng_raise(v, KVMI_EVENT_PAUSE_VCPU, NULL, NULL, 0, NULL, 0).outcome;
+
+		if (o == KVMI_CRASH || o == KVMI_SUSPENDED)
 			return;
 	}
 }
@@ -144,12 +154,37 @@ static void send_pauses(struct kvmi_engine_vcpu *v)
 void eng_raise_pending(struct kvmi_engine_vcpu *v)
 {
 	if (!v->created) {
+		v->may_yield = true;
 		vcpu_created(v);
-		if (atomic_load(&v->e->stopping))
+		v->may_yield = false;
+		if (atomic_load(&v->e->stopping) || v->yielded || v->suspended)
 			return;
 	}
+	/* CR/XSETBV/HYPERCALL replies carry data: they never yield */
 	bpf_events_prerun(v->e->bpf, v);
+	v->may_yield = true;
 	if (v->trap_pending)
 		send_trap(v);
-	send_pauses(v);
+	if (!v->suspended)
+		send_pauses(v);
+	v->may_yield = false;
+}
+
+bool eng_resume_suspended(struct kvmi_engine_vcpu *v)
+{
+	struct kvmi_event_result res;
+	int err;
+
+	if (!v->suspended)
+		return false;
+	v->may_yield = true;
+	err = kvmi_vcpu_event_resume(v->e->srv, v->idx, &res);
+	v->may_yield = false;
+	if (err == -EINTR)
+		return true;
+	v->suspended = false;
+	if (!err)
+		outcome_of(v, v->suspended_event, &res);     /* CRASH stops the VM */
+	v->yielded = false;
+	return false;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bpf_events.h"
@@ -140,17 +141,47 @@ void kvmi_engine_vcpu_gone(struct kvmi_engine_vcpu *v)
 	kvmi_engine_vcpu_run_jobs(v);
 }
 
+/* The frontend wants the thread back, and this wait may give it. */
+static bool yield_now(struct kvmi_engine_vcpu *v)
+{
+	struct kvmi_engine *e = v->e;
+
+	if (!v->may_yield || !e->ops->wants_thread || !e->ops->wants_thread(e->host, v->idx))
+		return false;
+	v->yielded = true;
+	return true;
+}
+
+static const struct timespec *deadline_ms(long ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_nsec += ms * 1000000;
+	ts->tv_sec += ts->tv_nsec / 1000000000;
+	ts->tv_nsec %= 1000000000;
+	return ts;
+}
+
 bool eng_wait(struct kvmi_engine_vcpu *v, bool (*done)(void *ctx), void *ctx)
 {
 	struct kvmi_engine *e = v->e;
+	bool poll = v->may_yield && e->ops->wants_thread;
+	struct timespec ts;
 
 	for (;;) {
 		bool stop, finished;
 
 		kvmi_mutex_lock(&v->lock);
-		while (!atomic_load(&e->stopping) && !v->jobs && !done(ctx))
-			kvmi_cond_wait(&v->wake, &v->lock);
-		stop = atomic_load(&e->stopping);
+		while (!atomic_load(&e->stopping) && !v->jobs && !done(ctx)) {
+			if (!poll) {
+				kvmi_cond_wait(&v->wake, &v->lock);
+				continue;
+			}
+			/* the frontend's wish is not a wake-up: look every 10 ms */
+			kvmi_cond_timedwait(&v->wake, &v->lock, deadline_ms(10, &ts));
+			if (yield_now(v))
+				break;
+		}
+		stop = atomic_load(&e->stopping) || v->yielded;
 		finished = !stop && done(ctx);
 		kvmi_mutex_unlock(&v->lock);
 		if (stop)
@@ -214,10 +245,15 @@ enum kvmi_run_action kvmi_engine_pre_run(struct kvmi_engine_vcpu *v)
 		atomic_store(&v->in_guest, true);
 		return KVMI_RUN_FINISH;
 	}
+	v->yielded = false;
 	for (;;) {
+		bool ok;
+
 		kvmi_engine_vcpu_run_jobs(v);
 		if (atomic_load(&e->stopping))
 			return KVMI_RUN_STOP;
+		if (eng_resume_suspended(v))
+			return KVMI_RUN_YIELD;
 		/* While a tool is there, every exit may become an event: let
 		 * KVM hand over the registers with the exit. */
 		eng_sync_regs(v, kvmi_server_live(e->srv));
@@ -225,12 +261,19 @@ enum kvmi_run_action kvmi_engine_pre_run(struct kvmi_engine_vcpu *v)
 		eng_raise_pending(v);
 		if (atomic_load(&e->stopping))
 			return KVMI_RUN_STOP;
+		if (v->yielded)
+			return KVMI_RUN_YIELD;
 		atomic_store(&v->in_guest, true);
 		if (!held(v) && !atomic_load(&v->has_jobs))
 			return KVMI_RUN_ENTER;
 		atomic_store(&v->in_guest, false);
-		if (held(v) && !eng_wait(v, not_held, v))
-			return KVMI_RUN_STOP;
+		if (!held(v))
+			continue;
+		v->may_yield = true;
+		ok = eng_wait(v, not_held, v);
+		v->may_yield = false;
+		if (!ok)
+			return v->yielded ? KVMI_RUN_YIELD : KVMI_RUN_STOP;
 	}
 }
 

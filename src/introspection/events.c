@@ -294,10 +294,11 @@ static int send_event(struct kvmi_server *srv, struct kvmi_vcpu_state *v, uint64
  * before it saw us) wakes the introspection thread itself: that may be
  * parked.
  */
-static void wait_for_reply(struct kvmi_server *srv, unsigned vcpu, struct kvmi_vcpu_state *v,
-			   bool got)
+static int wait_for_reply(struct kvmi_server *srv, unsigned vcpu, struct kvmi_vcpu_state *v,
+			  bool got)
 {
 	struct wait_ctx w = { .srv = srv, .v = v };
+	int err = 0;
 
 	if (!got) {
 		atomic_fetch_add(&srv->vcpu_sleepers, 1);
@@ -305,7 +306,8 @@ static void wait_for_reply(struct kvmi_server *srv, unsigned vcpu, struct kvmi_v
 			ks_kick_intro(srv);
 	}
 	if (srv->ops->wait_reply) {
-		if (srv->ops->wait_reply(srv->b, vcpu, reply_ready, &w))
+		err = srv->ops->wait_reply(srv->b, vcpu, reply_ready, &w);
+		if (err && err != -EINTR)
 			ks_log(srv, KVMI_SRV_LOG_INFO, "vCPU %u stopped waiting for a reply", vcpu);
 	} else {
 		kvmi_mutex_lock(&srv->lock);
@@ -315,6 +317,7 @@ static void wait_for_reply(struct kvmi_server *srv, unsigned vcpu, struct kvmi_v
 	}
 	if (!got)
 		atomic_fetch_sub(&srv->vcpu_sleepers, 1);
+	return err == -EINTR ? -EINTR : 0;
 }
 
 /* The wait is over: what the tool answered, if it did, into res; v is
@@ -344,6 +347,28 @@ static bool end_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v,
 	return set_regs;
 }
 
+/* The reply is there (or never will be): act on it. */
+static int finish_event(struct kvmi_server *srv, unsigned vcpu, struct kvmi_vcpu_state *v, unsigned event,
+			const void *data, size_t len, void *rpl, size_t rpl_len, struct kvmi_event_result *res)
+{
+	struct kvmi_x86_regs regs;
+	bool set_regs = end_wait(srv, v, res, &regs);
+
+	if (res->delivered && res->action > KVMI_EVENT_ACTION_CRASH) {
+		ks_log(srv, KVMI_SRV_LOG_WARN, "unsupported action %u for event %s; continuing",
+		       res->action, kvmi_proto_event_name(event));
+		res->action = KVMI_EVENT_ACTION_CONTINUE;
+	}
+	if (res->delivered && kvmi_policy_filter_reply(&srv->policy, event, data, len, rpl, rpl_len))
+		ks_log(srv, KVMI_SRV_LOG_WARN, "%s reply: a write the policy denies was dropped",
+		       kvmi_proto_event_name(event));
+	if (set_regs && srv->ops->set_registers)
+		res->regs_applied = srv->ops->set_registers(srv->b, vcpu, &regs) == 0;
+	if (!res->delivered && rpl_len)
+		memset(rpl, 0, rpl_len);
+	return 0;
+}
+
 int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 		    const void *data, size_t len, void *rpl, size_t rpl_len,
 		    struct kvmi_event_result *res)
@@ -358,10 +383,9 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	uint8_t msg[sizeof(struct kvmi_msg_hdr) + sizeof(struct kvmi_event) + EVENT_DATA_MAX];
 	struct kvmi_vcpu_state *v;
 	struct kvmi_event_arch arch;
-	struct kvmi_x86_regs regs;
 	uint64_t session;
 	uint32_t seq;
-	bool got, set_regs;
+	bool got;
 	size_t n;
 	int err;
 
@@ -388,24 +412,40 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 
 	n = kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
 	err = send_event(srv, v, session, msg, n, &got);
-	if (!err)
-		wait_for_reply(srv, vcpu, v, got);
-
-	set_regs = end_wait(srv, v, res, &regs);
-	if (res->delivered && res->action > KVMI_EVENT_ACTION_CRASH) {
-		ks_log(srv, KVMI_SRV_LOG_WARN, "unsupported action %u for event %s; continuing",
-		       res->action, kvmi_proto_event_name(event));
-		res->action = KVMI_EVENT_ACTION_CONTINUE;
+	if (!err && wait_for_reply(srv, vcpu, v, got) == -EINTR && !rpl_len) {
+		kvmi_mutex_lock(&srv->lock);
+		v->suspended = true;
+		kvmi_mutex_unlock(&srv->lock);
+		return -EINTR;
 	}
-	if (res->delivered && kvmi_policy_filter_reply(&srv->policy, event, data, len, rpl, rpl_len))
-		ks_log(srv, KVMI_SRV_LOG_WARN, "%s reply: a write the policy denies was dropped",
-		       kvmi_proto_event_name(event));
-	if (set_regs && srv->ops->set_registers)
-		res->regs_applied = srv->ops->set_registers(srv->b, vcpu, &regs) == 0;
-	if (!res->delivered && rpl_len)
-		memset(rpl, 0, rpl_len);
-	return 0;
+	return finish_event(srv, vcpu, v, event, data, len, rpl, rpl_len, res);
 }
+
+int kvmi_vcpu_event_resume(struct kvmi_server *srv, unsigned vcpu, struct kvmi_event_result *res)
+{
+	struct kvmi_vcpu_state *v = &srv->vcpus[vcpu];
+	bool suspended;
+	unsigned event;
+
+	kvmi_mutex_lock(&srv->lock);
+	suspended = v->suspended;
+	v->suspended = false;
+	event = v->event;
+	kvmi_mutex_unlock(&srv->lock);
+	if (!suspended)
+		return -ENOENT;
+	res->action = KVMI_EVENT_ACTION_CONTINUE;
+	res->delivered = false;
+	res->regs_applied = false;
+	if (wait_for_reply(srv, vcpu, v, false) == -EINTR) {
+		kvmi_mutex_lock(&srv->lock);
+		v->suspended = true;
+		kvmi_mutex_unlock(&srv->lock);
+		return -EINTR;
+	}
+	return finish_event(srv, vcpu, v, event, NULL, 0, NULL, 0, res);
+}
+
 
 /*
  * EVENT_REPLY: any violation (unknown vCPU, nobody waiting, wrong seq,

@@ -93,6 +93,9 @@ struct kvmi_vcpu_state {
 	void *rpl;
 	size_t rpl_len;
 	bool regs_pending;
+	/* the vCPU went back to its VMM while waiting (wait_reply said
+	 * -EINTR): the event stays in flight, kvmi_vcpu_event_resume() waits on */
+	bool suspended;
 	struct kvmi_x86_regs regs;
 	/* jobs queued and not yet run in this session: an event reply is
 	 * only acted upon after the commands the tool sent before it */

@@ -82,7 +82,8 @@ struct kvmi_backend_ops {
 	int (*queue_vcpu_job)(struct kvmi_backend *b, unsigned vcpu, struct kvmi_vcpu_job *job);
 	/* [vcpu] Sleep until done(ctx) is true, running queued jobs meanwhile;
 	 * a wake_vcpu() call must make it re-check done(). Return 0, or <0 if
-	 * the VM is stopping (the event then acts as CONTINUE).
+	 * the VM is stopping (the event then acts as CONTINUE); -EINTR: the
+	 * VMM wants the thread back (see kvmi_vcpu_event_resume()).
 	 * NULL: the server waits on its own condition variable (only valid when
 	 * queue_vcpu_job is NULL too). */
 	int (*wait_reply)(struct kvmi_backend *b, unsigned vcpu, bool (*done)(void *ctx), void *ctx);
@@ -412,6 +413,15 @@ int kvmi_vcpu_event(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 			 const struct kvmi_event_arch *arch, const void *data, size_t len,
 			 void *rpl, size_t rpl_len, struct kvmi_event_result *res);
+/*
+ * A backend's wait_reply() may return -EINTR for an event without a reply
+ * part (rpl_len 0): its VMM wants the vCPU's thread back.  The event then
+ * stays in flight and kvmi_vcpu_event*() returns -EINTR (res: not
+ * delivered); kvmi_vcpu_event_resume() waits on for the same reply when
+ * the vCPU comes back, and returns as kvmi_vcpu_event() would have
+ * (-EINTR again, or -ENOENT when no event was suspended).
+ */
+int kvmi_vcpu_event_resume(struct kvmi_server *srv, unsigned vcpu, struct kvmi_event_result *res);
 /* vCPU thread: pending PAUSE_VCPU requests for this vCPU. */
 unsigned kvmi_vcpu_pending_pauses(struct kvmi_server *srv, unsigned vcpu);
 /* vCPU thread: take one pending PAUSE_VCPU request (false: none); the

@@ -70,6 +70,11 @@ struct kq_vcpu {
 	atomic_bool thread_known;
 	atomic_bool engine_kick;        /* our kick is pending */
 	atomic_uint qemu_signals;       /* QEMU's SIG_IPI delivered to this thread */
+	/* while QEMU's KVM_RUN call is with us: its SIG_IPIs at the call and
+	 * whether it had kicked itself (immediate_exit already set) */
+	atomic_bool in_call;
+	unsigned call_signals;
+	bool call_kicked_self;
 	/* Held by whoever drives the vCPU for the engine: its thread inside
 	 * KVM_RUN, or the job thread while QEMU keeps the thread parked. */
 	pthread_mutex_t own;
@@ -148,6 +153,7 @@ struct kq_vcpu *kq_vcpu_of_fd(int fd);
 long kq_create_vcpu(int vm_fd, unsigned long id);
 long kq_vcpu_run(struct kq_vcpu *c);
 void kq_kick(void *host, unsigned idx);
+bool kq_wants_thread(void *host, unsigned idx);
 int kq_wrap_sigaction(int sig, const struct sigaction *act, struct sigaction *old,
 		      int (*real)(int, const struct sigaction *, struct sigaction *));
 

@@ -174,19 +174,22 @@ static void adopt_thread(struct kq_vcpu *c)
 		kq_disable("the introspection threads did not start");
 }
 
-/* What QEMU had asked for when it called KVM_RUN. */
-struct qemu_call {
-	unsigned signals;       /* its SIG_IPIs so far */
-	bool kicked_self;       /* immediate_exit was set: leave at once */
-};
-
-static bool qemu_kicked(struct kq_vcpu *c, const struct qemu_call *q)
+/* QEMU kicked the vCPU since it called KVM_RUN (or before: it had set
+ * immediate_exit itself). */
+static bool qemu_kicked(struct kq_vcpu *c)
 {
-	return q->kicked_self || atomic_load(&c->qemu_signals) != q->signals;
+	return c->call_kicked_self || atomic_load(&c->qemu_signals) != c->call_signals;
+}
+
+bool kq_wants_thread(void *host, unsigned idx)
+{
+	(void)host;
+	return idx < __atomic_load_n(&kq.nr_vcpus, __ATOMIC_ACQUIRE) && atomic_load(&kq.vcpus[idx]->in_call) &&
+	       qemu_kicked(kq.vcpus[idx]);
 }
 
 /* One entry: 1 when QEMU must see this exit, 0 to loop. */
-static int run_once(struct kq_vcpu *c, const struct qemu_call *q, long *ret, int *err)
+static int run_once(struct kq_vcpu *c, long *ret, int *err)
 {
 	enum kvmi_run_action a = kvmi_engine_pre_run(c->ev);
 	bool finish = a == KVMI_RUN_FINISH;
@@ -196,25 +199,29 @@ static int run_once(struct kq_vcpu *c, const struct qemu_call *q, long *ret, int
 		*err = errno;
 		return 1;
 	}
+	if (a == KVMI_RUN_YIELD) {      /* QEMU wants its thread: as a kick */
+		*ret = -1;
+		*err = EINTR;
+		return 1;
+	}
 	atomic_store(&c->engine_kick, false);
-	if (finish || qemu_kicked(c, q))
+	if (finish || qemu_kicked(c))
 		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	*ret = kq_sys_ioctl(c->fd, KVM_RUN, 0);
 	*err = errno;
 	if (kvmi_engine_post_run(c->ev, (int)*ret, *err) == KVMI_EXIT_ENGINE)
 		goto ours;
-	if (*ret < 0 && (*err == EINTR || *err == EAGAIN) && !qemu_kicked(c, q))
+	if (*ret < 0 && (*err == EINTR || *err == EAGAIN) && !qemu_kicked(c))
 		goto ours;              /* our kick, a FINISH: not QEMU's business */
 	return 1;
 ours:
-	if (!qemu_kicked(c, q))
+	if (!qemu_kicked(c))
 		__atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
 long kq_vcpu_run(struct kq_vcpu *c)
 {
-	struct qemu_call q = { .signals = atomic_load(&c->qemu_signals) };
 	long ret;
 	int err;
 
@@ -224,15 +231,16 @@ long kq_vcpu_run(struct kq_vcpu *c)
 		return kq_sys_ioctl(c->fd, KVM_RUN, 0);
 	/* QEMU kicked itself before the call (exit_request): one entry that
 	 * returns at once, as without us. */
-	q.kicked_self = __atomic_load_n(&c->run->immediate_exit, __ATOMIC_SEQ_CST) &&
-			!atomic_load(&c->engine_kick);
 	pthread_mutex_lock(&c->own);
-	do {
-		if (report_stop(c)) {
-			pthread_mutex_unlock(&c->own);
-			return 0;
-		}
-	} while (!run_once(c, &q, &ret, &err));
+	c->call_signals = atomic_load(&c->qemu_signals);
+	c->call_kicked_self = __atomic_load_n(&c->run->immediate_exit, __ATOMIC_SEQ_CST) &&
+			      !atomic_load(&c->engine_kick);
+	atomic_store(&c->in_call, true);
+	ret = 0;
+	err = 0;
+	while (!report_stop(c) && !run_once(c, &ret, &err))
+		;
+	atomic_store(&c->in_call, false);
 	pthread_mutex_unlock(&c->own);
 	errno = err;
 	return ret;

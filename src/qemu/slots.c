@@ -201,6 +201,7 @@ const struct kvmi_host_ops kq_host_ops = {
 	.slot_free = host_slot_free,
 	.slot_set = host_slot_set,
 	.ram_written = host_ram_written,
+	.wants_thread = kq_wants_thread,
 };
 
 /* ---- QEMU's memslot calls ------------------------------------------------ */

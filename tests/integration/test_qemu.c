@@ -195,6 +195,38 @@ static void end(struct run *r)
 	itest_group_end(&r->g);
 }
 
+/* A vCPU the tool keeps paused (its PAUSE_VCPU event unanswered) goes
+ * back to QEMU for QMP stop, and is held again after cont. */
+static void held_pause(struct kvmi_dom *dom, int qmp_fd)
+{
+	struct kvmi_event_msg *ev, *pause = NULL;
+	uint64_t b;
+
+	ok(kvmi_dom_pause_vcpu(dom, 0, false) == 0, "PAUSE_VCPU");
+	for (int i = 0; i < 1000 && !pause; i++) {
+		ev = itest_next_event(dom, 10);
+		if (ev && ev->event == KVMI_EVENT_PAUSE_VCPU) {
+			pause = ev;
+		} else if (ev) {
+			kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+			kvmi_event_free(ev);
+		}
+	}
+	ok(pause != NULL, "the PAUSE_VCPU event arrives; the tool leaves it unanswered");
+	if (!pause)
+		return;
+	ok(qmp(qmp_fd, NULL, "{\"execute\":\"stop\"}\n", NULL, 0) == 0,
+	   "QMP stop returns while the vCPU is held by the tool (it goes back to QEMU)");
+	ok(qmp(qmp_fd, NULL, "{\"execute\":\"cont\"}\n", NULL, 0) == 0, "QMP cont");
+	b = read_u64(dom, DIRTY_B_GPA);
+	usleep(300000);
+	ok(read_u64(dom, DIRTY_B_GPA) == b && !itest_next_event(dom, 0),
+	   "after cont the vCPU is held again: the guest does not run");
+	kvmi_dom_reply_event(dom, pause, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+	kvmi_event_free(pause);
+	ok(pump(dom, 300) > 0 && read_u64(dom, DIRTY_B_GPA) != b, "the tool's reply lets it run");
+}
+
 /* stop, a vCPU command while QEMU keeps the vCPU parked, cont, reset. */
 static void lifecycle(void)
 {
@@ -221,6 +253,7 @@ static void lifecycle(void)
 	b1 = read_u64(dom, DIRTY_B_GPA);
 	ok(pump(dom, 500) > 0 && read_u64(dom, DIRTY_B_GPA) != b1,
 	   "after the reset the guest runs its loop again, under the same protection");
+	held_pause(dom, r.qmp);
 	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_UNHOOK, true) == 0, "the tool enables UNHOOK");
 	{
 		const char *q = "{\"execute\":\"quit\"}\n";
