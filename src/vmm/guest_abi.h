@@ -14,8 +14,24 @@
  *   - CR0 = PE|MP|ET|NE|WP|PG, CR4 = PAE|OSFXSR|OSXMMEXCPT, EFER = SCE|LME|LMA|NXE;
  *   - RIP = ELF entry (flat binary: its load address), RSP = 0 (the runtime
  *     sets its own stacks), RDI = number of vCPUs, RSI = this vCPU's index,
- *     RDX = guest RAM size in bytes;
+ *     RDX = guest RAM size in bytes, R8 = 0 (the platform marker, below),
+ *     every other general register 0;
  *   - all vCPUs start at once at the same entry point (no INIT/SIPI dance).
+ *
+ * The same payloads also boot under stock QEMU through the boot shim of
+ * tests/guest/qemu (NAME.bios, given to -bios; tests/guest/README.md has the
+ * command line).  It gives the same state with three differences:
+ *   - R8 = KVMI_GUEST_QEMU_MAGIC: there is no VMM behind the ports below,
+ *     and the runtime must not touch KVMI_PORT_UCALL (fw_cfg's selector
+ *     there) nor KVMI_PORT_MEM_RECREATE (inside fw_cfg's DMA registers);
+ *   - the APs start through INIT-SIPI-SIPI and reach the entry a little
+ *     after the BSP; RSI = the initial APIC ID (0..N-1 with QEMU's default
+ *     -smp topology), RDX = QEMU's RAM size, at most 2 GiB;
+ *   - memory below KVMI_GUEST_PAYLOAD_MIN_GPA also holds the shim's data
+ *     (0x7000) and AP trampoline (0x8000).
+ * The exit of such a VM is isa-debug-exit at KVMI_QEMU_PORT_DEBUG_EXIT: the
+ * runtime writes the kvmi-vm exit status S (KVMI_VM_EXIT_*, or a power-off
+ * value) and QEMU exits with (S << 1) | 1.
  *
  * Memory below KVMI_GUEST_PAYLOAD_MIN_GPA belongs to the VMM (GDT, page
  * tables); payloads must be linked at or above it (the runtime links at 1 MiB).
@@ -43,6 +59,12 @@
  * 4 GiB), as a remap or hot-plug would; what tests of page tracking across
  * memory-region changes use. */
 #define KVMI_PORT_MEM_RECREATE      0x0518
+
+/* Entry R8 under stock QEMU ("KVMIQEMU"); 0 under kvmi-vm. */
+#define KVMI_GUEST_QEMU_MAGIC       0x554d4551494d564bull
+/* QEMU's -device isa-debug-exit,iobase=0xf4,iosize=0x04: outb S exits
+ * QEMU with status (S << 1) | 1. */
+#define KVMI_QEMU_PORT_DEBUG_EXIT   0x00f4
 
 enum kvmi_ucall_cmd {
 	KVMI_UCALL_NONE   = 0,

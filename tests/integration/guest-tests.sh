@@ -38,10 +38,11 @@ OUT=$TMP/stdout
 ERR=$TMP/stderr
 WHY=$TMP/why
 
-N=0
-FAILED=0
-
 # ------------------------------------------------------------------ helpers
+# fail, expect_rc, expect_line/match/no_match, expect_stdout*, result and
+# run_tests are shared with qemu-payloads.sh.
+. "$(dirname "$0")/tap-lib.sh"
+
 # run GUEST [kvmi-vm options...]: one kvmi-vm run; sets RC.
 run() {
 	guest=$GUEST_DIR/$1.elf
@@ -58,70 +59,11 @@ run() {
 	RC=$?
 }
 
-fail() {
-	echo "$*" >>"$WHY"
-}
-
-expect_rc() {
-	[ "$RC" = "$1" ] || fail "exit status $RC, expected $1"
-}
-
-# A whole stderr line, compared as a fixed string.
-expect_line() {
-	grep -qxF -e "$1" "$ERR" || fail "no stderr line: $1"
-}
-
-# A stderr line matching a basic regular expression (anchor it yourself).
-expect_match() {
-	grep -q -e "$1" "$ERR" || fail "no stderr line matching: $1"
-}
-
-# No stderr line matching the basic regular expression.
-expect_no_match() {
-	if grep -q -e "$1" "$ERR"; then
-		fail "unexpected stderr line matching: $1"
-	fi
-}
-
 # Every stderr line is a VMM message (catches sanitizer reports, crashes).
 expect_clean_stderr() {
 	if grep -v -q -e '^kvmi-vm: ' "$ERR"; then
 		fail "stderr has lines that are not kvmi-vm messages"
 	fi
-}
-
-# stdout is exactly the lines given as arguments.
-expect_stdout() {
-	: >"$TMP/expected"
-	for line in "$@"; do
-		printf '%s\n' "$line" >>"$TMP/expected"
-	done
-	expect_stdout_file "$TMP/expected"
-}
-
-expect_stdout_file() {
-	cmp -s "$1" "$OUT" || fail "stdout differs from the expected text ($(wc -c <"$1") bytes expected, $(wc -c <"$OUT") got)"
-}
-
-# Prints a file as TAP diagnostics, at most $2 lines of at most 300 bytes.
-diag_file() {
-	echo "# $1:"
-	head -n "$3" "$2" | cut -c 1-300 | sed 's/^/#   /'
-}
-
-# result DESCRIPTION: reports the checks made since run().
-result() {
-	N=$((N + 1))
-	if [ ! -s "$WHY" ]; then
-		echo "ok $N - $1"
-		return
-	fi
-	FAILED=$((FAILED + 1))
-	echo "not ok $N - $1"
-	sed 's/^/# /' "$WHY"
-	echo "# exit status: $RC"
-	diag_file stdout "$OUT" 20
-	diag_file stderr "$ERR" 40
 }
 
 # ------------------------------------------------------------------ tests
@@ -276,6 +218,37 @@ t_timeout() {
 	result "timeout: a guest spinning in ring 3 is stopped by --timeout, exit status 5"
 }
 
+t_entry_state() {
+	run entry_state --vcpus 2
+	expect_rc 0
+	for i in 0 1; do
+		expect_line "kvmi-vm: vcpu $i: print: entry_state: vcpu $i of 2, ram 256 MiB, platform kvmi-vm"
+		expect_line "kvmi-vm: vcpu $i: done"
+	done
+	expect_no_match 'assertion failed'
+	expect_clean_stderr
+	result "entry_state: CR0/CR3/CR4/EFER, GDT and page tables of guest_abi.h on every vCPU, R8 = 0"
+}
+
+t_mem_recreate() {
+	run mem_recreate
+	expect_rc 0
+	expect_line "kvmi-vm: vcpu 0: sync 1"
+	expect_line "kvmi-vm: vcpu 0: sync 2"
+	expect_line "kvmi-vm: vcpu 0: done"
+	expect_clean_stderr
+	result "mem_recreate: KVMI_PORT_MEM_RECREATE re-creates RAM under a running guest"
+}
+
+t_ucall_reply() {
+	run ucall_reply
+	expect_rc 3
+	expect_line "kvmi-vm: vcpu 0: sync 1"
+	expect_line "kvmi-vm: vcpu 0: unknown ucall 256"
+	expect_clean_stderr
+	result "ucall_reply: a ucall no handler answers stops the VM, exit status 3"
+}
+
 t_too_many_vcpus() {
 	run hello --vcpus 17
 	expect_rc 3
@@ -285,12 +258,8 @@ t_too_many_vcpus() {
 }
 
 TESTS="hello multi_vcpu_2 multi_vcpu_4 ring3 expected_exception unexpected_exception
-assert_fail triple_fault reset poweroff serial printf timeout too_many_vcpus"
+assert_fail triple_fault reset poweroff serial printf timeout entry_state mem_recreate
+ucall_reply too_many_vcpus"
 
 # shellcheck disable=SC2086  # word splitting wanted
-set -- $TESTS
-echo "1..$#"
-for t in $TESTS; do
-	"t_$t"
-done
-[ "$FAILED" -eq 0 ]
+run_tests $TESTS

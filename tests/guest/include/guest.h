@@ -51,6 +51,19 @@ void guest_main(unsigned nr_vcpus, unsigned vcpu);
 extern unsigned guest_nr_vcpus;
 extern uint64_t guest_ram_size;
 
+/*
+ * True when the payload was booted under stock QEMU by the boot shim of
+ * tests/guest/qemu (entry R8 = KVMI_GUEST_QEMU_MAGIC), false under kvmi-vm.
+ * Under QEMU the ucalls below are COM1 lines and the VM ends through
+ * isa-debug-exit (tests/guest/README.md); ucalls that need a reply from the
+ * VMM and guest_mem_recreate() report an assertion failure there.
+ */
+extern bool guest_qemu;
+static inline bool guest_is_qemu(void)
+{
+	return guest_qemu;
+}
+
 /* Index of the calling vCPU (derived from the stack it runs on). */
 unsigned guest_vcpu_id(void);
 /* Current privilege level, 0 or 3. */
@@ -64,7 +77,9 @@ static inline unsigned guest_cpl(void)
 
 /* ------------------------------------------------------------ ucalls */
 /* Sends a ucall with nargs arguments (each a uint64_t, at most 6) and
- * returns args[0] as the VMM left it (its reply, if any). */
+ * returns args[0] as the VMM left it (its reply, if any).  Under QEMU only
+ * the commands of guest_abi.h work (args[0] comes back unchanged); any other
+ * one would need the VMM's reply and fails as an assertion. */
 uint64_t guest_ucall(uint64_t cmd, unsigned nargs, ...);
 void guest_sync(uint64_t stage);
 void guest_printf(const char *fmt, ...) __printf(1, 2);
@@ -147,7 +162,12 @@ void guest_ring3_allow_port(uint16_t port, bool allow);
 void serial_putc(char c);
 void serial_puts(const char *s);            /* no newline added */
 void serial_printf(const char *fmt, ...) __printf(1, 2);
+/* kvmi-vm's exit status becomes @status; under QEMU the exit status is
+ * (status << 1) | 1 (so keep it below 128 there). */
 void power_off(uint8_t status) __noreturn;
+/* Asks kvmi-vm to re-create the memslots of RAM region @region
+ * (KVMI_PORT_MEM_RECREATE); ring 0.  Under QEMU: an assertion failure. */
+void guest_mem_recreate(uint8_t region);
 
 /* ------------------------------------------------------------ CPU */
 static inline void cpu_relax(void)

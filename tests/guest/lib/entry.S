@@ -4,9 +4,11 @@
  * their common frame, and the two halves of a ring-3 excursion.
  *
  * Entry state (guest_abi.h): long mode, CPL 0, RSP = 0, RDI = number of
- * vCPUs, RSI = this vCPU's index, RDX = RAM size.
+ * vCPUs, RSI = this vCPU's index, RDX = RAM size, R8 = platform marker (0
+ * under kvmi-vm, SHIM_QEMU_MAGIC under QEMU's boot shim).
  */
 #include "guest_layout.h"
+#include "shim.h"
 
 #define PORT_UCALL 0x510
 
@@ -22,6 +24,7 @@ _start:
 	add $guest_kstacks, %rax
 	mov %rax, %rsp
 	xor %ebp, %ebp
+	mov %r8, %rcx                   /* platform marker */
 	call guest_runtime_start        /* rdi, rsi, rdx passed through */
 1:	cli
 	hlt
@@ -29,11 +32,25 @@ _start:
 
 	/* No stack for this vCPU: report a canned assertion and stop. */
 .Ltoo_many_vcpus:
+	movabs $SHIM_QEMU_MAGIC, %rax
+	cmp %rax, %r8
+	je .Ltoo_many_qemu
 	mov $guest_too_many_vcpus, %eax
 	mov $PORT_UCALL, %dx
 	out %eax, %dx
 2:	cli
 	hlt
+	jmp 2b
+	/* QEMU: no VMM to send it to; the first such vCPU prints it on COM1
+	 * from a spare stack and ends the VM, any other one just stops. */
+.Ltoo_many_qemu:
+	mov $1, %eax
+	xchg %eax, guest_qemu_overflow_taken
+	test %eax, %eax
+	jnz 2b
+	mov $guest_qemu_overflow_stack + 4096, %esp
+	mov %rsi, %rdi
+	call guest_qemu_too_many_vcpus
 	jmp 2b
 	.size _start, . - _start
 

@@ -100,16 +100,22 @@ static void setup_tss(unsigned cpu)
 {
 	struct tss64 *tss = &guest_cpus[cpu].tss;
 	uint64_t base = (uint64_t)(uintptr_t)tss, limit = sizeof(*tss) - 1;
-	static const uint16_t ring3_ports[] = {
+	static const uint16_t kvmi_vm_ports[] = {
 		KVMI_PORT_POWEROFF,
 		KVMI_PORT_UCALL, KVMI_PORT_UCALL + 1, KVMI_PORT_UCALL + 2, KVMI_PORT_UCALL + 3,
 	};
+	/* Under QEMU the ucall and power-off ports stay closed (0x510 is
+	 * fw_cfg there): a stray OUT to them from ring 3 is a #GP. */
+	static const uint16_t qemu_ports[] = { KVMI_QEMU_PORT_DEBUG_EXIT };
+	const uint16_t *ring3_ports = guest_qemu ? qemu_ports : kvmi_vm_ports;
+	unsigned nr_ports = guest_qemu ? sizeof(qemu_ports) / sizeof(qemu_ports[0])
+				       : sizeof(kvmi_vm_ports) / sizeof(kvmi_vm_ports[0]);
 
 	tss->rsp[0] = stack_top(guest_kstacks, cpu, GUEST_KSTACK_SHIFT);
 	tss->iomap_base = __builtin_offsetof(struct tss64, iomap);
 	memset(tss->iomap, 0xff, sizeof(tss->iomap));
 	tss->iomap[KVMI_PORT_SERIAL_COM1 / 8] = 0;      /* 0x3f8..0x3ff */
-	for (unsigned i = 0; i < sizeof(ring3_ports) / sizeof(ring3_ports[0]); i++)
+	for (unsigned i = 0; i < nr_ports; i++)
 		tss->iomap[ring3_ports[i] / 8] &= (uint8_t)~(1u << (ring3_ports[i] % 8));
 
 	/* 64-bit available TSS (type 9), present, DPL 0. */
@@ -136,13 +142,15 @@ static void setup_idt(struct guest_cpu *c)
 	}
 }
 
-void guest_runtime_start(uint64_t nr_vcpus, uint64_t vcpu, uint64_t ram_size)
+void guest_runtime_start(uint64_t nr_vcpus, uint64_t vcpu, uint64_t ram_size, uint64_t platform)
 {
 	struct guest_cpu *c = &guest_cpus[vcpu];
 	struct desc_ptr gdtr = { sizeof(gdt) - 1, (uint64_t)(uintptr_t)gdt };
 	struct desc_ptr idtr = { sizeof(c->idt) - 1, (uint64_t)(uintptr_t)c->idt };
 
-	/* Every vCPU stores the same values. */
+	/* Every vCPU stores the same values, the platform first: the ucalls
+	 * depend on it. */
+	__atomic_store_n(&guest_qemu, platform == KVMI_GUEST_QEMU_MAGIC, __ATOMIC_RELAXED);
 	__atomic_store_n(&guest_nr_vcpus, (unsigned)nr_vcpus, __ATOMIC_RELAXED);
 	__atomic_store_n(&guest_ram_size, ram_size, __ATOMIC_RELAXED);
 

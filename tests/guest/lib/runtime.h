@@ -59,7 +59,20 @@ uint64_t guest_ring3_enter(struct ring3_ctx *ctx, guest_ring3_fn fn, void *arg,
 void guest_ring3_resume(struct ring3_ctx *ctx, uint64_t value) __noreturn;
 
 /* runtime.c */
-void guest_runtime_start(uint64_t nr_vcpus, uint64_t vcpu, uint64_t ram_size) __noreturn;
+void guest_runtime_start(uint64_t nr_vcpus, uint64_t vcpu, uint64_t ram_size,
+			 uint64_t platform) __noreturn;
 void guest_exception(struct guest_regs *regs);
+extern struct kvmi_ucall guest_too_many_vcpus;
+
+/* serial.c: COM1 output without the QEMU platform's lock */
+void guest_serial_write(const char *s);
+
+/* qemu.c: the QEMU platform (guest_is_qemu()) */
+void guest_qemu_lock(void);
+void guest_qemu_unlock(void);
+uint64_t guest_qemu_ucall(struct kvmi_ucall *uc);
+void guest_qemu_power_off(uint8_t status) __noreturn;
+void guest_qemu_unsupported(const char *what) __noreturn;
+void guest_qemu_too_many_vcpus(uint64_t vcpu) __noreturn;
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ucall channel (guest_abi.h): a struct kvmi_ucall on the caller's stack,
- * announced with one 32-bit OUT of its address.  Works in ring 0 and, through
+ * announced with one 32-bit OUT of its address (under QEMU, printed on COM1
+ * instead: qemu.c).  Works in ring 0 and, through
  * the TSS I/O bitmap, in ring 3; the stacks are identity-mapped below 4 GiB,
  * so a stack address is the record's guest-physical address.
  */
@@ -10,6 +11,8 @@
 static uint64_t ucall_send(struct kvmi_ucall *uc)
 {
 	uc->vcpu = guest_vcpu_id();
+	if (guest_is_qemu())
+		return guest_qemu_ucall(uc);    /* no VMM: COM1 lines (qemu.c) */
 	outl(KVMI_PORT_UCALL, (uint32_t)(uintptr_t)uc);
 	return __atomic_load_n(&uc->args[0], __ATOMIC_RELAXED);
 }

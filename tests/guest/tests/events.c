@@ -88,7 +88,7 @@ static uint64_t run_op(void *arg)
 		return (uint64_t)hi << 32 | lo;
 	}
 	case OP_RECREATE:
-		outb(KVMI_PORT_MEM_RECREATE, (uint8_t)s->arg);
+		guest_mem_recreate((uint8_t)s->arg);
 		return 0;
 	default:
 		return ~0ull;
