@@ -198,7 +198,7 @@ pid_t itest_spawn(const char *log, const char *const *argv)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	return pid;

@@ -24,7 +24,8 @@
 #include "itest.h"
 
 static const char *vmm;
-static char bios[512];
+static char bios[512];          /* the payload: NAME.elf (itest finds NAME.bios) */
+static char bios_image[512];    /* NAME.bios, for the plain QEMU */
 
 /* ---- QMP ---------------------------------------------------------------- */
 
@@ -64,14 +65,21 @@ static int qmp_line(int fd, char *buf, size_t size, int timeout_ms)
 	return -1;
 }
 
-/* Answers every event of dom with CONTINUE while waiting for QMP's answer
- * to cmd: a vCPU waiting for the tool returns to QEMU once answered. */
-static int qmp(int fd, struct kvmi_dom *dom, const char *cmd, char *out, size_t size)
+/* Sends QMP command `what` (with `args`, a JSON object, or NULL) and waits
+ * for its answer, the line with its id; meanwhile answers every event of
+ * dom with CONTINUE: a vCPU waiting for the tool returns to QEMU once
+ * answered.  0 when QEMU returned, with the line in out. */
+static int qmp(int fd, struct kvmi_dom *dom, const char *what, const char *args, char *out, size_t size)
 {
-	char line[4096];
+	static char line[65536];
+	static unsigned ids;
+	char cmd[1024], tag[32];
 	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int n = snprintf(cmd, sizeof(cmd), "{\"execute\":\"%s\"%s%s,\"id\":%u}\n", what,
+			 args ? ",\"arguments\":" : "", args ? args : "", ++ids);
 
-	if (write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+	snprintf(tag, sizeof(tag), "\"id\": %u}", ids);
+	if (n <= 0 || (size_t)n >= sizeof(cmd) || write(fd, cmd, (size_t)n) != n)
 		return -1;
 	for (int i = 0; i < 3000; i++) {
 		struct kvmi_event_msg *ev = dom ? itest_next_event(dom, 0) : NULL;
@@ -80,13 +88,23 @@ static int qmp(int fd, struct kvmi_dom *dom, const char *cmd, char *out, size_t 
 			kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
 			kvmi_event_free(ev);
 		}
-		if (poll(&p, 1, ev ? 0 : 10) == 1)
+		if (poll(&p, 1, ev ? 0 : 10) != 1)
+			continue;
+		if (qmp_line(fd, line, sizeof(line), 1000)) {
+			diag("QMP %s: the connection broke", what);
+			return -1;
+		}
+		if (strstr(line, tag))
 			break;
 	}
-	if (qmp_line(fd, line, sizeof(line), 1000))
+	if (!strstr(line, tag)) {
+		diag("QMP %s: no answer (last line: %.120s)", what, line);
 		return -1;
+	}
 	if (out)
 		snprintf(out, size, "%s", line);
+	if (!strstr(line, "\"return\""))
+		diag("QMP %s: %.200s", what, line);
 	return strstr(line, "\"return\"") ? 0 : -1;
 }
 
@@ -95,8 +113,7 @@ static int qmp_open(const char *path)
 	char line[4096];
 	int fd = qmp_connect(path);
 
-	if (fd < 0 || qmp_line(fd, line, sizeof(line), 5000) || qmp(fd, NULL, "{\"execute\":\"qmp_capabilities\"}\n",
-								       NULL, 0)) {
+	if (fd < 0 || qmp_line(fd, line, sizeof(line), 5000) || qmp(fd, NULL, "qmp_capabilities", NULL, NULL, 0)) {
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -107,13 +124,14 @@ static int qmp_open(const char *path)
 /* A 64-bit word of guest memory through HMP's xp, or ~0. */
 static uint64_t qmp_xp(int fd, uint64_t gpa)
 {
-	char cmd[256], out[4096], *p;
+	char args[128], out[4096], *p;
 
-	snprintf(cmd, sizeof(cmd),
-		 "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"xp /1gx %#llx\"}}\n",
-		 (unsigned long long)gpa);
-	if (qmp(fd, NULL, cmd, out, sizeof(out)))
+	snprintf(args, sizeof(args), "{\"command-line\":\"xp /1gx %#llx\"}", (unsigned long long)gpa);
+	out[0] = '\0';
+	if (qmp(fd, NULL, "human-monitor-command", args, out, sizeof(out))) {
+		diag("xp %#llx: %.200s", (unsigned long long)gpa, out);
 		return ~0ull;
+	}
 	p = strstr(out, ": 0x");
 	return p ? strtoull(p + 2, NULL, 16) : ~0ull;
 }
@@ -164,7 +182,8 @@ struct run {
 
 static bool start(struct run *r, const char *name)
 {
-	static const char *qargs[3] = { "-qmp", NULL, NULL };
+	/* a reset resets (the harness's -no-reboot would end QEMU) */
+	static const char *qargs[] = { "-qmp", NULL, "-action", "reboot=reset", NULL };
 	struct itest_vm_opts o = { .vmm = vmm, .elf = bios, .timeout_s = "120", .vcpus = "1",
 				   .qemu_extra = qargs };
 	char file[64];
@@ -215,9 +234,9 @@ static void held_pause(struct kvmi_dom *dom, int qmp_fd)
 	ok(pause != NULL, "the PAUSE_VCPU event arrives; the tool leaves it unanswered");
 	if (!pause)
 		return;
-	ok(qmp(qmp_fd, NULL, "{\"execute\":\"stop\"}\n", NULL, 0) == 0,
+	ok(qmp(qmp_fd, NULL, "stop", NULL, NULL, 0) == 0,
 	   "QMP stop returns while the vCPU is held by the tool (it goes back to QEMU)");
-	ok(qmp(qmp_fd, NULL, "{\"execute\":\"cont\"}\n", NULL, 0) == 0, "QMP cont");
+	ok(qmp(qmp_fd, NULL, "cont", NULL, NULL, 0) == 0, "QMP cont");
 	b = read_u64(dom, DIRTY_B_GPA);
 	usleep(300000);
 	ok(read_u64(dom, DIRTY_B_GPA) == b && !itest_next_event(dom, 0),
@@ -239,16 +258,16 @@ static void lifecycle(void)
 		return;
 	dom = r.g.dom;
 	ok(pump(dom, 500) > 0, "PF events flow: the guest stores to the protected page");
-	ok(qmp(r.qmp, dom, "{\"execute\":\"stop\"}\n", NULL, 0) == 0, "QMP stop returns with events pending");
+	ok(qmp(r.qmp, dom, "stop", NULL, NULL, 0) == 0, "QMP stop returns with events pending");
 	pump(dom, 200);
 	b0 = read_u64(dom, DIRTY_B_GPA);
 	ok(pump(dom, 300) == 0 && read_u64(dom, DIRTY_B_GPA) == b0, "stopped: no events, the guest does not run");
 	if (kvmi_dom_get_registers(dom, 0, &regs, NULL, NULL, 0, NULL) == 0)
 		rip = regs.rip;
 	ok(rip != 0, "GET_REGISTERS of a vCPU QEMU keeps parked (rip %#llx)", (unsigned long long)rip);
-	ok(qmp(r.qmp, dom, "{\"execute\":\"cont\"}\n", NULL, 0) == 0, "QMP cont");
+	ok(qmp(r.qmp, dom, "cont", NULL, NULL, 0) == 0, "QMP cont");
 	ok(pump(dom, 300) > 0 && read_u64(dom, DIRTY_B_GPA) != b0, "running again: events, the counter moves");
-	ok(qmp(r.qmp, dom, "{\"execute\":\"system_reset\"}\n", NULL, 0) == 0, "QMP system_reset");
+	ok(qmp(r.qmp, dom, "system_reset", NULL, NULL, 0) == 0, "QMP system_reset");
 	pump(dom, 1500);
 	b1 = read_u64(dom, DIRTY_B_GPA);
 	ok(pump(dom, 500) > 0 && read_u64(dom, DIRTY_B_GPA) != b1,
@@ -256,7 +275,7 @@ static void lifecycle(void)
 	held_pause(dom, r.qmp);
 	ok(kvmi_dom_control_vm_events(dom, KVMI_EVENT_UNHOOK, true) == 0, "the tool enables UNHOOK");
 	{
-		const char *q = "{\"execute\":\"quit\"}\n";
+		const char *q = "{\"execute\":\"quit\"}\n";     /* its answer races with the exit */
 		struct kvmi_event_msg *ev = NULL;
 		bool unhook = false;
 
@@ -283,7 +302,7 @@ static void lifecycle(void)
 static int migrate(const char *name, bool merge)
 {
 	struct run r;
-	char cmd[512], out[4096], qmp2[300], arg[400];
+	char cmd[1024], out[65536], qmp2[300], arg[400];
 	uint64_t a, b, a2, b2;
 	int ret = -1, q2 = -1;
 	pid_t dst = 0;
@@ -295,14 +314,21 @@ static int migrate(const char *name, bool merge)
 	if (!start(&r, name))
 		return -1;
 	pump(r.g.dom, 300);
-	snprintf(cmd, sizeof(cmd), "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > %s\"}}\n", r.file);
-	ok(qmp(r.qmp, r.g.dom, cmd, NULL, 0) == 0, "%s: QMP migrate to a file", name);
+	/* the file appears once cat has written all of it */
+	snprintf(cmd, sizeof(cmd), "{\"uri\":\"exec:cat > %s.part && mv %s.part %s\"}", r.file, r.file, r.file);
+	ok(qmp(r.qmp, r.g.dom, "migrate", cmd, NULL, 0) == 0, "%s: QMP migrate to a file", name);
 	for (int i = 0; i < 300; i++) {
 		pump(r.g.dom, 20);
-		if (qmp(r.qmp, r.g.dom, "{\"execute\":\"query-migrate\"}\n", out, sizeof(out)) || !strstr(out, "active"))
+		int q = qmp(r.qmp, r.g.dom, "query-migrate", NULL, out, sizeof(out));
+
+		if (q || strstr(out, "\"completed\"") || strstr(out, "\"failed\"") || strstr(out, "\"cancelled\""))
 			break;
 	}
-	ok(strstr(out, "completed") != NULL, "%s: the migration completed", name);
+	for (int i = 0; i < 500 && access(r.file, R_OK); i++)
+		usleep(10000);
+	ok(strstr(out, "\"completed\"") && !access(r.file, R_OK), "%s: the migration completed", name);
+	if (!strstr(out, "\"completed\""))
+		diag("query-migrate: %.300s", out);
 	a = read_u64(r.g.dom, DIRTY_A_GPA);
 	b = read_u64(r.g.dom, DIRTY_B_GPA);
 	/* the plain QEMU: no library, no tool */
@@ -314,19 +340,28 @@ static int migrate(const char *name, bool merge)
 		const char *argv[] = { qemu ? qemu : "qemu-system-x86_64", "-M", "q35", "-enable-kvm", "-cpu", "EPYC",
 				       "-m", "256", "-smp", "1", "-object", "memory-backend-memfd,id=ram,size=256M",
 				       "-machine", "memory-backend=ram", "-nodefaults", "-nographic", "-serial",
-				       "none", "-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-				       "-bios", bios, "-S", "-qmp", arg, "-incoming", cmd, NULL };
+				       "null", "-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+				       "-bios", bios_image, "-S", "-qmp", arg, "-incoming", cmd, NULL };
 
-		dst = itest_spawn(r.g.log, argv);
+		char log[300];
+
+		itest_path(log, sizeof(log), "restored.log");
+		dst = itest_spawn(log, argv);
 	}
 	q2 = dst > 0 ? qmp_open(qmp2) : -1;
 	for (int i = 0; q2 >= 0 && i < 300; i++) {
-		if (qmp(q2, NULL, "{\"execute\":\"query-status\"}\n", out, sizeof(out)) || !strstr(out, "inmigrate"))
+		if (qmp(q2, NULL, "query-status", NULL, out, sizeof(out)) || !strstr(out, "inmigrate"))
 			break;
 		usleep(20000);
 	}
 	a2 = q2 >= 0 ? qmp_xp(q2, DIRTY_A_GPA) : ~0ull;
 	b2 = q2 >= 0 ? qmp_xp(q2, DIRTY_B_GPA) : ~0ull;
+	if (a2 == ~0ull || b2 == ~0ull) {
+		char log[300];
+
+		diag("%s: the restoring QEMU does not answer on QMP", name);
+		itest_show_log(itest_path(log, sizeof(log), "restored.log"), "qemu", 10);
+	}
 	diag("%s: source A %llu B %llu, restored A %llu B %llu", name, (unsigned long long)a, (unsigned long long)b,
 	     (unsigned long long)a2, (unsigned long long)b2);
 	if (a2 != ~0ull && b2 != ~0ull && b != 0)
@@ -352,6 +387,7 @@ int main(int argc, char **argv)
 	}
 	vmm = argv[1];
 	snprintf(bios, sizeof(bios), "%s/dirty.elf", argv[2]);
+	snprintf(bios_image, sizeof(bios_image), "%s/dirty.bios", argv[2]);
 	snprintf(which, sizeof(which), "command -v %s >/dev/null 2>&1", qemu ? qemu : "qemu-system-x86_64");
 	if (!itest_is_qemu(vmm) || access("/dev/kvm", R_OK | W_OK) || system(which)) {
 		printf("1..0 # SKIP needs kvmi-qemu, QEMU and /dev/kvm\n");
