@@ -24,6 +24,7 @@
  *       switch (kvmi_engine_pre_run(v)) {
  *       case KVMI_RUN_STOP:   leave the loop (the VM is stopping)
  *       case KVMI_RUN_YIELD:  back to the VMM (only with host->wants_thread)
+ *       case KVMI_RUN_EXIT:   the exit in run is the frontend's (ditto)
  *       case KVMI_RUN_FINISH: KVM_RUN with run->immediate_exit = 1
  *       case KVMI_RUN_ENTER:  KVM_RUN as usual
  *       }
@@ -121,10 +122,10 @@ struct kvmi_host_ops {
 	 * (KVM's dirty log does not see such writes). */
 	void (*ram_written)(void *host, uint64_t gpa, uint64_t len);
 	/* [vcpu] Optional: the VMM wants vCPU idx's thread back (QEMU kicked
-	 * it to stop the VM).  Polled while the vCPU waits before an entry
-	 * (a hold, --introspector-wait, a PAUSE_VCPU, CREATE_VCPU or TRAP
-	 * event): pre_run then answers KVMI_RUN_YIELD and the wait goes on at
-	 * the next pre_run.  Waits for replies to exit events do not yield. */
+	 * it to stop the VM).  Polled every 10 ms while the vCPU waits (for a
+	 * tool's reply, a hold, --introspector-wait): pre_run answers
+	 * KVMI_RUN_YIELD, or post_run KVMI_EXIT_YIELD, and the wait goes on
+	 * at the next pre_run.  CR/XSETBV/HYPERCALL events do not yield. */
 	bool (*wants_thread)(void *host, unsigned idx);
 };
 
@@ -230,10 +231,15 @@ enum kvmi_run_action {
 	KVMI_RUN_YIELD,         /* host->wants_thread said yes: return to the
 				 * VMM without entering; call pre_run again
 				 * before the next entry */
+	KVMI_RUN_EXIT,          /* a yielded exit turned out to be the
+				 * frontend's: handle run's exit, no entry */
 };
 enum kvmi_exit_owner {
 	KVMI_EXIT_ENGINE,       /* consumed: loop */
 	KVMI_EXIT_FRONTEND,     /* the frontend's (ret < 0 included) */
+	KVMI_EXIT_YIELD,        /* host->wants_thread: back to the VMM as if
+				 * kicked (-EINTR); the exit is not finished:
+				 * the next pre_run finishes it */
 };
 /* [vcpu] Before every KVM_RUN: runs jobs, raises pending events, waits
  * while the engine holds vCPUs out of guest mode. */

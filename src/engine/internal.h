@@ -77,6 +77,10 @@ struct kvmi_engine_vcpu {
 	 * without a reply part), whether it did, and an event left in flight. */
 	bool may_yield, yielded, suspended;
 	unsigned suspended_event;
+	/* the suspended event came from an exit: the exit is handled again
+	 * (with KVM_RUN's result then) before the next entry */
+	bool suspended_exit;
+	int exit_ret, exit_err;
 	bool trap_pending;              /* an injected exception awaits its TRAP */
 	bool singlestep;                /* CONTROL_SINGLESTEP */
 	atomic_bool tool_left;          /* drop single-step/breakpoints before the next entry */
@@ -170,7 +174,7 @@ enum kvmi_outcome {
 	KVMI_CRASH,             /* handled: the VM is stopping */
 	KVMI_SUSPENDED,         /* the frontend took the thread back; the event
 				 * waits on at the next pre_run (only where
-				 * v->may_yield: events without a reply part) */
+				 * v->may_yield) */
 };
 struct kvmi_raised {
 	enum kvmi_outcome outcome;

@@ -49,7 +49,16 @@ struct kvmi_raised eng_raise(struct kvmi_engine_vcpu *v, unsigned event, const s
 	struct kvmi_event_result res;
 	struct kvmi_raised out = { KVMI_NO_TOOL, false };
 
-	int err = kvmi_vcpu_event_arch(v->e->srv, v->idx, event, arch, data, len, rpl, rpl_len, &res);
+	int err;
+
+	/* The exit that raised it is being handled again after the thread
+	 * went back to the frontend: wait on for the same reply. */
+	if (v->suspended && v->suspended_event == event) {
+		v->suspended = false;
+		err = kvmi_vcpu_event_resume(v->e->srv, v->idx, rpl, rpl_len, &res);
+	} else {
+		err = kvmi_vcpu_event_arch(v->e->srv, v->idx, event, arch, data, len, rpl, rpl_len, &res);
+	}
 
 	if (err == -EINTR) {
 		v->suspended = true;
@@ -175,10 +184,10 @@ bool eng_resume_suspended(struct kvmi_engine_vcpu *v)
 	struct kvmi_event_result res;
 	int err;
 
-	if (!v->suspended)
+	if (!v->suspended || v->suspended_exit)
 		return false;
 	v->may_yield = true;
-	err = kvmi_vcpu_event_resume(v->e->srv, v->idx, &res);
+	err = kvmi_vcpu_event_resume(v->e->srv, v->idx, NULL, 0, &res);
 	v->may_yield = false;
 	if (err == -EINTR)
 		return true;

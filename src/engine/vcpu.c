@@ -232,6 +232,54 @@ void kvmi_engine_release(struct kvmi_engine *e)
 
 /* ---- the frontend's run loop --------------------------------------------- */
 
+/* The exit KVM_RUN left in v->run, to whom it belongs. */
+static enum kvmi_exit_owner dispatch_exit(struct kvmi_engine_vcpu *v, int ret, int err)
+{
+	if (v->finish.active)
+		return eng_finish_exit(v, ret, err);
+	if (ret < 0)
+		return KVMI_EXIT_FRONTEND;
+	switch (v->run->exit_reason) {
+	case KVM_EXIT_MMIO:
+		return eng_pf_exit(v);
+	case KVM_EXIT_INTERNAL_ERROR:
+		if (v->run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION)
+			return KVMI_EXIT_FRONTEND;
+		return eng_emulation_failure(v);
+	case KVM_EXIT_X86_WRMSR:
+	case KVM_EXIT_X86_RDMSR:
+		return eng_msr_exit(v);
+	case KVM_EXIT_DEBUG:
+		return eng_debug_exit(v);
+	default:
+		return KVMI_EXIT_FRONTEND;
+	}
+}
+
+/* Handles the exit with may_yield: YIELD when its event was suspended. */
+static enum kvmi_exit_owner handle_exit(struct kvmi_engine_vcpu *v, int ret, int err)
+{
+	enum kvmi_exit_owner o;
+
+	v->may_yield = true;
+	o = dispatch_exit(v, ret, err);
+	if (v->suspended && !v->yielded) {
+		/* handled again, the exit did not raise its event (the tool
+		 * lifted the restriction meanwhile): take the reply anyway */
+		struct kvmi_event_result res;
+
+		if (kvmi_vcpu_event_resume(v->e->srv, v->idx, NULL, 0, &res) != -EINTR)
+			v->suspended = false;
+	}
+	v->may_yield = false;
+	if (!v->suspended)
+		return o;
+	v->suspended_exit = true;
+	v->exit_ret = ret;
+	v->exit_err = err;
+	return KVMI_EXIT_YIELD;
+}
+
 enum kvmi_run_action kvmi_engine_pre_run(struct kvmi_engine_vcpu *v)
 {
 	struct kvmi_engine *e = v->e;
@@ -240,12 +288,22 @@ enum kvmi_run_action kvmi_engine_pre_run(struct kvmi_engine_vcpu *v)
 		v->tid = (pid_t)syscall(SYS_gettid);
 		bpf_thread_init();
 	}
+	v->yielded = false;
+	if (v->suspended_exit) {
+		/* the exit the thread left for the frontend: handle it again */
+		enum kvmi_exit_owner o = handle_exit(v, v->exit_ret, v->exit_err);
+
+		if (o == KVMI_EXIT_YIELD)
+			return KVMI_RUN_YIELD;
+		v->suspended_exit = false;
+		if (o == KVMI_EXIT_FRONTEND)
+			return KVMI_RUN_EXIT;
+	}
 	if (v->finish.active) {
 		/* Nothing may happen between the exit and its completion. */
 		atomic_store(&v->in_guest, true);
 		return KVMI_RUN_FINISH;
 	}
-	v->yielded = false;
 	for (;;) {
 		bool ok;
 
@@ -281,23 +339,6 @@ enum kvmi_exit_owner kvmi_engine_post_run(struct kvmi_engine_vcpu *v, int ret, i
 {
 	eng_regs_ran(v, ret, err);
 	atomic_store(&v->in_guest, false);
-	if (v->finish.active)
-		return eng_finish_exit(v, ret, err);
-	if (ret < 0)
-		return KVMI_EXIT_FRONTEND;
-	switch (v->run->exit_reason) {
-	case KVM_EXIT_MMIO:
-		return eng_pf_exit(v);
-	case KVM_EXIT_INTERNAL_ERROR:
-		if (v->run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION)
-			return KVMI_EXIT_FRONTEND;
-		return eng_emulation_failure(v);
-	case KVM_EXIT_X86_WRMSR:
-	case KVM_EXIT_X86_RDMSR:
-		return eng_msr_exit(v);
-	case KVM_EXIT_DEBUG:
-		return eng_debug_exit(v);
-	default:
-		return KVMI_EXIT_FRONTEND;
-	}
+	v->yielded = false;
+	return handle_exit(v, ret, err);
 }

@@ -234,7 +234,7 @@ static int event_wanted(struct kvmi_server *srv, unsigned vcpu, unsigned event, 
 /* Marks v as waiting for the reply to a new event: 1 with its seq and
  * session, 0 when nobody is connected, -EBUSY when v already waits. */
 static int begin_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v, unsigned event,
-		      void *rpl, size_t rpl_len, uint32_t *seq, uint64_t *session)
+		      size_t rpl_len, uint32_t *seq, uint64_t *session)
 {
 	int ret = 1;
 
@@ -252,8 +252,8 @@ static int begin_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v, unsign
 		v->regs_pending = false;
 		v->event = (uint8_t)event;
 		v->seq = *seq;
-		v->rpl = rpl;
-		v->rpl_len = rpl_len;
+		v->rpl_len = rpl_len < sizeof(v->rpl) ? rpl_len : sizeof(v->rpl);
+		memset(v->rpl, 0, v->rpl_len);
 	}
 	kvmi_mutex_unlock(&srv->lock);
 	return ret;
@@ -324,7 +324,7 @@ static int wait_for_reply(struct kvmi_server *srv, unsigned vcpu, struct kvmi_vc
  * free for the next event. The registers of a SET_REGISTERS that came
  * with the reply go to *regs (true). */
 static bool end_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v,
-		     struct kvmi_event_result *res, struct kvmi_x86_regs *regs)
+		     struct kvmi_event_result *res, struct kvmi_x86_regs *regs, void *rpl, size_t rpl_len)
 {
 	bool set_regs = false;
 
@@ -332,6 +332,8 @@ static bool end_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v,
 	if (v->replied && !v->aborted && v->jobs == 0) {
 		res->delivered = true;
 		res->action = v->action;
+		if (rpl_len)
+			memcpy(rpl, v->rpl, rpl_len < v->rpl_len ? rpl_len : v->rpl_len);
 		if (v->regs_pending) {
 			*regs = v->regs;
 			set_regs = true;
@@ -341,7 +343,6 @@ static bool end_wait(struct kvmi_server *srv, struct kvmi_vcpu_state *v,
 	v->replied = false;
 	v->aborted = false;
 	v->regs_pending = false;
-	v->rpl = NULL;
 	v->rpl_len = 0;
 	kvmi_mutex_unlock(&srv->lock);
 	return set_regs;
@@ -352,7 +353,11 @@ static int finish_event(struct kvmi_server *srv, unsigned vcpu, struct kvmi_vcpu
 			const void *data, size_t len, void *rpl, size_t rpl_len, struct kvmi_event_result *res)
 {
 	struct kvmi_x86_regs regs;
-	bool set_regs = end_wait(srv, v, res, &regs);
+	bool set_regs;
+
+	if (rpl_len)
+		memset(rpl, 0, rpl_len);
+	set_regs = end_wait(srv, v, res, &regs, rpl, rpl_len);
 
 	if (res->delivered && res->action > KVMI_EVENT_ACTION_CRASH) {
 		ks_log(srv, KVMI_SRV_LOG_WARN, "unsupported action %u for event %s; continuing",
@@ -406,13 +411,13 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 			return err;
 	}
 	v = &srv->vcpus[vcpu];
-	err = begin_wait(srv, v, event, rpl, rpl_len, &seq, &session);
+	err = begin_wait(srv, v, event, rpl_len, &seq, &session);
 	if (err <= 0)
 		return err;
 
 	n = kvmi_srv_event_encode(msg, seq, (uint16_t)vcpu, (uint8_t)event, &arch, data, len);
 	err = send_event(srv, v, session, msg, n, &got);
-	if (!err && wait_for_reply(srv, vcpu, v, got) == -EINTR && !rpl_len) {
+	if (!err && wait_for_reply(srv, vcpu, v, got) == -EINTR) {
 		kvmi_mutex_lock(&srv->lock);
 		v->suspended = true;
 		kvmi_mutex_unlock(&srv->lock);
@@ -421,7 +426,8 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 	return finish_event(srv, vcpu, v, event, data, len, rpl, rpl_len, res);
 }
 
-int kvmi_vcpu_event_resume(struct kvmi_server *srv, unsigned vcpu, struct kvmi_event_result *res)
+int kvmi_vcpu_event_resume(struct kvmi_server *srv, unsigned vcpu, void *rpl, size_t rpl_len,
+			   struct kvmi_event_result *res)
 {
 	struct kvmi_vcpu_state *v = &srv->vcpus[vcpu];
 	bool suspended;
@@ -443,7 +449,7 @@ int kvmi_vcpu_event_resume(struct kvmi_server *srv, unsigned vcpu, struct kvmi_e
 		kvmi_mutex_unlock(&srv->lock);
 		return -EINTR;
 	}
-	return finish_event(srv, vcpu, v, event, NULL, 0, NULL, 0, res);
+	return finish_event(srv, vcpu, v, event, NULL, 0, rpl, rpl_len, res);
 }
 
 
@@ -500,10 +506,8 @@ int ks_handle_event_reply(struct kvmi_server *srv, const struct kvmi_msg_hdr *hd
 			 hdr->seq, vh->vcpu, why);
 		return KVMI_CLOSE;
 	}
-	if (v->rpl_len) {
-		memset(v->rpl, 0, v->rpl_len);
+	if (v->rpl_len)
 		memcpy(v->rpl, spec, spec_len < v->rpl_len ? spec_len : v->rpl_len);
-	}
 	/* er->event is not checked: the kernel only traces it. */
 	v->action = er->action;
 	v->replied = true;

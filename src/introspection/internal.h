@@ -82,6 +82,10 @@ bool ks_is_known_id(unsigned id);
 bool ks_is_vm_event(unsigned id);
 bool ks_is_vcpu_event(unsigned id);
 
+/* The longest event-specific reply part (PF: 24 bytes + its context data). */
+#define KVMI_SRV_RPL_MAX 512
+_Static_assert(sizeof(struct kvmi_event_pf_reply) <= KVMI_SRV_RPL_MAX, "the PF reply fits");
+
 struct kvmi_vcpu_state {
 	/* event in flight (under srv->lock) */
 	bool waiting;
@@ -90,7 +94,9 @@ struct kvmi_vcpu_state {
 	uint8_t event;
 	uint8_t action;
 	uint32_t seq;
-	void *rpl;
+	/* the reply's event-specific part, kept here until the vCPU takes it
+	 * (the vCPU may be away from its wait: see suspended) */
+	uint8_t rpl[KVMI_SRV_RPL_MAX];
 	size_t rpl_len;
 	bool regs_pending;
 	/* the vCPU went back to its VMM while waiting (wait_reply said

@@ -414,14 +414,15 @@ int kvmi_vcpu_event_arch(struct kvmi_server *srv, unsigned vcpu, unsigned event,
 			 const struct kvmi_event_arch *arch, const void *data, size_t len,
 			 void *rpl, size_t rpl_len, struct kvmi_event_result *res);
 /*
- * A backend's wait_reply() may return -EINTR for an event without a reply
- * part (rpl_len 0): its VMM wants the vCPU's thread back.  The event then
- * stays in flight and kvmi_vcpu_event*() returns -EINTR (res: not
- * delivered); kvmi_vcpu_event_resume() waits on for the same reply when
- * the vCPU comes back, and returns as kvmi_vcpu_event() would have
- * (-EINTR again, or -ENOENT when no event was suspended).
+ * A backend's wait_reply() may return -EINTR: its VMM wants the vCPU's
+ * thread back.  The event then stays in flight and kvmi_vcpu_event*()
+ * returns -EINTR (res: not delivered); kvmi_vcpu_event_resume() waits on
+ * for the same reply when the vCPU comes back (the reply's part goes to
+ * rpl then), and returns as kvmi_vcpu_event() would have (-EINTR again,
+ * or -ENOENT when no event was suspended).
  */
-int kvmi_vcpu_event_resume(struct kvmi_server *srv, unsigned vcpu, struct kvmi_event_result *res);
+int kvmi_vcpu_event_resume(struct kvmi_server *srv, unsigned vcpu, void *rpl, size_t rpl_len,
+			   struct kvmi_event_result *res);
 /* vCPU thread: pending PAUSE_VCPU requests for this vCPU. */
 unsigned kvmi_vcpu_pending_pauses(struct kvmi_server *srv, unsigned vcpu);
 /* vCPU thread: take one pending PAUSE_VCPU request (false: none); the

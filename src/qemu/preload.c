@@ -188,13 +188,15 @@ __attribute__((constructor)) static void kq_init(void)
 	kq_config_load();
 }
 
-/* QEMU is exiting: UNHOOK for a tool that asked for it (bounded), then the
- * connection closes and held vCPUs go on. */
+/* QEMU is exiting (exit() may come from any of its threads, a vCPU's
+ * included): UNHOOK for a tool that asked for it (bounded), held vCPUs go
+ * on; the threads are not joined (one may be in a handshake with a tool
+ * that does not answer), the process ends them. */
 __attribute__((destructor)) static void kq_fini(void)
 {
 	if (!kq.e)
 		return;
 	if (atomic_load(&kq.started))
-		kvmi_engine_stop(kq.e);
+		kvmi_engine_unhook(kq.e);
 	kvmi_engine_vm_stopping(kq.e);
 }

@@ -192,24 +192,37 @@ bool kq_wants_thread(void *host, unsigned idx)
 static int run_once(struct kq_vcpu *c, long *ret, int *err)
 {
 	enum kvmi_run_action a = kvmi_engine_pre_run(c->ev);
-	bool finish = a == KVMI_RUN_FINISH;
+	enum kvmi_exit_owner o;
 
-	if (a == KVMI_RUN_STOP) {
+	switch (a) {
+	case KVMI_RUN_STOP:
 		*ret = kq_sys_ioctl(c->fd, KVM_RUN, 0);
 		*err = errno;
 		return 1;
+	case KVMI_RUN_YIELD:            /* QEMU wants its thread: as a kick */
+		*ret = -1;
+		*err = EINTR;
+		return 1;
+	case KVMI_RUN_EXIT:             /* the exit left in run is QEMU's */
+		*ret = 0;
+		*err = 0;
+		return 1;
+	case KVMI_RUN_FINISH:
+	case KVMI_RUN_ENTER:
+		break;
 	}
-	if (a == KVMI_RUN_YIELD) {      /* QEMU wants its thread: as a kick */
+	atomic_store(&c->engine_kick, false);
+	if (a == KVMI_RUN_FINISH || qemu_kicked(c))
+		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	*ret = kq_sys_ioctl(c->fd, KVM_RUN, 0);
+	*err = errno;
+	o = kvmi_engine_post_run(c->ev, (int)*ret, *err);
+	if (o == KVMI_EXIT_YIELD) {
 		*ret = -1;
 		*err = EINTR;
 		return 1;
 	}
-	atomic_store(&c->engine_kick, false);
-	if (finish || qemu_kicked(c))
-		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	*ret = kq_sys_ioctl(c->fd, KVM_RUN, 0);
-	*err = errno;
-	if (kvmi_engine_post_run(c->ev, (int)*ret, *err) == KVMI_EXIT_ENGINE)
+	if (o == KVMI_EXIT_ENGINE)
 		goto ours;
 	if (*ret < 0 && (*err == EINTR || *err == EAGAIN) && !qemu_kicked(c))
 		goto ours;              /* our kick, a FINISH: not QEMU's business */
