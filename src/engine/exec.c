@@ -98,9 +98,6 @@ static bool exec_step_begin(struct kvmi_engine_vcpu *v, uint64_t gfn)
 	v->exec_cs = sregs.cs;
 	v->exec_ss = sregs.ss;
 	v->exec_step = true;
-	v->exec_gfn = gfn;
-	v->exec_orig = rights;
-	v->exec_opened = rights | PT_R | PT_X;
 	if (eng_update_guest_debug(v))
 		pr_warn("vcpu %u: cannot single-step; the page stays open until the next exit", v->idx);
 	atomic_store(&v->hold_exempt, true);
@@ -188,12 +185,15 @@ void eng_exec_step_end(struct kvmi_engine_vcpu *v)
 	eng_update_guest_debug(v);
 	if (!v->singlestep)
 		kvmi_vcpu_drop_step_trap(v, v->exec_tf);
+	/* The restriction goes back unless the tool set the page's rights
+	 * meanwhile, or its session ended (eng_step_superseded). */
 	kvmi_rwlock_wrlock(&e->pt_lock);
-	e->step_vcpu = -1;
-	/* unless the tool changed the page's rights during the step */
-	if (pagetrack_get(&e->pt, v->exec_gfn) == v->exec_opened && set_rights_locked(e, v->exec_gfn, v->exec_orig))
-		pr_err("vcpu %u: cannot restore the restriction of page %#llx", v->idx,
-		       (unsigned long long)(v->exec_gfn << 12));
+	if (e->step_vcpu == (int)v->idx) {
+		e->step_vcpu = -1;
+		if (set_rights_locked(e, e->step_gfn, e->step_orig))
+			pr_err("vcpu %u: cannot restore the restriction of page %#llx", v->idx,
+			       (unsigned long long)(e->step_gfn << 12));
+	}
 	kvmi_rwlock_unlock(&e->pt_lock);
 	atomic_store(&v->hold_exempt, false);
 	step_done(e);
