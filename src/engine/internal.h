@@ -81,6 +81,7 @@ struct kvmi_engine_vcpu {
 	/* An execute step (exec.c); the page it opened is the engine's
 	 * (step_vcpu, step_gfn, step_orig). */
 	bool exec_step;
+	uint64_t exec_rip;              /* of the stepped instruction */
 	bool exec_tf;
 	uint64_t failed_rip;
 	struct kvm_segment exec_cs, exec_ss;
