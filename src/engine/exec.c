@@ -6,7 +6,8 @@
  * pre-exec PF event (gva = RIP); CONTINUE then runs the one instruction as
  * a single step with the page mapped back and every other vCPU held out of
  * guest mode, and the debug exit puts the restriction back.  Also here: an
- * int3 that a host's emulator rejects (the BREAKPOINT event).
+ * int3 that a host's emulator rejects (the BREAKPOINT event), also when it
+ * is the instruction of such a step.
  */
 #include "internal.h"
 
@@ -62,11 +63,11 @@ static void step_done(struct kvmi_engine *e)
 }
 
 /*
- * Runs the instruction at RIP, on execute-protected page gfn, once.  One
+ * Runs the instruction at rip, on execute-protected page gfn, once.  One
  * vCPU steps at a time; the others wait for their turn serving their
  * jobs.  Returns false if the VM is stopping.
  */
-static bool exec_step_begin(struct kvmi_engine_vcpu *v, uint64_t gfn)
+static bool exec_step_begin(struct kvmi_engine_vcpu *v, uint64_t gfn, uint64_t rip)
 {
 	struct kvmi_engine *e = v->e;
 	struct kvm_regs regs;
@@ -98,9 +99,7 @@ static bool exec_step_begin(struct kvmi_engine_vcpu *v, uint64_t gfn)
 	v->exec_cs = sregs.cs;
 	v->exec_ss = sregs.ss;
 	v->exec_step = true;
-	v->exec_gfn = gfn;
-	v->exec_orig = rights;
-	v->exec_opened = rights | PT_R | PT_X;
+	v->exec_rip = rip;
 	if (eng_update_guest_debug(v))
 		pr_warn("vcpu %u: cannot single-step; the page stays open until the next exit", v->idx);
 	atomic_store(&v->hold_exempt, true);
@@ -188,12 +187,15 @@ void eng_exec_step_end(struct kvmi_engine_vcpu *v)
 	eng_update_guest_debug(v);
 	if (!v->singlestep)
 		kvmi_vcpu_drop_step_trap(v, v->exec_tf);
+	/* The restriction goes back unless the tool set the page's rights
+	 * meanwhile, or its session ended (eng_step_superseded). */
 	kvmi_rwlock_wrlock(&e->pt_lock);
-	e->step_vcpu = -1;
-	/* unless the tool changed the page's rights during the step */
-	if (pagetrack_get(&e->pt, v->exec_gfn) == v->exec_opened && set_rights_locked(e, v->exec_gfn, v->exec_orig))
-		pr_err("vcpu %u: cannot restore the restriction of page %#llx", v->idx,
-		       (unsigned long long)(v->exec_gfn << 12));
+	if (e->step_vcpu == (int)v->idx) {
+		e->step_vcpu = -1;
+		if (set_rights_locked(e, e->step_gfn, e->step_orig))
+			pr_err("vcpu %u: cannot restore the restriction of page %#llx", v->idx,
+			       (unsigned long long)(e->step_gfn << 12));
+	}
 	kvmi_rwlock_unlock(&e->pt_lock);
 	atomic_store(&v->hold_exempt, false);
 	step_done(e);
@@ -241,9 +243,15 @@ static enum kvmi_exit_owner not_ours(struct kvmi_engine_vcpu *v, uint64_t rip, c
 	return kvmi_vcpu_inject_exception(v, 6, 0, 0) == 0 ? KVMI_EXIT_ENGINE : KVMI_EXIT_FRONTEND;
 }
 
-/* The page at RIP is mapped: not a fetch problem.  An int3 the emulator
- * rejected, or a fetch that raced with a layout change? */
-static enum kvmi_exit_owner mapped_failure(struct kvmi_engine_vcpu *v, uint64_t rip)
+/*
+ * The page at RIP is mapped: not a fetch problem.  An int3 the emulator
+ * rejected, or a fetch that raced with a layout change?  stepped: the
+ * instruction failed in its own execute step (after its pre-exec event),
+ * where no layout change could race with it: an int3, or a failure that
+ * is not tracking's (an instruction that straddles into another
+ * protected page is taken for one: docs/limitations.md).
+ */
+static enum kvmi_exit_owner mapped_failure(struct kvmi_engine_vcpu *v, uint64_t rip, bool stepped)
 {
 	uint8_t byte;
 
@@ -254,12 +262,26 @@ static enum kvmi_exit_owner mapped_failure(struct kvmi_engine_vcpu *v, uint64_t 
 	/* A fetch can fail while the slot layout changes under it (another
 	 * vCPU's step, the tool lifting a restriction): run the instruction
 	 * once more before calling it KVM's failure. */
-	if (v->failed_rip != rip) {
+	if (!stepped && v->failed_rip != rip) {
 		v->failed_rip = rip;
 		return KVMI_EXIT_ENGINE;
 	}
 	v->failed_rip = 0;
-	return not_ours(v, rip, "its page is mapped");
+	return not_ours(v, rip, stepped ? "it failed in its execute step" : "its page is mapped");
+}
+
+/*
+ * An emulation failure while vCPU v steps: ends the step.  True if it was
+ * the stepped instruction itself that failed, on its page mapped for the
+ * step; false if the fetch failed (the tool took the page away meanwhile)
+ * or the failure is elsewhere: then it is a new fetch like any other.
+ */
+static bool step_failed(struct kvmi_engine_vcpu *v, uint64_t rip, uint64_t gfn)
+{
+	bool mapped = rip == v->exec_rip && pt_kind_of(eng_rights(v->e, gfn, v->idx)) != PT_HOLE;
+
+	eng_exec_step_end(v);
+	return mapped;
 }
 
 /* Pre-exec PF event.  True: re-enter as is (RETRY, or the tool moved the
@@ -284,16 +306,16 @@ enum kvmi_exit_owner eng_emulation_failure(struct kvmi_engine_vcpu *v)
 	kvmi_vcpu_translate_gva(v, regs.rip, &gpa);
 	if (gpa == KVMI_UNMAPPED_GVA)
 		return not_ours(v, regs.rip, "RIP does not translate");
-	if (v->exec_step)
-		eng_exec_step_end(v); /* the stepped instruction failed itself */
+	if (v->exec_step && step_failed(v, regs.rip, gpa >> 12))
+		return mapped_failure(v, regs.rip, true);
 	rights = eng_rights(v->e, gpa >> 12, v->idx);
 	if ((rights & (PT_R | PT_X)) == (PT_R | PT_X))
-		return mapped_failure(v, regs.rip);
+		return mapped_failure(v, regs.rip, false);
 	v->failed_rip = 0;
 	/* KVM may have queued a #UD for the failed fetch: it is ours, drop it. */
 	kvmi_vcpu_drop_exception(v, 6);
 	if (!(rights & PT_X) && raise_exec_pf(v, regs.rip, gpa))
 		return KVMI_EXIT_ENGINE;
-	exec_step_begin(v, gpa >> 12);
+	exec_step_begin(v, gpa >> 12, regs.rip);
 	return KVMI_EXIT_ENGINE;
 }

@@ -88,10 +88,10 @@ struct kvmi_engine_vcpu {
 	uint64_t rep_rip;
 	bool breakpoints;               /* BREAKPOINT enabled */
 	struct kvm_guest_debug host_dbg; /* the frontend's own guest-debug state */
-	/* An execute step (exec.c). */
+	/* An execute step (exec.c); the page it opened is the engine's
+	 * (step_vcpu, step_gfn, step_orig). */
 	bool exec_step;
-	uint64_t exec_gfn;
-	uint8_t exec_orig, exec_opened;
+	uint64_t exec_rip;              /* of the stepped instruction */
 	bool exec_tf;
 	uint64_t failed_rip;
 	struct kvm_segment exec_cs, exec_ss;
@@ -140,7 +140,11 @@ struct kvmi_engine {
 	struct pagetrack pt;
 	struct ram_region *regions;
 	unsigned nr_regions;
-	/* The page an execute step opened and its real rights. */
+	/* The page an execute step opened and its real rights (pt_lock).
+	 * step_vcpu < 0: no opening pending; the step's end restores
+	 * step_orig only while step_vcpu still names it.  Whatever sets the
+	 * page's rights meanwhile (SET_PAGE_ACCESS of that page, the end of
+	 * the session) supersedes the opening: eng_step_superseded(). */
 	int step_vcpu;
 	uint64_t step_gfn;
 	uint8_t step_orig;
@@ -208,6 +212,10 @@ void eng_memory_destroy(struct kvmi_engine *e);
 /* The rights of gfn as vCPU self must see them (pt_lock held). */
 uint8_t eng_rights_for(struct kvmi_engine *e, uint64_t gfn, unsigned self);
 uint8_t eng_rights(struct kvmi_engine *e, uint64_t gfn, unsigned self);
+/* pt_lock held for writing: the tool's rights for these pages (n == 0:
+ * for every page) now stand; an execute step's opening of one of them is
+ * forgotten, its end restores nothing. */
+void eng_step_superseded(struct kvmi_engine *e, const struct pt_entry *pe, size_t n);
 
 /* pf.c, exec.c, msr.c, debug.c: exits. */
 enum kvmi_exit_owner eng_pf_exit(struct kvmi_engine_vcpu *v);

@@ -128,6 +128,15 @@ uint8_t eng_rights_for(struct kvmi_engine *e, uint64_t gfn, unsigned self)
 	return pagetrack_get(&e->pt, gfn);
 }
 
+void eng_step_superseded(struct kvmi_engine *e, const struct pt_entry *pe, size_t n)
+{
+	for (size_t i = 0; e->step_vcpu >= 0 && i < n; i++)
+		if (pe[i].gfn == e->step_gfn)
+			e->step_vcpu = -1;
+	if (!n)
+		e->step_vcpu = -1;
+}
+
 uint8_t eng_rights(struct kvmi_engine *e, uint64_t gfn, unsigned self)
 {
 	uint8_t r;
@@ -317,8 +326,10 @@ int eng_set_page_access(struct kvmi_engine *e, const struct pt_entry *pe, size_t
 	kvmi_engine_hold(e);
 	kvmi_rwlock_wrlock(&e->pt_lock);
 	err = pagetrack_update(&e->pt, pe, n);
-	if (!err)
+	if (!err) {
+		eng_step_superseded(e, pe, n);
 		err = eng_apply_tracking(e, &removed, &added);
+	}
 	slots = slots_in_use(e);
 	kvmi_rwlock_unlock(&e->pt_lock);
 	kvmi_engine_release(e);
@@ -333,6 +344,7 @@ void eng_memory_session_end(struct kvmi_engine *e)
 {
 	kvmi_engine_hold(e);
 	kvmi_rwlock_wrlock(&e->pt_lock);
+	eng_step_superseded(e, NULL, 0);
 	if (e->pt.n) {
 		pagetrack_clear(&e->pt);
 		if (eng_apply_tracking(e, NULL, NULL))

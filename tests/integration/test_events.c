@@ -12,7 +12,10 @@
  * CRASH; ctx_data reads; silent completion of allowed accesses; two vCPUs
  * on one page; BREAKPOINT (where the host delivers int3); single-step
  * through a known sequence; 1, 511 and 10,000 protected pages with the
- * memslot count kvmi-vm reports; disconnect while a PF event waits.
+ * memslot count kvmi-vm reports; disconnect while a PF event waits; an
+ * execute step whose page the tool lifts, or whose session ends, while it
+ * runs (held there by a PAUSE_VCPU event); int3 on an execute-protected
+ * page.
  *
  * Each group of checks (the table at the end) runs against its own
  * kvmi-vm, so a guest that crashes takes only its group down: a group
@@ -794,6 +797,147 @@ static void g_disconnect(struct itest_group *g)
 	   "execute protection lifted with the tool");
 }
 
+/*
+ * An execute step held in its middle: the pre-exec event of the function
+ * at CODE_GPA (protected rw-, so the step opens it to rwx) is answered
+ * CONTINUE right after a PAUSE_VCPU, and vCPU 0 raises PAUSE_VCPU with
+ * the page opened, before the stepped instruction.  Returns that event
+ * (NULL on failure) and the command's sequence number in *seq.
+ */
+static struct kvmi_event_msg *step_paused(struct kvmi_dom *dom, uint64_t rg, uint64_t *seq)
+{
+	struct kvmi_event_msg *ev, *pause;
+
+	set_access(dom, CODE_GPA, R | W);
+	*seq = post(dom, 0, OP_EXEC | rg, 0);
+	ev = expect_pf(dom, 0, X);
+	if (!ev || kvmi_dom_pause_vcpu(dom, 0, false)) {
+		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+		return NULL;
+	}
+	reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	pause = itest_next_event(dom, 10000);
+	if (pause && pause->event == KVMI_EVENT_PAUSE_VCPU && pause->vcpu == 0 &&
+	    pause->common.arch.regs.rip == CODE_GPA)
+		return pause;
+	diag("no PAUSE_VCPU event in the middle of the step");
+	reply(dom, pause, KVMI_EVENT_ACTION_CONTINUE);
+	return NULL;
+}
+
+/* The tool lifts the page (rwx, what the step opened it to) while the
+ * step runs: the lift stands, the step's end does not put rw- back. */
+static void step_lifted(struct kvmi_dom *dom, uint64_t rg)
+{
+	struct kvmi_event_msg *pause;
+	uint64_t seq, res = 0;
+
+	pause = step_paused(dom, rg, &seq);
+	ok(pause != NULL, "%s: a PAUSE_VCPU event while vCPU 0 steps the first instruction of the rw- function",
+	   ring(rg));
+	ok(set_access(dom, CODE_GPA, R | W | X) == 0, "%s: the tool lifts the protection during the step", ring(rg));
+	reply(dom, pause, KVMI_EVENT_ACTION_CONTINUE);
+	ok(pause && wait_done(dom, 0, seq, &res) == 0 && res == 0x1234 && no_event(dom),
+	   "%s: the function returned without an event for its ret: the lift stood", ring(rg));
+	seq = post(dom, 0, OP_EXEC | rg, 0);
+	ok(wait_done(dom, 0, seq, &res) == 0 && res == 0x1234 && no_event(dom), "%s: ... and runs again without events",
+	   ring(rg));
+}
+
+static void g_step_lifted0(struct itest_group *g)
+{
+	step_lifted(g->dom, 0);
+}
+
+static void g_step_lifted3(struct itest_group *g)
+{
+	step_lifted(g->dom, OP_RING3);
+}
+
+/* The session ends while the step runs: the next session finds no
+ * restriction (the step's end must not put back what the session's end
+ * lifted). */
+static void step_session_end(struct itest_group *g, uint64_t rg)
+{
+	struct kvmi_event_msg *pause;
+	uint64_t seq, res = 0;
+	int ret;
+
+	pause = step_paused(g->dom, rg, &seq);
+	ok(pause != NULL, "%s: a PAUSE_VCPU event while vCPU 0 steps the first instruction of the rw- function",
+	   ring(rg));
+	kvmi_event_free(pause);
+	kvmi_dom_close(g->dom);
+	g->dom = NULL;
+	ret = itest_group_accept(g, 20);
+	ok(ret == 0, "%s: the tool left during the step; kvmi-vm reconnects", ring(rg));
+	if (ret)
+		return;
+	ok(kvmi_dom_control_events(g->dom, 0, KVMI_EVENT_PF, true) == 0 && wait_done(g->dom, 0, seq, &res) == 0 &&
+	   res == 0x1234, "%s: the stepped call returned", ring(rg));
+	seq = post(g->dom, 0, OP_EXEC | rg, 0);
+	ok(wait_done(g->dom, 0, seq, &res) == 0 && res == 0x1234 && no_event(g->dom),
+	   "%s: the next session gets no fetch event: the protection went with the old one", ring(rg));
+}
+
+static void g_step_session_end0(struct itest_group *g)
+{
+	step_session_end(g, 0);
+}
+
+static void g_step_session_end3(struct itest_group *g)
+{
+	step_session_end(g, OP_RING3);
+}
+
+/*
+ * int3 on a page without X (r--): the pre-exec event, then the int3 runs
+ * (on hosts whose int3 fails emulation the stepped instruction itself
+ * fails: that is the int3, not the page), with its BREAKPOINT event if
+ * enabled, and the guest's #BP handler takes it once; then the pre-exec
+ * event of the ret.
+ */
+static void int3_protected(struct kvmi_dom *dom, bool bp)
+{
+	struct kvmi_event_msg *ev;
+	uint64_t seq, res = 0, before = read_u64(dom, MBOX_GPA + 8), at[8], want[3];
+	unsigned n = 0, nwant = 0;
+	bool as_wanted, once;
+
+	want[nwant++] = INT3_GPA;
+	if (bp)
+		want[nwant++] = INT3_GPA | 1ull << 63;   /* BREAKPOINT at its gpa */
+	want[nwant++] = INT3_GPA + 1;
+	set_access(dom, INT3_GPA, R);
+	seq = post(dom, 0, OP_INT3, 0);
+	while (n < 8 && !slot_done(dom, 0, seq) && (ev = itest_next_event(dom, 1000))) {
+		at[n++] = ev->event == KVMI_EVENT_PF ? ev->specific.pf.gva :
+			  ev->event == KVMI_EVENT_BREAKPOINT ? ev->specific.breakpoint.gpa | 1ull << 63 : ~0ull;
+		reply(dom, ev, KVMI_EVENT_ACTION_CONTINUE);
+	}
+	as_wanted = n == nwant && !memcmp(at, want, n * sizeof(at[0]));
+	for (unsigned i = 0; !as_wanted && i < n; i++)
+		diag("event %u: %s %#llx", i, at[i] == ~0ull ? "neither PF nor BREAKPOINT" :
+		     at[i] >> 63 ? "BREAKPOINT at" : "PF, fetch at", (unsigned long long)(at[i] & ~(1ull << 63)));
+	ok(as_wanted, "int3 on an r-- page: pre-exec event for the int3,%s then for the ret (%u events)",
+	   bp ? " BREAKPOINT," : "", n);
+	once = wait_done(dom, 0, seq, &res) == 0 && res == before + 1 && no_event(dom);
+	ok(once, "the guest's #BP handler ran once (count %llu -> %llu)", (unsigned long long)before,
+	   (unsigned long long)res);
+	set_access(dom, INT3_GPA, R | W | X);
+}
+
+static void g_int3_protected(struct itest_group *g)
+{
+	int3_protected(g->dom, false);
+	if (kvmi_dom_check_event(g->dom, KVMI_EVENT_BREAKPOINT) != 0) {
+		diag("this host does not deliver int3 to userspace: no BREAKPOINT part");
+		return;
+	}
+	ok(kvmi_dom_control_events(g->dom, 0, KVMI_EVENT_BREAKPOINT, true) == 0, "enable BREAKPOINT on vCPU 0");
+	int3_protected(g->dom, true);
+}
+
 /* CRASH answering a pre-read, pre-write or pre-exec event stops the guest. */
 static void crash(struct itest_group *g, unsigned op, uint64_t gpa, uint8_t access, uint8_t need)
 {
@@ -869,6 +1013,11 @@ static const struct group {
 	{ "recreate", g_recreate, false, false },
 	{ "bulk-read", g_bulk, false, false },
 	{ "disconnect", g_disconnect, false, false },
+	{ "step-lifted-ring0", g_step_lifted0, false, false },
+	{ "step-lifted-ring3", g_step_lifted3, false, false },
+	{ "step-session-end-ring0", g_step_session_end0, false, false },
+	{ "step-session-end-ring3", g_step_session_end3, false, false },
+	{ "int3-protected", g_int3_protected, false, false },
 	{ "crash-read", g_crash_read, false, true },
 	{ "crash-write", g_crash_write, false, true },
 	{ "crash-exec", g_crash_exec, false, true },
