@@ -216,7 +216,8 @@ static void test_tokens(struct kvmi_dom *dom)
 
 static void test_session(void)
 {
-	const char *log = "test_mapping-session.log";
+	char logbuf[300];
+	const char *log = itest_file(logbuf, sizeof(logbuf), "session.log");
 	char addr[160];
 	struct kvmi_listener *l = NULL;
 	struct kvmi_dom *dom = NULL;
@@ -380,7 +381,8 @@ out:
 
 static void test_vsock(void)
 {
-	const char *log = "test_mapping-vsock.log";
+	char logbuf[300];
+	const char *log = itest_file(logbuf, sizeof(logbuf), "vsock.log");
 	const char *what = "a token redeemed over AF_VSOCK is refused";
 	unsigned port = 30000 + (unsigned)getpid() % 10000;
 	char tool_addr[64], vmm_addr[64];
@@ -433,7 +435,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(sock_path, sizeof(sock_path), "/tmp/kvmi-map-%d.sock", (int)getpid());
+	if (itest_init("test_mapping"))
+		return ITEST_EXIT_SETUP;
+	if (!itest_path(sock_path, sizeof(sock_path), "map.sock"))
+		return ITEST_EXIT_SETUP;
 	test_session();
 	test_vsock();
 	unlink(sock_path);
