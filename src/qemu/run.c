@@ -246,8 +246,10 @@ long kq_vcpu_run(struct kq_vcpu *c)
 	 * returns at once, as without us. */
 	pthread_mutex_lock(&c->own);
 	c->call_signals = atomic_load(&c->qemu_signals);
-	c->call_kicked_self = __atomic_load_n(&c->run->immediate_exit, __ATOMIC_SEQ_CST) &&
-			      !atomic_load(&c->engine_kick);
+	/* Set on entry: QEMU kicked itself (or a kick of ours landed while
+	 * the thread was in QEMU: one needless return to QEMU, never a lost
+	 * kick of QEMU's). */
+	c->call_kicked_self = __atomic_load_n(&c->run->immediate_exit, __ATOMIC_SEQ_CST);
 	atomic_store(&c->in_call, true);
 	ret = 0;
 	err = 0;
