@@ -21,7 +21,10 @@ build: deps $(BUILD)/build.ninja
 demo: build
 	./demo/run-demo.sh
 
+# The QEMU frontend's suites run against Debian's QEMU (7.2) and, in suite
+# qemu10, bookworm-backports' QEMU 10 unpacked into $(BUILD)/qemu-backports.
 check: build
+	-@./scripts/fetch-qemu-backports.sh $(BUILD)/qemu-backports >/dev/null
 	meson test -C $(BUILD) $(MESON_TEST_ARGS)
 
 # Unit and host-KVM suites under AddressSanitizer + UBSan, with the lock-order

@@ -25,10 +25,12 @@ VM=$2
 GUEST=$3/introspect.elf
 QEMU=
 ENTRY='0x1000[0-9a-f][0-9a-f]'   # one instruction into the payload
+CONSOLE_NAME=vm.log               # where the guest's lines go
 if [ "${VM##*/}" = kvmi-qemu ]; then
 	QEMU=${KVMI_TEST_QEMU:-qemu-system-x86_64}
 	GUEST=$3/introspect.bios
 	ENTRY='0xf[0-9a-f][0-9a-f][0-9a-f]' # the reset vector's jump into the boot code
+	CONSOLE_NAME=serial.log         # apart from QEMU's messages
 	if ! command -v "$QEMU" >/dev/null 2>&1; then
 		echo "1..0 # SKIP $QEMU missing"
 		exit 0
@@ -45,6 +47,7 @@ if [ ! -f "$GUEST" ]; then
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-cli-events.XXXXXX") || exit 1
+CONSOLE=$TMP/$CONSOLE_NAME
 # Both processes run in the background (a trap runs while the shell waits
 # for them) and are killed on every way out.
 CLI_PID=
@@ -79,7 +82,7 @@ check() {   # check DESCRIPTION COMMAND...
 	ok $? "$desc"
 }
 dump() {     # the logs, as TAP comments
-	for f in "$TMP"/kvmi.out "$TMP"/kvmi.err "$TMP"/vm.log; do
+	for f in "$TMP"/kvmi.out "$TMP"/kvmi.err "$TMP"/vm.log "$TMP"/serial.log; do
 		[ -f "$f" ] || continue
 		echo "# --- ${f##*/}"
 		cut -c 1-240 "$f" | sed 's/^/#   /'
@@ -97,7 +100,7 @@ run() {
 	while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 	if [ -n "$QEMU" ]; then
 		"$VM" --introspector "unix:$sock" --introspector-wait -- "$QEMU" -M q35 -enable-kvm \
-			-cpu EPYC -m 256 -smp 1 -nodefaults -nographic -serial stdio -monitor none \
+			-cpu EPYC -m 256 -smp 1 -nodefaults -nographic -serial "file:$CONSOLE" -monitor none \
 			-device isa-debug-exit,iobase=0xf4,iosize=0x04 -bios "$GUEST" -no-reboot \
 			-action panic=shutdown -name kvmi-vm >"$TMP/vm.log" 2>&1 </dev/null &
 	else
@@ -153,7 +156,7 @@ check "the 4th event at one address lifts the protection, and trace stops there 
 		[ \$(grep -c '\"reply\":\"lift\"' '$TMP/pf') -eq 1 ]"
 check "the MSR write arrives as an MSR event: 0x175, 0x0 -> 0x1234, vetoed" \
 	sh -c "grep -q '\"event\":\"MSR\".*\"msr\":\"0x175\",\"msr_name\":\"sysenter_esp\",\"old_value\":\"0x0\",\"new_value\":\"0x1234\",\"reply\":\"veto\"' '$TMP/kvmi.out'"
-check "the guest reads back the old value: the write was vetoed" grep -q 'print: msr 0x175 = 0x0$' "$TMP/vm.log"
+check "the guest reads back the old value: the write was vetoed" grep -q 'print: msr 0x175 = 0x0$' "$CONSOLE"
 [ "$FAILED" -eq 0 ] || dump
 
 # The same without veto: the write goes through.  (The PF events tell that
@@ -170,6 +173,6 @@ run plain "$SCRIPT"
 ok "$((VM_RC + CLI_RC))" "without veto: the guest ends normally (kvmi-vm $VM_RC, kvmi $CLI_RC)"
 check "without veto: the MSR event is continued and the guest reads back 0x1234" \
 	sh -c "grep -q '\"msr\":\"0x175\".*\"reply\":\"continue\"' '$TMP/kvmi.out' &&
-		grep -q 'print: msr 0x175 = 0x1234$' '$TMP/vm.log'"
+		grep -q 'print: msr 0x175 = 0x1234$' '$CONSOLE'"
 [ "$FAILED" -eq 0 ] || dump
 [ "$FAILED" -eq 0 ]

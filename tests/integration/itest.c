@@ -223,9 +223,9 @@ bool itest_is_qemu(const char *vmm)
  * introspection options, which kvmi-qemu takes as they are.
  */
 static unsigned guest_argv(const char **argv, unsigned max, const char *vmm, const char *elf,
-			   const char *timeout_s, const char *vcpus, const char *name)
+			   const char *timeout_s, const char *vcpus, const char *name, const char *log)
 {
-	static char bios[512];
+	static char bios[512], serial[640];
 	const char *qemu = getenv("KVMI_TEST_QEMU");
 	unsigned n = 0;
 	size_t len = strlen(elf);
@@ -239,6 +239,7 @@ static unsigned guest_argv(const char **argv, unsigned max, const char *vmm, con
 		return n - (name ? 0 : 2);
 	}
 	frontend_qemu = true;
+	snprintf(serial, sizeof(serial), "file:%s.serial", log);
 	snprintf(bios, sizeof(bios), "%.*s.bios", (int)(len > 4 && !strcmp(elf + len - 4, ".elf") ? len - 4 : len),
 		 elf);
 	{
@@ -246,7 +247,7 @@ static unsigned guest_argv(const char **argv, unsigned max, const char *vmm, con
 				    "-cpu", "EPYC", "-m", "256", "-smp", vcpus,
 				    /* RAM in a memfd: tools may map it (docs/qemu.md) */
 				    "-object", "memory-backend-memfd,id=ram,size=256M", "-machine", "memory-backend=ram", "-nodefaults", "-nographic",
-				    "-serial", "stdio", "-monitor", "none", "-device",
+				    "-serial", serial, "-monitor", "none", "-device",
 				    "isa-debug-exit,iobase=0xf4,iosize=0x04", "-bios", bios, "-no-reboot",
 				    "-action", "panic=shutdown", "-name", name };
 
@@ -276,7 +277,7 @@ pid_t itest_start_guest(const char *log, const char *vmm, const char *elf, const
 			const char *timeout_s, const char *vcpus, ...)
 {
 	const char *argv[48], *intro[24] = { "--introspector", addr };
-	unsigned n = guest_argv(argv, 47, vmm, elf, timeout_s, vcpus, NULL), k = 2;
+	unsigned n = guest_argv(argv, 47, vmm, elf, timeout_s, vcpus, NULL, log), k = 2;
 	va_list ap;
 
 	va_start(ap, vcpus);
@@ -340,11 +341,11 @@ void itest_kill(pid_t pid)
 
 /* ---- logs and events --------------------------------------------------- */
 
-void itest_show_log(const char *log, const char *grep, unsigned last)
+static void show_file(const char *path, const char *grep, unsigned last)
 {
 	char line[512];
 	unsigned total = 0, n = 0;
-	FILE *f = fopen(log, "r");
+	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return;
@@ -363,11 +364,27 @@ void itest_show_log(const char *log, const char *grep, unsigned last)
 	fclose(f);
 }
 
-bool itest_log_has(const char *log, const char *text)
+/* Under QEMU the guest's console is LOG.serial, apart from QEMU's and the
+ * library's messages (its bytes would interleave with their lines). */
+static const char *serial_of(const char *log, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.serial", log);
+	return buf;
+}
+
+void itest_show_log(const char *log, const char *grep, unsigned last)
+{
+	char serial[600];
+
+	show_file(log, grep, last);
+	show_file(serial_of(log, serial, sizeof(serial)), grep, last);
+}
+
+static bool file_has(const char *path, const char *text)
 {
 	char line[512];
 	bool found = false;
-	FILE *f = fopen(log, "r");
+	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return false;
@@ -375,6 +392,13 @@ bool itest_log_has(const char *log, const char *text)
 		found = strstr(line, text) != NULL;
 	fclose(f);
 	return found;
+}
+
+bool itest_log_has(const char *log, const char *text)
+{
+	char serial[600];
+
+	return file_has(log, text) || file_has(serial_of(log, serial, sizeof(serial)), text);
 }
 
 struct kvmi_event_msg *itest_next_event(struct kvmi_dom *dom, int timeout_ms)
@@ -416,7 +440,7 @@ static int group_paths(struct itest_group *g, const char *name, bool vsock)
 static pid_t group_spawn(struct itest_group *g, const struct itest_vm_opts *o, const char *name)
 {
 	const char *argv[64], *intro[32] = { "--introspector", g->vmm_addr };
-	unsigned n = guest_argv(argv, 63, o->vmm, o->elf, o->timeout_s, o->vcpus, name), k = 2;
+	unsigned n = guest_argv(argv, 63, o->vmm, o->elf, o->timeout_s, o->vcpus, name, g->log), k = 2;
 
 	for (unsigned i = 0; o->extra && o->extra[i] && k < 31; i++)
 		intro[k++] = o->extra[i];

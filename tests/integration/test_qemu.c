@@ -316,8 +316,9 @@ static int migrate(const char *name, bool merge)
 	pump(r.g.dom, 300);
 	/* the file appears once cat has written all of it */
 	snprintf(cmd, sizeof(cmd), "{\"uri\":\"exec:cat > %s.part && mv %s.part %s\"}", r.file, r.file, r.file);
+	qmp(r.qmp, r.g.dom, "migrate-set-parameters", "{\"max-bandwidth\":10000000000}", NULL, 0);
 	ok(qmp(r.qmp, r.g.dom, "migrate", cmd, NULL, 0) == 0, "%s: QMP migrate to a file", name);
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 1500; i++) {
 		pump(r.g.dom, 20);
 		int q = qmp(r.qmp, r.g.dom, "query-migrate", NULL, out, sizeof(out));
 
