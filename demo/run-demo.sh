@@ -1,5 +1,6 @@
 #!/bin/sh
-# run-demo.sh — boots a real Linux guest under kvmi-vm and shows its console.
+# run-demo.sh — boots a real Linux guest under kvmi-vm and shows its console;
+# first, a vetoed MSR write on a test guest under kvmi-vm and under stock QEMU.
 #
 # `make demo` runs this after building.  The guest is the current Debian
 # kernel package (linux-image-amd64's dependency, fetched with apt-get
@@ -206,16 +207,45 @@ setup_introspection() {
 # A vetoed MSR write on a test guest (tests/guest/tests/introspect.c) on this
 # host's /dev/kvm: the guest writes 0x1234 to MSR 0x175 (SYSENTER_ESP) and
 # prints what it reads back; the kvmi tool watches the MSR and answers the
-# MSR event with the old value.  Needs a usable /dev/kvm (any KVM).
+# MSR event with the old value.  Once under kvmi-vm, once under stock QEMU
+# (Debian's qemu-system-x86_64 with libkvmi-qemu.so, started by kvmi-qemu,
+# on the payload's boot image).  Needs a usable /dev/kvm (any KVM).
+
+# veto_vm FRONTEND SOCKET: runs the guest; its console in $OUT/veto-FRONTEND.console
+veto_vm() {
+	if [ "$1" = qemu ]; then
+		"$BUILD/kvmi-qemu" --introspector "unix:$2" --introspector-wait -- \
+			qemu-system-x86_64 -M q35 -enable-kvm -cpu EPYC -m 256 -nodefaults -nographic \
+			-serial "file:$OUT/veto-qemu.console" -monitor none -no-reboot \
+			-device isa-debug-exit,iobase=0xf4,iosize=0x04 -name veto-demo \
+			-bios "$BUILD/tests/guest/introspect.bios" </dev/null >"$OUT/veto-qemu.log" 2>&1
+		st=$?
+		# the guest's own exit: status S comes out as (S << 1) | 1
+		[ $((st & 1)) -eq 1 ] && return $((st >> 1))
+		return 100
+	fi
+	"$BUILD/kvmi-vm" --guest "$BUILD/tests/guest/introspect.elf" --introspector "unix:$2" \
+		--introspector-wait --name veto-demo --timeout 30 --no-serial-input \
+		</dev/null >"$OUT/veto-kvmi-vm.console" 2>&1
+}
+
 run_veto_demo() {
 	[ "$INTROSPECT" = 1 ] || return 0
-	guest=$BUILD/tests/guest/introspect.elf
-	if [ ! -x "$BUILD/kvmi" ] || [ ! -x "$BUILD/kvmi-vm" ] || [ ! -f "$guest" ] ||
-	   [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-		say "veto demo skipped (needs build/kvmi, build/kvmi-vm, the test payloads and /dev/kvm)"
-		return 0
+	fe=$1
+	need="$BUILD/kvmi $BUILD/kvmi-vm $BUILD/tests/guest/introspect.elf"
+	[ "$fe" = qemu ] && need="$BUILD/kvmi $BUILD/kvmi-qemu $BUILD/libkvmi-qemu.so $BUILD/tests/guest/introspect.bios"
+	for f in $need; do
+		if [ ! -e "$f" ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ] ||
+		   { [ "$fe" = qemu ] && ! command -v qemu-system-x86_64 >/dev/null; }; then
+			say "veto demo under $fe skipped (needs $f, /dev/kvm and, for QEMU, qemu-system-x86_64)"
+			return 0
+		fi
+	done
+	if [ "$fe" = qemu ]; then
+		say "a vetoed MSR write: test guest 'introspect' under stock QEMU ($(qemu-system-x86_64 --version | head -n 1)) with libkvmi-qemu.so"
+	else
+		say "a vetoed MSR write: test guest 'introspect' under kvmi-vm on this host's /dev/kvm"
 	fi
-	say "a vetoed MSR write: test guest 'introspect' on this host's /dev/kvm"
 	vsock=$OUT/kvmi-veto.sock
 	rm -f "$vsock"
 	# The PF events on its mailbox page tell that the guest reached its
@@ -230,16 +260,16 @@ run_veto_demo() {
 	i=0
 	while [ ! -S "$vsock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 	vrc=0
-	"$BUILD/kvmi-vm" --guest "$guest" --introspector "unix:$vsock" --introspector-wait \
-		--name veto-demo --timeout 30 --no-serial-input </dev/null >"$OUT/kvmi-veto.vm" 2>&1 || vrc=$?
+	veto_vm "$fe" "$vsock" || vrc=$?
 	wait "$kpid" || true
+	console=$OUT/veto-$fe.console
 	grep -v '"event":"PF"' "$OUT/kvmi-veto.out" | sed 's/^/[kvmi] /'
-	grep 'print: msr' "$OUT/kvmi-veto.vm" | sed 's/^.*print: /[guest] /'
+	grep 'print: msr' "$console" | sed 's/^.*print: /[guest] /'
 	if grep -q '"msr":"0x175".*"reply":"veto"' "$OUT/kvmi-veto.out" &&
-	   grep -q 'print: msr 0x175 = 0x0$' "$OUT/kvmi-veto.vm" && [ "$vrc" -eq 0 ]; then
-		say "[check] OK: the guest wrote 0x1234, the tool vetoed it, the guest reads back the old value 0x0"
+	   grep -q 'print: msr 0x175 = 0x0$' "$console" && [ "$vrc" -eq 0 ]; then
+		say "[check] OK ($fe): the guest wrote 0x1234, the tool vetoed it, the guest reads back the old value 0x0"
 	else
-		say "[check] FAILED: the vetoed write (kvmi-vm exit status $vrc; see $OUT/kvmi-veto.*)"
+		say "[check] FAILED ($fe): the vetoed write (guest exit status $vrc; see $OUT/kvmi-veto.* and $console)"
 		VETO_FAILED=1
 	fi
 }
@@ -257,7 +287,8 @@ if [ "$where" = auto ]; then
 fi
 mkdir -p "$OUT"
 VETO_FAILED=0
-run_veto_demo
+run_veto_demo kvmi-vm
+run_veto_demo qemu
 setup_introspection
 if [ "$where" = direct ]; then
 	if hardware_kvm; then
