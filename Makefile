@@ -34,10 +34,12 @@ $(BUILD_ASAN)/build.ninja:
 	meson setup $(BUILD_ASAN) -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dstatic_binaries=false -Dkvmbox=disabled -Dlockcheck=true
 
+# The QEMU frontend's suites are left out: QEMU with the ASan runtime
+# preloaded does not end after a tool's CRASH (docs/limitations.md).
 check-asan: deps $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD_ASAN)
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-		meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --no-suite kvmbox
+		meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --no-suite kvmbox --no-suite qemu --no-suite qemu10
 
 # Unit, CLI and host-KVM suites under ThreadSanitizer.  The VMMs the tests
 # start inherit TSAN_OPTIONS: a report makes them exit 66 and fails the test.

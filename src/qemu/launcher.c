@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <link.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,9 +142,43 @@ static int parse(int argc, char **argv, char *env, size_t size, char *lib, size_
 	return find_library(library, lib, lib_size) ? 1 : 0;
 }
 
+/*
+ * A sanitizer build of the library needs its sanitizer's runtime loaded
+ * first in QEMU: the runtimes this launcher runs with (none in a normal
+ * build) go in front of LD_PRELOAD.  QEMU's own leaks are not ours to
+ * report: LeakSanitizer is turned off for it.
+ */
+static int add_runtime(struct dl_phdr_info *info, size_t size, void *data)
+{
+	char *list = data;
+	const char *name = info->dlpi_name;
+
+	(void)size;
+	if (name && (strstr(name, "/libasan.so") || strstr(name, "/libtsan.so") || strstr(name, "/libubsan.so")) &&
+	    strlen(list) + strlen(name) + 2 < PATH_MAX) {
+		strcat(list, name);
+		strcat(list, ":");
+	}
+	return 0;
+}
+
+static void sanitizer_runtimes(char *list)
+{
+	const char *opts = getenv("ASAN_OPTIONS");
+	char buf[1024];
+
+	list[0] = '\0';
+	dl_iterate_phdr(add_runtime, list);
+	if (strstr(list, "libasan")) {
+		snprintf(buf, sizeof(buf), "%s%sdetect_leaks=0", opts ? opts : "", opts && *opts ? ":" : "");
+		setenv("ASAN_OPTIONS", buf, 1);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	static char env[8192], lib[PATH_MAX], preload[PATH_MAX + 1024];
+	static char runtimes[PATH_MAX];
+	static char env[8192], lib[PATH_MAX], preload[2 * PATH_MAX + 1024];
 	const char *old;
 	int st;
 
@@ -152,7 +187,8 @@ int main(int argc, char **argv)
 	if (st)
 		return st;
 	old = getenv("LD_PRELOAD");
-	snprintf(preload, sizeof(preload), "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+	sanitizer_runtimes(runtimes);
+	snprintf(preload, sizeof(preload), "%s%s%s%s", runtimes, lib, old && *old ? ":" : "", old && *old ? old : "");
 	if (env[0])
 		setenv("KVMI_QEMU_OPTIONS", env, 1);
 	setenv("LD_PRELOAD", preload, 1);
