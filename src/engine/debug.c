@@ -106,7 +106,7 @@ enum kvmi_exit_owner eng_debug_exit(struct kvmi_engine_vcpu *v)
 		if (host && !v->breakpoints)
 			return KVMI_EXIT_FRONTEND;
 		if (v->breakpoints || v->e->bp_path == KVMI_INT3_DEBUG_EXIT)
-			eng_handle_int3(v, d->pc, v->e->bp_path == KVMI_INT3_EMULATION);
+			eng_handle_int3(v, d->pc);
 		return KVMI_EXIT_ENGINE;
 	}
 	if (v->exec_step)

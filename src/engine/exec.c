@@ -203,12 +203,11 @@ void eng_exec_step_end(struct kvmi_engine_vcpu *v)
 
 /*
  * A guest int3 at RIP (debug exit or, on hosts whose emulator rejects it,
- * an emulation failure, or a fetch from a page without X): the BREAKPOINT
- * event.  at_int3: RIP is still at the int3 (not executed).  CONTINUE (or nobody
+ * an emulation failure): the BREAKPOINT event.  CONTINUE (or nobody
  * listening) delivers the #BP to the guest as the CPU would have; RETRY
  * re-enters without it (the tool removed its breakpoint or moved RIP).
  */
-void eng_handle_int3(struct kvmi_engine_vcpu *v, uint64_t rip, bool at_int3)
+void eng_handle_int3(struct kvmi_engine_vcpu *v, uint64_t rip)
 {
 	struct kvmi_event_breakpoint ev;
 	struct kvmi_raised r = { KVMI_NO_TOOL, false };
@@ -224,7 +223,7 @@ void eng_handle_int3(struct kvmi_engine_vcpu *v, uint64_t rip, bool at_int3)
 		return;
 	if (r.regs_applied)
 		return; /* the tool moved the vCPU: nothing to deliver at RIP */
-	if (kvmi_vcpu_reinject_bp(v, at_int3))
+	if (kvmi_vcpu_reinject_bp(v, v->e->bp_path == KVMI_INT3_EMULATION))
 		pr_err("vcpu %u: cannot deliver #BP to the guest", v->idx);
 }
 
@@ -257,7 +256,7 @@ static enum kvmi_exit_owner mapped_failure(struct kvmi_engine_vcpu *v, uint64_t 
 	uint8_t byte;
 
 	if (v->e->bp_path == KVMI_INT3_EMULATION && eng_read_guest_virt(v, rip, &byte, 1) == 0 && byte == 0xcc) {
-		eng_handle_int3(v, rip, true);
+		eng_handle_int3(v, rip);
 		return KVMI_EXIT_ENGINE;
 	}
 	/* A fetch can fail while the slot layout changes under it (another
@@ -300,7 +299,7 @@ enum kvmi_exit_owner eng_emulation_failure(struct kvmi_engine_vcpu *v)
 {
 	struct kvm_regs regs;
 	uint64_t gpa;
-	uint8_t rights, byte;
+	uint8_t rights;
 
 	if (eng_get_regs(v, &regs) < 0)
 		return KVMI_EXIT_FRONTEND;
@@ -317,14 +316,6 @@ enum kvmi_exit_owner eng_emulation_failure(struct kvmi_engine_vcpu *v)
 	kvmi_vcpu_drop_exception(v, 6);
 	if (!(rights & PT_X) && raise_exec_pf(v, regs.rip, gpa))
 		return KVMI_EXIT_ENGINE;
-	/* An int3 is not stepped: under a hardware single-step its #BP goes
-	 * through the guest's IDT and the step ends only after the handler
-	 * returned, with the page still open (the next instruction would run
-	 * unseen).  Delivered here, the page stays protected. */
-	if (eng_read_phys(v->e, gpa, &byte, 1) == 0 && byte == 0xcc) {
-		eng_handle_int3(v, regs.rip, true);
-		return KVMI_EXIT_ENGINE;
-	}
 	exec_step_begin(v, gpa >> 12, regs.rip);
 	return KVMI_EXIT_ENGINE;
 }

@@ -223,7 +223,7 @@ enum kvmi_exit_owner eng_finish_exit(struct kvmi_engine_vcpu *v, int ret, int er
 enum kvmi_exit_owner eng_emulation_failure(struct kvmi_engine_vcpu *v);
 void eng_exec_step_end(struct kvmi_engine_vcpu *v);
 int eng_read_guest_virt(struct kvmi_engine_vcpu *v, uint64_t gva, void *buf, size_t len);
-void eng_handle_int3(struct kvmi_engine_vcpu *v, uint64_t rip, bool at_int3);
+void eng_handle_int3(struct kvmi_engine_vcpu *v, uint64_t rip);
 enum kvmi_exit_owner eng_msr_exit(struct kvmi_engine_vcpu *v);
 int eng_control_msr(struct kvmi_engine_vcpu *v, uint32_t msr, bool enable);
 void eng_msr_session_end(struct kvmi_engine *e);
