@@ -903,6 +903,7 @@ static void int3_protected(struct kvmi_dom *dom, bool bp)
 	uint64_t seq, res = 0, before = read_u64(dom, MBOX_GPA + 8), at[8], want[3];
 	unsigned n = 0, nwant = 0;
 	bool as_wanted, once;
+	char what[160];
 
 	want[nwant++] = INT3_GPA;
 	if (bp)
@@ -919,8 +920,15 @@ static void int3_protected(struct kvmi_dom *dom, bool bp)
 	for (unsigned i = 0; !as_wanted && i < n; i++)
 		diag("event %u: %s %#llx", i, at[i] == ~0ull ? "neither PF nor BREAKPOINT" :
 		     at[i] >> 63 ? "BREAKPOINT at" : "PF, fetch at", (unsigned long long)(at[i] & ~(1ull << 63)));
-	ok(as_wanted, "int3 on an r-- page: pre-exec event for the int3,%s then for the ret (%u events)",
-	   bp ? " BREAKPOINT," : "", n);
+	snprintf(what, sizeof(what), "int3 on an r-- page: pre-exec event for the int3,%s then for the ret (%u events)",
+		 bp ? " BREAKPOINT," : "", n);
+	/* Where int3 never reaches userspace (hardware-like KVM: the box), the
+	 * stepped int3 runs the guest's #BP handler inside the step, and the
+	 * instruction after its return runs before the step ends. */
+	if (kvmi_dom_check_event(dom, KVMI_EVENT_BREAKPOINT) != 0)
+		todo(as_wanted, "a stepped int3's handler returns inside the step (docs/limitations.md)", what);
+	else
+		ok(as_wanted, "%s", what);
 	once = wait_done(dom, 0, seq, &res) == 0 && res == before + 1 && no_event(dom);
 	ok(once, "the guest's #BP handler ran once (count %llu -> %llu)", (unsigned long long)before,
 	   (unsigned long long)res);
