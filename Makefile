@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_ASAN ?= build-asan
 MESON_TEST_ARGS ?= --print-errorlogs
 
-.PHONY: all deps build demo check check-asan check-tsan fuzz soak bench clean
+.PHONY: all deps build demo check check-asan check-tsan fuzz soak soak-box bench clean
 
 all: build
 
@@ -72,6 +72,22 @@ soak: deps $(SOAK_DIR)/build.ninja
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 		$(SOAK_DIR)/tests/soak/kvmi-soak --minutes $(SOAK_MINUTES) \
 		$(if $(SOAK_SEED),--seed $(SOAK_SEED)) $(SOAK_DIR)/kvmi-vm $(SOAK_DIR)/tests/guest
+
+# The same soak in the real-KVM box (tests/kvmbox), over AF_VSOCK (loopback):
+# run-box.sh --mode tap runs only kvmi-soak-static there, with the options in
+# KVMI_BOX_TAP_ARGS after its KVMI_VM GUEST_DIR; one TAP test per round.  The
+# box's limit is SOAK_MINUTES plus 10 minutes (build, boot, the last round,
+# the VM's stop).  Needs the static binaries (-Dstatic_binaries=true, the
+# default); the box's console log lands in $(BUILD)/soak-box/console.log.
+soak-box: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	@test -x $(BUILD)/tests/soak/kvmi-soak-static || \
+		{ echo "soak-box: no $(BUILD)/tests/soak/kvmi-soak-static (static_binaries off?)" >&2; exit 1; }
+	KVMI_BOX_TAP_ARGS="--vsock --tap --minutes $(SOAK_MINUTES)$(if $(SOAK_SEED), --seed $(SOAK_SEED))" \
+		./tests/kvmbox/run-box.sh --mode tap --outdir $(BUILD)/soak-box \
+		--vm $(BUILD)/kvmi-vm-static --guest-dir $(BUILD)/tests/guest \
+		--tap-prog $(BUILD)/tests/soak/kvmi-soak-static \
+		--timeout $$(awk 'BEGIN { printf "%d", $(SOAK_MINUTES) * 60 + 600 }')
 
 # Benchmarks (issue 5): event round trips, memory reads, QEMU's gdbstub as
 # the peer, page tracking, quiet overhead.  Writes bench/RESULTS.md and

@@ -16,6 +16,7 @@
 #                      tests  guest-tests.sh (the integration suite), the
 #                             --tap-prog programs and the Linux-guest test,
 #                             as TAP                            (default)
+#                      tap    only the --tap-prog programs (make soak-box)
 #                      demo   only the demo Linux guest, console shown as is
 #                      probe  no kvmi-vm: checks /dev/kvm and kvm_amd (smoke test)
 #                      guest  build only vmlinuz and guest-initrd.gz (no box)
@@ -23,7 +24,8 @@
 #   --guest-dir DIR  copy DIR/*.elf into /kvmi/guests
 #   --tests-dir DIR  copy DIR/*.sh into /kvmi/tests
 #   --tap-prog FILE  statically linked test program printing TAP, run in the
-#                    box (mode tests) as FILE KVMI_VM GUEST_DIR (repeatable)
+#                    box (modes tests, tap) as FILE KVMI_VM GUEST_DIR [ARG...]
+#                    (repeatable; ARG... from KVMI_BOX_TAP_ARGS)
 #   FILE...          more files: *.elf go to /kvmi/guests, *.sh to /kvmi/tests,
 #                    demo-hook.sh and anything else to /kvmi/extra
 #
@@ -37,6 +39,9 @@
 #   KVMI_VM_EXTRA_ARGS  more kvmi-vm arguments for the Linux guest in the box
 #   KVMI_BOX_PROBE_CMD  (mode probe) a shell command to run in the box, its
 #                    output shown as TAP comments (debugging aid)
+#   KVMI_BOX_TAP_ARGS  more arguments for every --tap-prog program, after
+#                    KVMI_VM GUEST_DIR (words split at blanks; make soak-box
+#                    passes "--vsock --tap --minutes N" to kvmi-soak-static)
 #   KVMI_BOX_NPT0_LINUX=1  (mode tests) boot the Linux guest once more in the
 #                    npt=0 pass, without introspection (measures npt=0's cost)
 #
@@ -66,6 +71,7 @@ GUEST_TIMEOUT=${KVMI_LINUX_TIMEOUT:-120}
 VM_EXTRA_ARGS=${KVMI_VM_EXTRA_ARGS:-}
 PROBE_CMD=${KVMI_BOX_PROBE_CMD:-}
 NPT0_LINUX=${KVMI_BOX_NPT0_LINUX:-0}
+TAP_PROG_ARGS=${KVMI_BOX_TAP_ARGS:-}
 BUSYBOX=${KVMI_BUSYBOX:-/bin/busybox}
 # insmod order inside the box: KVM, then vsock over the loopback transport
 # (the introspection tests run their vsock transport there).
@@ -92,8 +98,8 @@ done
 OUTDIR=$1
 shift
 case "$MODE" in
-tests|demo|probe|guest) ;;
-*) die "unknown mode '$MODE' (tests, demo, probe, guest)" ;;
+tests|tap|demo|probe|guest) ;;
+*) die "unknown mode '$MODE' (tests, tap, demo, probe, guest)" ;;
 esac
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-box.XXXXXX")
@@ -411,7 +417,8 @@ run_guest_tests() {
 }
 
 # tests (a'): statically linked TAP test programs (build-box.sh --tap-prog),
-# each run as PROGRAM KVMI_VM GUEST_DIR like the Meson tests on the host.
+# each run as PROGRAM KVMI_VM GUEST_DIR like the Meson tests on the host,
+# then TAP_PROG_ARGS (KVMI_BOX_TAP_ARGS; empty but for make soak-box).
 run_tap_programs() {
 	for p in /kvmi/tap/*; do
 		[ -x "$p" ] || continue
@@ -419,7 +426,8 @@ run_tap_programs() {
 		case "$n" in
 		test_linux_cr3*) continue ;;   # npt=0 only (run_npt0_tests)
 		esac
-		run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/guests
+		# shellcheck disable=SC2086   # TAP_PROG_ARGS is a list of words
+		run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/guests $TAP_PROG_ARGS
 		# The introspection test again over AF_VSOCK (CID 1, loopback).
 		case "$n" in
 		test_introspect*) run_tap "${n%-static}-vsock" "$p" /kvmi/bin/kvmi-vm /kvmi/guests vsock ;;
@@ -627,6 +635,7 @@ if setup_kvm; then
 	case "$MODE" in
 	probe) run_probe ;;
 	tests) run_guest_tests; run_tap_programs; run_linux_test; run_npt0_tests ;;
+	tap) run_tap_programs ;;
 	demo) run_demo ;;
 	esac
 fi
@@ -697,6 +706,7 @@ build_box_initrd() {
 		echo "VM_EXTRA_ARGS=$(q "$VM_EXTRA_ARGS")"
 		echo "PROBE_CMD=$(q "$PROBE_CMD")"
 		echo "NPT0_LINUX=$(q "$NPT0_LINUX")"
+		echo "TAP_PROG_ARGS=$(q "$TAP_PROG_ARGS")"
 	} >"$BOX/kvmi/box.conf"
 	write_box_init "$BOX/init"
 	pack "$BOX" "$OUTDIR/initrd.gz"

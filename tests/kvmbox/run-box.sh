@@ -11,8 +11,9 @@
 # test with the tail of the console log and exits non-zero.
 #
 # Usage: run-box.sh [options] [FILE...]
-#   --mode MODE      tests (default) or probe (box smoke test, no kvmi-vm);
-#                    see build-box.sh
+#   --mode MODE      tests (default), tap (only the --tap-prog programs, with
+#                    KVMI_BOX_TAP_ARGS; make soak-box) or probe (box smoke
+#                    test, no kvmi-vm); see build-box.sh
 #   --vm FILE        statically linked kvmi-vm (env KVMI_VM_STATIC)
 #   --tests-dir DIR  integration scripts (*.sh) for /kvmi/tests
 #                    (default: tests/integration of this source tree)
@@ -23,7 +24,8 @@
 #   --timeout SECS   overall limit for the QEMU run (default 900,
 #                    env KVMI_BOX_TIMEOUT)
 #   FILE...          passed to build-box.sh (*.elf guests, *.sh tests, ...)
-# Environment: KVMI_CACHE and the KVMI_LINUX_* variables of build-box.sh;
+# Environment: KVMI_CACHE, KVMI_BOX_TAP_ARGS and the KVMI_LINUX_* variables
+# of build-box.sh;
 # KVMI_QEMU, KVMI_BOX_SMP, KVMI_BOX_ACCEL, KVMI_QEMU_ARGS of boot-box.sh.
 #
 # Exit status: 0 all box tests passed (or skipped), 1 otherwise.
@@ -74,8 +76,8 @@ tail_comments() {
 
 # ---------------------------------------------------------------- skips
 case "$MODE" in
-tests|probe) ;;
-*) echo "run-box.sh: mode must be tests or probe" >&2; exit 1 ;;
+tests|tap|probe) ;;
+*) echo "run-box.sh: mode must be tests, tap or probe" >&2; exit 1 ;;
 esac
 if ! command -v "$QEMU" >/dev/null 2>&1; then
 	echo "1..0 # SKIP $QEMU not installed (Debian package qemu-system-x86)"
@@ -91,7 +93,7 @@ if [ ! -x "${KVMI_BUSYBOX:-/bin/busybox}" ]; then
 	echo "1..0 # SKIP no static busybox (Debian package busybox-static)"
 	exit 0
 fi
-if [ "$MODE" = tests ] && [ -z "$VM" ]; then
+if [ "$MODE" != probe ] && [ -z "$VM" ]; then
 	echo "1..0 # SKIP no statically linked kvmi-vm (configure with -Dstatic_binaries=true)"
 	exit 0
 fi

@@ -58,7 +58,8 @@ struct soak_vm {
 	pid_t pid;
 	struct kvmi_listener *l;
 	struct soak_caps caps;
-	char sock[256], addr[272], log[256];
+	bool vsock;                     /* AF_VSOCK over loopback, not unix */
+	char sock[256], addr[272], vmm_addr[272], log[256];
 };
 
 /* vm.c */
@@ -70,7 +71,11 @@ int soak_vm_stop(struct soak_vm *vm, int timeout_s);
 void soak_vm_kill(struct soak_vm *vm);
 /* True while the kvmi-vm process has not exited; *status otherwise. */
 bool soak_vm_alive(struct soak_vm *vm, int *status);
-/* Prints the last `last` lines of a file, each prefixed. */
+/* Every informational line starts with this ("soak: "; "# soak: " with
+ * --tap, so that the lines are TAP comments). */
+extern const char *soak_prefix;
+void soak_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints the last `last` lines of a file, each after soak_prefix and prefix. */
 void soak_tail(const char *path, unsigned last, const char *prefix);
 /* Exit status of pid (128 + signal), or -1 after timeout_ms (not killed). */
 int soak_wait_pid(pid_t pid, int timeout_ms);

@@ -84,7 +84,17 @@ int soak_vm_start(struct soak_vm *vm, const char *vmm, const char *elf, const ch
 	int err;
 
 	snprintf(vm->sock, sizeof(vm->sock), "%s/vm%u.sock", dir, vm->index);
-	snprintf(vm->addr, sizeof(vm->addr), "unix:%s", vm->sock);
+	if (vm->vsock) {
+		/* A port per VM lifetime (like tests/integration/itest.c); the
+		 * tool listens on any CID, kvmi-vm connects to the local one. */
+		unsigned port = 20000 + ((unsigned)getpid() * 64 + vm->index % 64) % 40000;
+
+		snprintf(vm->addr, sizeof(vm->addr), "vsock:any:%u", port);
+		snprintf(vm->vmm_addr, sizeof(vm->vmm_addr), "vsock:1:%u", port);
+	} else {
+		snprintf(vm->addr, sizeof(vm->addr), "unix:%s", vm->sock);
+		snprintf(vm->vmm_addr, sizeof(vm->vmm_addr), "%s", vm->addr);
+	}
 	snprintf(vm->log, sizeof(vm->log), "%s/vm%u.log", dir, vm->index);
 	snprintf(vcpus, sizeof(vcpus), "%u", vm->vcpus);
 	snprintf(timeout, sizeof(timeout), "%u", timeout_s);
@@ -109,7 +119,7 @@ int soak_vm_start(struct soak_vm *vm, const char *vmm, const char *elf, const ch
 			dup2(fd, 2);
 		}
 		close(kvmi_listener_fd(vm->l));
-		execl(vmm, vmm, "--guest", elf, "--introspector", vm->addr, "--vcpus", vcpus,
+		execl(vmm, vmm, "--guest", elf, "--introspector", vm->vmm_addr, "--vcpus", vcpus,
 		      "--timeout", timeout, "--no-serial-input", "--unhook-timeout", "1", "-v", (char *)NULL);
 		_exit(127);
 	}
@@ -165,13 +175,25 @@ bool soak_vm_alive(struct soak_vm *vm, int *status)
 	return false;
 }
 
+const char *soak_prefix = "soak: ";
+
+void soak_say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(soak_prefix, stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+
 /* Consecutive repeats of a line are printed once, with their count. */
 static void tail_line(const char *prefix, const char *line, unsigned repeats)
 {
 	if (repeats > 1)
-		printf("%s%s  [x%u]\n", prefix, line, repeats);
+		soak_say("%s%s  [x%u]\n", prefix, line, repeats);
 	else
-		printf("%s%s\n", prefix, line);
+		soak_say("%s%s\n", prefix, line);
 }
 
 void soak_tail(const char *path, unsigned last, const char *prefix)
@@ -213,9 +235,9 @@ void soak_fail(struct soak_result *res, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (res->failures < 8)
-		printf("soak:   failed: %s\n", msg);
+		soak_say("  failed: %s\n", msg);
 	else if (res->failures == 8)
-		printf("soak:   (more failures in this round not shown)\n");
+		soak_say("  (more failures in this round not shown)\n");
 	fflush(stdout);
 	if (!res->failures++)
 		snprintf(res->what, sizeof(res->what), "%s", msg);
