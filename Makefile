@@ -23,7 +23,7 @@ demo: build
 
 # The QEMU frontend's suites run against Debian's QEMU (7.2).  Suite qemu10
 # (bookworm-backports' QEMU 10, unpacked into $(BUILD)/qemu-backports) is
-# `make check-qemu10` for now: 1 run in 6 fails (docs/limitations.md).
+# `make check-qemu10` for now (docs/limitations.md).
 check: build
 	meson test -C $(BUILD) $(MESON_TEST_ARGS) --no-suite qemu10
 

@@ -75,6 +75,11 @@ struct kq_vcpu {
 	atomic_bool in_call;
 	unsigned call_signals;
 	bool call_kicked_self;
+	/* QEMU's last KVM_GET_REGS, until the guest runs again: QEMU writes
+	 * its copy back before its next KVM_RUN, which must not undo what the
+	 * engine (a tool's SET_REGISTERS) changed meanwhile. */
+	struct kvm_regs qemu_regs;
+	bool qemu_regs_valid;
 	/* Held by whoever drives the vCPU for the engine: its thread inside
 	 * KVM_RUN, or the job thread while QEMU keeps the thread parked. */
 	pthread_mutex_t own;

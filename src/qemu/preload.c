@@ -124,12 +124,27 @@ static long vcpu_ioctl(struct kq_vcpu *c, unsigned long req, unsigned long arg)
 		}
 		return 0;
 	}
-	default:
+	case KVM_GET_REGS:
 		ret = kq_sys_ioctl(c->fd, req, arg);
-		if (ret >= 0 && writes_vcpu_state((uint32_t)req))
-			kvmi_engine_vcpu_regs_changed(c->ev);
+		if (ret >= 0) {
+			c->qemu_regs = *(const struct kvm_regs *)arg;
+			c->qemu_regs_valid = true;
+		}
 		return ret;
+	case KVM_SET_REGS:
+		/* QEMU writing back what it read changes nothing of its own;
+		 * skipped, it cannot undo the engine's writes since. */
+		if (c->qemu_regs_valid && !memcmp(&c->qemu_regs, (const void *)arg, sizeof(c->qemu_regs)))
+			return 0;
+		c->qemu_regs_valid = false;
+		break;
+	default:
+		break;
 	}
+	ret = kq_sys_ioctl(c->fd, req, arg);
+	if (ret >= 0 && writes_vcpu_state((uint32_t)req))
+		kvmi_engine_vcpu_regs_changed(c->ev);
+	return ret;
 }
 
 static long kvm_call(int fd, unsigned long req, unsigned long arg)

@@ -29,6 +29,7 @@ static __thread struct kq_vcpu *this_vcpu __attribute__((tls_model("initial-exec
 static struct sigaction qemu_ipi_action;        /* QEMU's own handler */
 static atomic_bool qemu_ipi_wrapped;
 static atomic_int stop_pending = -1;            /* enum kvmi_stop_reason to report, or -1 */
+static bool report_stop(struct kq_vcpu *c);
 
 static void kick_handler(int sig)
 {
@@ -196,6 +197,13 @@ static int run_once(struct kq_vcpu *c, long *ret, int *err)
 
 	switch (a) {
 	case KVMI_RUN_STOP:
+		/* a CRASH just now, on this vCPU: QEMU hears it from here */
+		if (report_stop(c)) {
+			*ret = 0;
+			*err = 0;
+			return 1;
+		}
+		c->qemu_regs_valid = false;
 		*ret = kq_sys_ioctl(c->fd, KVM_RUN, 0);
 		*err = errno;
 		return 1;
@@ -216,6 +224,7 @@ static int run_once(struct kq_vcpu *c, long *ret, int *err)
 		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	*ret = kq_sys_ioctl(c->fd, KVM_RUN, 0);
 	*err = errno;
+	c->qemu_regs_valid = false;     /* the guest may have run */
 	o = kvmi_engine_post_run(c->ev, (int)*ret, *err);
 	if (o == KVMI_EXIT_YIELD) {
 		*ret = -1;
@@ -240,8 +249,10 @@ long kq_vcpu_run(struct kq_vcpu *c)
 
 	if (!atomic_load(&c->thread_known))
 		adopt_thread(c);
-	if (atomic_load(&kq.off))
+	if (atomic_load(&kq.off)) {
+		c->qemu_regs_valid = false;
 		return kq_sys_ioctl(c->fd, KVM_RUN, 0);
+	}
 	/* QEMU kicked itself before the call (exit_request): one entry that
 	 * returns at once, as without us. */
 	pthread_mutex_lock(&c->own);
