@@ -32,8 +32,7 @@
 
 #include "intro_config.h"
 
-struct kvmi_engine;
-struct kvmi_engine_vcpu;
+#include "engine.h"
 
 /* What QEMU is told about KVM_CAP_NR_MEMSLOTS at most: the ids above are
  * the engine's pieces. */
@@ -68,7 +67,6 @@ struct kq_vcpu {
 	struct kvmi_engine_vcpu *ev;
 	pthread_t thread;
 	atomic_bool thread_known;
-	atomic_bool engine_kick;        /* our kick is pending */
 	atomic_uint qemu_signals;       /* QEMU's SIG_IPI delivered to this thread */
 	/* while QEMU's KVM_RUN call is with us: its SIG_IPIs at the call and
 	 * whether it had kicked itself (immediate_exit already set) */
@@ -158,6 +156,7 @@ struct kq_vcpu *kq_vcpu_of_fd(int fd);
 long kq_create_vcpu(int vm_fd, unsigned long id);
 long kq_vcpu_run(struct kq_vcpu *c);
 void kq_kick(void *host, unsigned idx);
+void kq_request_stop(void *host, enum kvmi_stop_reason why);
 bool kq_wants_thread(void *host, unsigned idx);
 int kq_wrap_sigaction(int sig, const struct sigaction *act, struct sigaction *old,
 		      int (*real)(int, const struct sigaction *, struct sigaction *));

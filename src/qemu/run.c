@@ -98,7 +98,6 @@ void kq_kick(void *host, unsigned idx)
 	if (idx >= __atomic_load_n(&kq.nr_vcpus, __ATOMIC_ACQUIRE))
 		return;
 	c = kq.vcpus[idx];
-	atomic_store(&c->engine_kick, true);
 	__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	if (atomic_load(&c->thread_known))
 		pthread_kill(c->thread, kq.kick_signal);
@@ -219,7 +218,6 @@ static int run_once(struct kq_vcpu *c, long *ret, int *err)
 	case KVMI_RUN_ENTER:
 		break;
 	}
-	atomic_store(&c->engine_kick, false);
 	if (a == KVMI_RUN_FINISH || qemu_kicked(c))
 		__atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	*ret = kq_sys_ioctl(c->fd, KVM_RUN, 0);

@@ -192,8 +192,6 @@ static void host_ram_written(void *host, uint64_t gpa, uint64_t len)
 	pthread_mutex_unlock(&kq.lock);
 }
 
-void kq_request_stop(void *host, enum kvmi_stop_reason why);
-
 const struct kvmi_host_ops kq_host_ops = {
 	.kick = kq_kick,
 	.request_stop = kq_request_stop,

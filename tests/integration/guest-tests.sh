@@ -21,14 +21,8 @@ VM=$1
 GUEST_DIR=$2
 TIMEOUT=${KVMI_GUEST_TIMEOUT:-60}
 
-if [ ! -c /dev/kvm ]; then
-	echo "1..0 # SKIP no /dev/kvm"
-	exit 0
-fi
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "1..0 # SKIP /dev/kvm is not readable and writable"
-	exit 0
-fi
+. "$(dirname "$0")/tap-lib.sh"
+skip_without_kvm
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-guest-tests.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
@@ -41,7 +35,6 @@ WHY=$TMP/why
 # ------------------------------------------------------------------ helpers
 # fail, expect_rc, expect_line/match/no_match, expect_stdout*, result and
 # run_tests are shared with qemu-payloads.sh.
-. "$(dirname "$0")/tap-lib.sh"
 
 # run GUEST [kvmi-vm options...]: one kvmi-vm run; sets RC.
 run() {

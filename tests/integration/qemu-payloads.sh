@@ -34,14 +34,8 @@ if ! command -v timeout >/dev/null 2>&1; then
 	echo "1..0 # SKIP no timeout(1) to bound the QEMU runs"
 	exit 0
 fi
-if [ ! -c /dev/kvm ]; then
-	echo "1..0 # SKIP no /dev/kvm"
-	exit 0
-fi
-if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "1..0 # SKIP /dev/kvm is not readable and writable"
-	exit 0
-fi
+. "$(dirname "$0")/tap-lib.sh"
+skip_without_kvm
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-qemu-payloads.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
@@ -57,7 +51,6 @@ WHY=$TMP/why
 
 # fail, expect_rc, expect_line/match/no_match, expect_stdout*, result and
 # run_tests are shared with guest-tests.sh.
-. "$(dirname "$0")/tap-lib.sh"
 
 # ------------------------------------------------------------------ helpers
 # run GUEST MACHINE SMP [QEMU options...]: one QEMU run (256 MiB unless an

@@ -15,6 +15,18 @@
 N=0
 FAILED=0
 
+# The whole script is skipped (TAP "1..0 # SKIP") without a usable /dev/kvm.
+skip_without_kvm() {
+	if [ ! -c /dev/kvm ]; then
+		echo "1..0 # SKIP no /dev/kvm"
+		exit 0
+	fi
+	if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		echo "1..0 # SKIP /dev/kvm is not readable and writable"
+		exit 0
+	fi
+}
+
 fail() {
 	echo "$*" >>"$WHY"
 }
