@@ -26,6 +26,8 @@
  * it after reloading kvm_amd with npt=0).  Skips elsewhere.
  *
  * usage: test_linux_cr3 KVMI_VM LINUX_DIR      (TAP)
+ *   KVMI_VM is kvmi-vm, or kvmi-qemu (then Debian's qemu-system-x86_64 runs
+ *   the guest with our library: the distro box's npt=0 pass)
  *   LINUX_DIR holds vmlinuz and guest-initrd.gz (build-box.sh's /kvmi/linux)
  * Environment: KVMI_LINUX_CR3_TIMEOUT (s, default 400): kvmi-vm's --timeout.
  */
@@ -68,6 +70,26 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/*
+ * The VMM: kvmi-vm, or kvmi-qemu with stock QEMU (the distro box,
+ * tests/kvmbox/box-distro.sh) booting the same kernel, initramfs, command
+ * line and RAM (a memfd); its reset (reboot -f) ends QEMU (-no-reboot).
+ */
+static void exec_vmm(const char *kernel, const char *initrd, const char *timeout)
+{
+	if (!itest_is_qemu(vmm)) {
+		execl(vmm, vmm, "--kernel", kernel, "--initrd", initrd, "--append", GUEST_APPEND,
+		      "--memory", GUEST_MEMORY, "--vcpus", GUEST_VCPUS, "--timeout", timeout,
+		      "--no-serial-input", "--introspector", addr, (char *)NULL);
+		return;
+	}
+	execl(vmm, vmm, "--introspector", addr, "--", "qemu-system-x86_64", "-M", "q35", "-enable-kvm", "-cpu",
+	      "EPYC", "-smp", GUEST_VCPUS, "-m", GUEST_MEMORY, "-object",
+	      "memory-backend-memfd,id=ram,size=" GUEST_MEMORY, "-machine", "memory-backend=ram", "-nodefaults",
+	      "-nographic", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-name", "guest=linux-cr3",
+	      "-kernel", kernel, "-initrd", initrd, "-append", GUEST_APPEND, (char *)NULL);
+}
+
 static pid_t start_vmm(const char *log, unsigned timeout_s)
 {
 	char kernel[512], initrd[512], timeout[16];
@@ -87,9 +109,7 @@ static pid_t start_vmm(const char *log, unsigned timeout_s)
 		}
 		if (in >= 0)
 			dup2(in, 0);
-		execl(vmm, vmm, "--kernel", kernel, "--initrd", initrd, "--append", GUEST_APPEND,
-		      "--memory", GUEST_MEMORY, "--vcpus", GUEST_VCPUS, "--timeout", timeout,
-		      "--no-serial-input", "--introspector", addr, (char *)NULL);
+		exec_vmm(kernel, initrd, timeout);
 		_exit(127);
 	}
 	return pid;
@@ -374,7 +394,7 @@ static void test_linux(unsigned timeout_s)
 	t0 = now_s();
 	pid = start_vmm(log, timeout_s);
 	ret = kvmi_listener_accept(l, 60000, &dom);
-	ok(ret == 0 && dom, "kvmi-vm (Linux guest, %s vCPUs) connects (%d)", GUEST_VCPUS, ret);
+	ok(ret == 0 && dom, "the VMM (Linux guest, %s vCPUs) connects (%d)", GUEST_VCPUS, ret);
 	if (ret || !dom) {
 		status = itest_wait(pid, 5);
 		itest_show_log(log, NULL, 40);
@@ -439,7 +459,7 @@ static void test_linux(unsigned timeout_s)
 	   GUEST_MARKER, t1 - t0);
 	itest_show_log(log, "reached /init", 1);
 out:
-	ok(status == KVMI_VM_EXIT_OK, "kvmi-vm ends with status 0 (got %d)", status);
+	ok(status == KVMI_VM_EXIT_OK, "the VMM ends with status 0 (got %d)", status);
 	if (status != 0)
 		itest_show_log(log, NULL, 40);
 	kvmi_listener_close(l);

@@ -33,6 +33,11 @@ QEMU=${KVMI_QEMU:-qemu-system-x86_64}
 SMP=${KVMI_BOX_SMP:-1}
 ACCEL=${KVMI_BOX_ACCEL:-tcg}
 QEMU_ARGS=${KVMI_QEMU_ARGS:-}
+# The distro box's disk (build-box.sh --distro writes its path to
+# OUTDIR/box.disk): virtio-blk, snapshot=on so the cached image never changes.
+if [ -f "$OUTDIR/box.disk" ]; then
+	QEMU_ARGS="-drive file=$(cat "$OUTDIR/box.disk"),if=virtio,format=raw,snapshot=on,cache=unsafe $QEMU_ARGS"
+fi
 
 # The box's kernel command line: quiet (its init keeps the console for the
 # results), panic=-1 with -no-reboot turns a panic into a QEMU exit, and

@@ -91,6 +91,8 @@ run_probe() {
 	for f in /kvmi/bin/* /kvmi/guests/* /kvmi/tests/*; do
 		[ -e "$f" ] && comment "payload file: $f"
 	done
+	# The distro box: its root file system mounted for the command.
+	if [ -n "$DISK_MODULES" ]; then distro_mount || true; fi
 	if [ -n "$PROBE_CMD" ]; then       # a debugging aid: KVMI_BOX_PROBE_CMD
 		comment "probe: \$ $PROBE_CMD"
 		sh -c "$PROBE_CMD" 2>&1 | while IFS= read -r l; do comment "probe| $l"; done
@@ -181,16 +183,22 @@ run_tap_programs() {
 	done
 }
 
-LINUX_VM_ARGS=""                # more kvmi-vm arguments (tests: the kvmi tool)
-# Runs the Linux guest under kvmi-vm with console output (stdout+stderr)
+LINUX_VM_ARGS=""                # more introspection arguments (tests: the kvmi tool)
+LINUX_FRONTEND=kvmi-vm          # or qemu: stock QEMU with libkvmi-qemu.so (box-distro.sh)
+LINUX_VCPUS=1
+# Runs the Linux guest under the frontend with console output (stdout+stderr)
 # piped to the command given as arguments; sets LINUX_RC and LINUX_SECS.
 run_linux_guest() {
 	t0=$(uptime_s)
 	# shellcheck disable=SC2086   # VM_EXTRA_ARGS is a list of words
-	{ /kvmi/bin/kvmi-vm --kernel /kvmi/linux/vmlinuz \
-		--initrd /kvmi/linux/guest-initrd.gz \
-		--append "$GUEST_APPEND" --memory "$GUEST_MEMORY" \
-		--timeout "$GUEST_TIMEOUT" --no-serial-input $VM_EXTRA_ARGS $LINUX_VM_ARGS </dev/null
+	{ if [ "$LINUX_FRONTEND" = qemu ]; then
+		distro_qemu_linux $LINUX_VM_ARGS
+	  else
+		/kvmi/bin/kvmi-vm --kernel /kvmi/linux/vmlinuz \
+			--initrd /kvmi/linux/guest-initrd.gz --vcpus "$LINUX_VCPUS" \
+			--append "$GUEST_APPEND" --memory "$GUEST_MEMORY" \
+			--timeout "$GUEST_TIMEOUT" --no-serial-input $VM_EXTRA_ARGS $LINUX_VM_ARGS
+	  fi </dev/null
 	  echo $? >/tmp/linux.rc; } 2>&1 | "$@"
 	LINUX_SECS=$(elapsed "$t0" "$(uptime_s)")
 	LINUX_RC=$(cat /tmp/linux.rc)
@@ -243,18 +251,22 @@ kernel_symbol() {
 }
 
 # tests (c), during the same boot as (b): the kvmi tool (/kvmi/extra/
-# kvmi-static, when the box has it) introspects the Linux guest.  kvmi-vm
+# kvmi-static, when the box has it) introspects the Linux guest.  The VMM
 # runs with --introspector-wait, so the tool watches MSR_LSTAR before the
-# kernel's first instruction; the kernel's own LSTAR write must carry
-# entry_SYSCALL_64.  Then the page holding jiffies is write-protected and
+# kernel's first instruction; each vCPU's own LSTAR write (the boot CPU's,
+# then each secondary's as it comes online) must carry entry_SYSCALL_64.
+# Then, with every vCPU up: the page holding jiffies is write-protected and
 # the timer tick's writes must arrive as pre-write PF events at jiffies'
 # guest-physical address; after LINUX_PF_LIFT events at jiffies itself
 # (trace at=GPA: writes to other variables on the page are allowed but not
-# counted) the tool lifts the protection and the boot goes on.  Symbol addresses come from
-# the box's /proc/kallsyms (the same kernel image, both booted with nokaslr;
-# the System.map in Debian's package is a placeholder).  With nokaslr the
-# kernel image lies at __START_KERNEL_map = 0xffffffff80000000 + its
-# physical address, so jiffies' GPA is its address minus that base.
+# counted) the tool lifts the protection; it reads linux_banner at its
+# virtual address (TRANSLATE_GVA + READ_PHYSICAL), pauses every vCPU and
+# reads each one's registers, resumes, and waits for UNHOOK at the guest's
+# end.  Symbol addresses come from the box's /proc/kallsyms (the same kernel
+# image, both booted with nokaslr; the System.map in Debian's package is a
+# placeholder).  With nokaslr the kernel image lies at __START_KERNEL_map =
+# 0xffffffff80000000 + its physical address, so jiffies' GPA is its address
+# minus that base.
 LINUX_PF_LIFT=3
 KVMI_LINUX_SOCK=/tmp/kvmi-linux.sock
 linux_kvmi_start() {
@@ -262,57 +274,76 @@ linux_kvmi_start() {
 	[ -x /kvmi/extra/kvmi-static ] || return 0
 	sym_lstar=$(awk '$3 == "entry_SYSCALL_64" { print $1; exit }' /proc/kallsyms)
 	sym_jiffies=$(awk '$3 == "jiffies" { print $1; exit }' /proc/kallsyms)
-	case "$sym_lstar$sym_jiffies" in
+	sym_banner=$(awk '$3 == "linux_banner" { print $1; exit }' /proc/kallsyms)
+	case "$sym_lstar$sym_jiffies$sym_banner" in
 	""|*0000000000000000*) comment "linux: no kernel symbols in /proc/kallsyms"; return 0 ;;
 	esac
 	# jiffies' GPA: its address minus __START_KERNEL_map (low 32 bits suffice).
 	low=${sym_jiffies#????????}
 	gpa=$(printf '0x%x' $((0x$low - 0x80000000)))
-	printf '%s\n' "wait-create" "msr watch lstar" "resume" \
-		"trace msr count=1 seconds=60" "msr unwatch" \
-		"protect -v 0 0x$sym_jiffies 8 r-x" \
-		"trace pf lift=$LINUX_PF_LIFT at=$gpa until=lift seconds=60" \
-		"trace unhook seconds=150" >/tmp/kvmi-linux.script
+	{
+		printf '%s\n' "wait-create" "msr watch lstar" "resume" \
+			"trace msr count=$LINUX_VCPUS seconds=90" "msr unwatch" \
+			"protect -v 0 0x$sym_jiffies 8 r-x" \
+			"trace pf lift=$LINUX_PF_LIFT at=$gpa until=lift seconds=60" \
+			"string 0 0x$sym_banner 200" "pause"
+		v=0
+		while [ "$v" -lt "$LINUX_VCPUS" ]; do echo "regs $v"; v=$((v + 1)); done
+		printf '%s\n' "resume" "trace unhook seconds=150"
+	} >/tmp/kvmi-linux.script
 	rm -f "$KVMI_LINUX_SOCK"
 	/kvmi/extra/kvmi-static -t 30 -f /tmp/kvmi-linux.script listen "unix:$KVMI_LINUX_SOCK" \
 		>/tmp/kvmi-linux.out 2>/tmp/kvmi-linux.err &
 	KVMI_PID=$!
 	i=0
 	while [ ! -S "$KVMI_LINUX_SOCK" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-	LINUX_VM_ARGS="--introspector unix:$KVMI_LINUX_SOCK --introspector-wait --name linux-kvmi"
+	LINUX_VM_ARGS="--introspector unix:$KVMI_LINUX_SOCK --introspector-wait"
+	[ "$LINUX_FRONTEND" = qemu ] || LINUX_VM_ARGS="$LINUX_VM_ARGS --name linux-kvmi"
+}
+# check OK DESCRIPTION: one TAP result, named after the frontend.
+linux_result() {
+	if [ "$1" = 1 ]; then result ok "$LINUX_TAG: $2"; else result "not ok" "$LINUX_TAG: $2"; fi
 }
 linux_kvmi_check() {
 	[ -n "$KVMI_PID" ] || return 0
 	wait "$KVMI_PID"
 	krc=$?
-	comment "linux: kvmi exit status $krc"
+	comment "$LINUX_TAG: kvmi exit status $krc"
 	while IFS= read -r l; do comment "kvmi| $l"; done </tmp/kvmi-linux.err
 	grep -v '^{' /tmp/kvmi-linux.out | while IFS= read -r l; do comment "kvmi| $l"; done
-	msr=$(grep '"event":"MSR".*"msr":"0xc0000082"' /tmp/kvmi-linux.out | head -n 1)
-	comment "kvmi| $msr"
-	new=$(printf '%s\n' "$msr" | sed -n 's/.*"new_value":"0x\([0-9a-f]*\)".*/\1/p')
-	if [ -n "$new" ] && [ "$new" = "$sym_lstar" ]; then
-		result ok "linux: the kernel's MSR_LSTAR write arrives as an MSR event with entry_SYSCALL_64 (0x$sym_lstar)"
-	else
-		result "not ok" "linux: the kernel's MSR_LSTAR write arrives as an MSR event with entry_SYSCALL_64 (0x$sym_lstar; got '${new:-no event}')"
-	fi
+	grep '"event":"MSR".*"msr":"0xc0000082"' /tmp/kvmi-linux.out >/tmp/kvmi-linux.msr
+	while IFS= read -r l; do comment "kvmi| $l"; done </tmp/kvmi-linux.msr
+	good=$(grep -c "\"new_value\":\"0x$sym_lstar\"" /tmp/kvmi-linux.msr)
+	vcpus=$(sed -n 's/.*"vcpu":\([0-9]*\).*/\1/p' /tmp/kvmi-linux.msr | sort -u | grep -c .)
+	ok=0; [ "$good" -eq "$LINUX_VCPUS" ] && [ "$vcpus" -eq "$LINUX_VCPUS" ] && ok=1
+	linux_result $ok "each vCPU's MSR_LSTAR write arrives as an MSR event with entry_SYSCALL_64 (0x$sym_lstar; $good events from $vcpus of $LINUX_VCPUS vCPUs)"
 	grep '"event":"PF"' /tmp/kvmi-linux.out >/tmp/kvmi-linux.pf
 	total=$(grep -c . /tmp/kvmi-linux.pf)
 	at=$(grep -c "\"access\":\"w\",\"gpa\":\"$gpa\"" /tmp/kvmi-linux.pf)
 	head -n 3 /tmp/kvmi-linux.pf | while IFS= read -r l; do comment "kvmi| $l"; done
 	lifted=$(grep -c '"reply":"lift"' /tmp/kvmi-linux.pf)
-	grep '"reply":"lift"' /tmp/kvmi-linux.pf | while IFS= read -r l; do comment "kvmi| $l"; done
-	comment "linux: $total PF events on the page of jiffies (0x$sym_jiffies, gpa $gpa), $at pre-write at jiffies, protection lifted: $lifted"
-	if [ "$at" -ge "$LINUX_PF_LIFT" ] && [ "$lifted" -eq 1 ]; then
-		result ok "linux: timer writes to jiffies arrive as pre-write PF events at its address (gpa $gpa), then the protection is lifted"
-	else
-		result "not ok" "linux: timer writes to jiffies arrive as pre-write PF events at its address (gpa $gpa; $at of $total events there, lifted $lifted)"
-	fi
+	comment "$LINUX_TAG: $total PF events on the page of jiffies (0x$sym_jiffies, gpa $gpa), $at pre-write at jiffies, protection lifted: $lifted"
+	ok=0; [ "$at" -ge "$LINUX_PF_LIFT" ] && [ "$lifted" -eq 1 ] && ok=1
+	linux_result $ok "timer writes to jiffies arrive as pre-write PF events at its address (gpa $gpa; $at of $total there), then the protection is lifted"
+	ok=0; grep -q "^gva 0x$sym_banner (gpa .*): \"Linux version $(uname -r) " /tmp/kvmi-linux.out && ok=1
+	linux_result $ok "linux_banner read at 0x$sym_banner (TRANSLATE_GVA + READ_PHYSICAL) says 'Linux version $(uname -r)'"
+	regs=0 v=0
+	while [ "$v" -lt "$LINUX_VCPUS" ]; do
+		grep -q "^vcpu $v, " /tmp/kvmi-linux.out && grep -A5 "^vcpu $v, " /tmp/kvmi-linux.out | grep -q '^rip 0xffffffff' &&
+			regs=$((regs + 1))
+		v=$((v + 1))
+	done
+	ok=0; grep -q "^paused $LINUX_VCPUS vCPU" /tmp/kvmi-linux.out && [ "$regs" -eq "$LINUX_VCPUS" ] && ok=1
+	linux_result $ok "pause stops all $LINUX_VCPUS vCPUs; each one's registers read (kernel RIP on $regs)"
+	ok=0; grep -q '"event":"UNHOOK"' /tmp/kvmi-linux.out && [ "$krc" -eq 0 ] && ok=1
+	linux_result $ok "the tool gets UNHOOK at the guest's end and exits 0 (status $krc)"
 }
 
-# tests (b): a real Linux kernel boots to init under kvmi-vm and resets.
+# tests (b): a real Linux kernel boots to init under the frontend and resets.
 run_linux_test() {
-	if [ ! -x /kvmi/bin/kvmi-vm ]; then
+	LINUX_TAG=linux
+	[ "$LINUX_FRONTEND" = qemu ] && LINUX_TAG=linux-qemu
+	if [ "$LINUX_FRONTEND" != qemu ] && [ ! -x /kvmi/bin/kvmi-vm ]; then
 		result "not ok" "linux: /kvmi/bin/kvmi-vm missing"
 		return 0
 	fi
@@ -321,19 +352,19 @@ run_linux_test() {
 	trace_start
 	run_linux_guest linux_to_comments
 	trace_stop
-	comment "linux: kvmi-vm exit status $LINUX_RC after ${LINUX_SECS}s (wall time in the box)"
+	comment "$LINUX_TAG: $LINUX_FRONTEND exit status $LINUX_RC after ${LINUX_SECS}s (wall time in the box)"
 	case "$LINUX_RC" in
 	3|4|5) trace_dump 60 ;;         # guest crash or hang: what KVM saw last
 	esac
-	if grep -q 'KVMI-LINUX-GUEST-OK' /tmp/linux.log; then
-		result ok "linux: Debian kernel boots to init under kvmi-vm (${LINUX_SECS}s)"
-	else
-		result "not ok" "linux: Debian kernel boots to init under kvmi-vm (no KVMI-LINUX-GUEST-OK; exit status $LINUX_RC)"
-	fi
-	if [ "$LINUX_RC" -eq 0 ]; then
-		result ok "linux: reboot -f ends kvmi-vm with status 0"
-	else
-		result "not ok" "linux: reboot -f ends kvmi-vm with status 0 (got $LINUX_RC)"
+	ok=0; grep -q 'KVMI-LINUX-GUEST-OK' /tmp/linux.log && ok=1
+	linux_result $ok "Debian kernel boots to init under $LINUX_FRONTEND (${LINUX_SECS}s, exit status $LINUX_RC)"
+	ok=0; [ "$LINUX_RC" -eq 0 ] && ok=1
+	linux_result $ok "reboot -f ends $LINUX_FRONTEND with status 0 (got $LINUX_RC)"
+	if [ "$LINUX_VCPUS" -gt 1 ]; then
+		ran=$(sed -n 's/^cpus-ran: *//p' /tmp/linux.log | tr -d '\r')
+		want=$(seq -s ' ' 0 $((LINUX_VCPUS - 1)))
+		ok=0; [ "$ran" = "$want" ] && ok=1
+		linux_result $ok "the guest runs a process on each of its $LINUX_VCPUS vCPUs (cpus-ran: '$ran')"
 	fi
 	linux_kvmi_check
 }
@@ -377,12 +408,15 @@ run_demo() {
 }
 
 # ------------------------------------------------------------ main
+# shellcheck disable=SC1091     # the distro box's part (build-box.sh --distro)
+[ -f /kvmi/box-distro.sh ] && . /kvmi/box-distro.sh
 if setup_kvm; then
 	case "$MODE" in
 	probe) run_probe ;;
 	tests) run_guest_tests; run_tap_programs; run_linux_test; run_npt0_tests ;;
 	tap) run_tap_programs ;;
 	demo) run_demo ;;
+	qemu) run_qemu_mode ;;
 	esac
 fi
 comment "box: done after $(uptime_s)s of box uptime"

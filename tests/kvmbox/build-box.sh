@@ -20,12 +20,16 @@
 #                      demo   only the demo Linux guest, console shown as is
 #                      probe  no kvmi-vm: checks /dev/kvm and kvm_amd (smoke test)
 #                      guest  build only vmlinuz and guest-initrd.gz (no box)
+#                      qemu   the Linux guest under stock QEMU with our
+#                             library (needs --distro; box-distro.sh)
 #   --vm FILE        statically linked kvmi-vm (put at /kvmi/bin/kvmi-vm)
 #   --guest-dir DIR  copy DIR/*.elf into /kvmi/guests
 #   --tests-dir DIR  copy DIR/*.sh into /kvmi/tests
 #   --tap-prog FILE  statically linked test program printing TAP, run in the
 #                    box (modes tests, tap) as FILE KVMI_VM GUEST_DIR [ARG...]
 #                    (repeatable; ARG... from KVMI_BOX_TAP_ARGS)
+#   --distro IMAGE   the distro box: attach IMAGE (build-distro.sh) as the
+#                    box's disk; /init mounts it and runs QEMU in a chroot
 #   FILE...          more files: *.elf go to /kvmi/guests, *.sh to /kvmi/tests,
 #                    demo-hook.sh and anything else to /kvmi/extra
 #
@@ -63,6 +67,7 @@ VM=${KVMI_VM_STATIC:-}
 GUEST_DIR=${KVMI_GUEST_DIR:-}
 TESTS_DIR=${KVMI_TESTS_DIR:-}
 TAP_PROGS=""
+DISTRO=""
 CACHE=${KVMI_CACHE:-${HOME:-/root}/.cache/kvmi-kvmbox}
 # nokaslr: the guest runs the box's kernel image, so the box's /proc/kallsyms
 # names the guest RIPs of crash reports (the box boots with nokaslr too).
@@ -77,7 +82,10 @@ BUSYBOX=${KVMI_BUSYBOX:-/bin/busybox}
 # insmod order inside the box: KVM, then vsock over the loopback transport
 # (the introspection tests run their vsock transport there).
 MODULES="irqbypass ccp kvm kvm-amd vsock vmw_vsock_virtio_transport_common vsock_loopback"
-STAMP=complete-v3                       # marks a finished cache entry
+# The distro box's disk (--distro): virtio-blk and ext4, loaded before the
+# root file system is mounted (box-distro.sh).
+DISK_MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk crc16 crc32c_generic mbcache jbd2 ext4"
+STAMP=complete-v4                       # marks a finished cache entry
 
 usage() { sed -n '2,/^set -eu/{/^#/s/^# \{0,1\}//p}' "$0" >&2; exit "$1"; }
 
@@ -89,6 +97,7 @@ while [ $# -gt 0 ]; do
 	--guest-dir) GUEST_DIR=${2:?}; shift 2 ;;
 	--tests-dir) TESTS_DIR=${2:?}; shift 2 ;;
 	--tap-prog) TAP_PROGS="$TAP_PROGS ${2:?}"; shift 2 ;;
+	--distro) DISTRO=${2:?}; shift 2 ;;
 	-h|--help) usage 0 ;;
 	--) shift; break ;;
 	-*) say "unknown option $1"; usage 1 ;;
@@ -99,9 +108,11 @@ done
 OUTDIR=$1
 shift
 case "$MODE" in
-tests|tap|demo|probe|guest) ;;
-*) die "unknown mode '$MODE' (tests, tap, demo, probe, guest)" ;;
+tests|tap|demo|probe|guest|qemu) ;;
+*) die "unknown mode '$MODE' (tests, tap, demo, probe, guest, qemu)" ;;
 esac
+[ "$MODE" != qemu ] || [ -n "$DISTRO" ] || die "mode qemu needs --distro IMAGE (build-distro.sh)"
+[ -z "$DISTRO" ] || [ -f "$DISTRO" ] || die "no such image: $DISTRO"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-box.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
@@ -138,7 +149,7 @@ fetch_kernel() {
 	stage=$WORK/kernel
 	mkdir -p "$stage/modules"
 	cp "$dl"/root/boot/vmlinuz-* "$stage/vmlinuz"
-	for m in $MODULES; do
+	for m in $MODULES $DISK_MODULES; do
 		f=$(find "$dl/root/lib/modules" -name "$m.ko" -o -name "$m.ko.xz" \
 			-o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n 1)
 		[ -n "$f" ] || { say "$pkg has no module $m"; return 1; }
@@ -223,6 +234,14 @@ echo "reached /init after ${up}s of guest uptime"
 echo "kernel:  $(uname -a)"
 echo "cpu:     $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "vcpus:   $(grep -c '^processor' /proc/cpuinfo)"
+# One process pinned to each CPU reports where it ran (field 39 of its
+# /proc/self/stat): shows that the guest really uses every vCPU.
+ran="" c=0
+while [ "$c" -lt "$(grep -c '^processor' /proc/cpuinfo)" ]; do
+	ran="$ran $(taskset "$(printf '%x' $((1 << c)))" awk '{ print $39 }' /proc/self/stat)"
+	c=$((c + 1))
+done
+echo "cpus-ran:$ran"
 echo "memory:  $(awk '/^MemTotal/ {t=$2} /^MemFree/ {f=$2} END {printf "%d MiB total, %d MiB free", t/1024, f/1024}' /proc/meminfo)"
 echo "cmdline: $(cat /proc/cmdline)"
 echo "====================================================="
@@ -269,10 +288,10 @@ build_box_initrd() {
 	skeleton "$BOX"
 	mkdir -p "$BOX/kvmi/bin" "$BOX/kvmi/guests" "$BOX/kvmi/tests" \
 		"$BOX/kvmi/modules" "$BOX/kvmi/linux"
-	for m in $MODULES; do
+	for m in $MODULES ${DISTRO:+$DISK_MODULES}; do
 		cp "$KDIR/modules/$m.ko" "$BOX/kvmi/modules/"
 	done
-	if [ "$MODE" != probe ]; then
+	if [ "$MODE" != probe ] || [ -n "$DISTRO" ]; then
 		[ -n "$VM" ] || die "mode $MODE needs --vm (statically linked kvmi-vm)"
 		[ -f "$VM" ] || die "no such file: $VM"
 		if file "$VM" 2>/dev/null | grep -q 'dynamically linked'; then
@@ -312,6 +331,7 @@ build_box_initrd() {
 	{
 		echo "MODE=$(q "$MODE")"
 		echo "MODULES=$(q "$MODULES")"
+		echo "DISK_MODULES=$(q "${DISTRO:+$DISK_MODULES}")"
 		echo "GUEST_APPEND=$(q "$GUEST_APPEND")"
 		echo "GUEST_MEMORY=$(q "$GUEST_MEMORY")"
 		echo "GUEST_TIMEOUT=$(q "$GUEST_TIMEOUT")"
@@ -321,6 +341,7 @@ build_box_initrd() {
 		echo "TAP_PROG_ARGS=$(q "$TAP_PROG_ARGS")"
 	} >"$BOX/kvmi/box.conf"
 	cp "$HERE/box-init.sh" "$BOX/init"
+	[ -z "$DISTRO" ] || cp "$HERE/box-distro.sh" "$BOX/kvmi/box-distro.sh"
 	chmod 755 "$BOX/init"
 	pack "$BOX" "$OUTDIR/initrd.gz"
 }
@@ -335,7 +356,14 @@ build_guest_initrd
 if [ "$MODE" != guest ]; then
 	build_box_initrd "$@"
 fi
-echo "$(cat "$KDIR/$STAMP") $MODE" >"$OUTDIR/box.info"
+# boot-box.sh attaches the distro box's disk named here (read-only use:
+# QEMU's snapshot=on keeps the cached image unchanged).
+if [ -n "$DISTRO" ]; then
+	echo "$DISTRO" >"$OUTDIR/box.disk"
+else
+	rm -f "$OUTDIR/box.disk"
+fi
+echo "$(cat "$KDIR/$STAMP") $MODE${DISTRO:+ distro}" >"$OUTDIR/box.info"
 if [ "$MODE" = guest ]; then
 	say "built the Linux guest in $OUTDIR with $(cat "$KDIR/$STAMP")"
 else

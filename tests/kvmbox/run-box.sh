@@ -12,13 +12,16 @@
 #
 # Usage: run-box.sh [options] [FILE...]
 #   --mode MODE      tests (default), tap (only the --tap-prog programs, with
-#                    KVMI_BOX_TAP_ARGS; make soak-box) or probe (box smoke
+#                    KVMI_BOX_TAP_ARGS; make soak-box), qemu (the Linux guest
+#                    under stock QEMU in the distro box) or probe (box smoke
 #                    test, no kvmi-vm); see build-box.sh
 #   --vm FILE        statically linked kvmi-vm (env KVMI_VM_STATIC)
 #   --tests-dir DIR  integration scripts (*.sh) for /kvmi/tests
 #                    (default: tests/integration of this source tree)
 #   --guest-dir DIR  guest payloads (*.elf) for /kvmi/guests
 #   --tap-prog FILE  static TAP test program to run in the box (repeatable)
+#   --distro IMAGE   the distro box's disk ('build', and the default for mode
+#                    qemu: built or taken from the cache by build-distro.sh)
 #   --outdir DIR     where the box and its logs go (default: build/kvmbox)
 #   --log FILE       console log (default: OUTDIR/console.log)
 #   --timeout SECS   overall limit for the QEMU run (default 900,
@@ -39,6 +42,7 @@ VM=${KVMI_VM_STATIC:-}
 TESTS_DIR=${KVMI_TESTS_DIR:-$SRCROOT/tests/integration}
 GUEST_DIR=${KVMI_GUEST_DIR:-}
 TAP_ARGS=""
+DISTRO=""
 OUTDIR=$SRCROOT/build/kvmbox
 LOG=
 TIMEOUT=${KVMI_BOX_TIMEOUT:-900}
@@ -53,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--tests-dir) TESTS_DIR=${2:?}; shift 2 ;;
 	--guest-dir) GUEST_DIR=${2:?}; shift 2 ;;
 	--tap-prog) TAP_ARGS="$TAP_ARGS --tap-prog ${2:?}"; shift 2 ;;
+	--distro) DISTRO=${2:?}; shift 2 ;;
 	--outdir) OUTDIR=${2:?}; shift 2 ;;
 	--log) LOG=${2:?}; shift 2 ;;
 	--timeout) TIMEOUT=${2:?}; shift 2 ;;
@@ -76,8 +81,8 @@ tail_comments() {
 
 # ---------------------------------------------------------------- skips
 case "$MODE" in
-tests|tap|probe) ;;
-*) echo "run-box.sh: mode must be tests, tap or probe" >&2; exit 1 ;;
+tests|tap|probe|qemu) ;;
+*) echo "run-box.sh: mode must be tests, tap, qemu or probe" >&2; exit 1 ;;
 esac
 if ! command -v "$QEMU" >/dev/null 2>&1; then
 	echo "1..0 # SKIP $QEMU not installed (Debian package qemu-system-x86)"
@@ -101,8 +106,20 @@ fi
 # ---------------------------------------------------------------- build
 T_START=$(now_ms)
 mkdir -p "$OUTDIR"
+if [ "$DISTRO" = build ] || { [ "$MODE" = qemu ] && [ -z "$DISTRO" ]; }; then
+	if ! command -v mmdebstrap >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
+		echo "1..0 # SKIP the distro box needs root and mmdebstrap (Debian package mmdebstrap)"
+		exit 0
+	fi
+	if ! DISTRO=$(sh "$HERE/build-distro.sh" 2>"$OUTDIR/distro.log"); then
+		echo "1..1"
+		echo "not ok 1 - kvmbox: build the distro box's root file system (build-distro.sh failed)"
+		tail_comments "$OUTDIR/distro.log" 30
+		exit 1
+	fi
+fi
 # shellcheck disable=SC2086  # TAP_ARGS: option words and paths
-set -- --mode "$MODE" ${VM:+--vm "$VM"} ${TESTS_DIR:+--tests-dir "$TESTS_DIR"} \
+set -- --mode "$MODE" ${DISTRO:+--distro "$DISTRO"} ${VM:+--vm "$VM"} ${TESTS_DIR:+--tests-dir "$TESTS_DIR"} \
 	${GUEST_DIR:+--guest-dir "$GUEST_DIR"} $TAP_ARGS "$OUTDIR" "$@"
 if ! sh "$HERE/build-box.sh" "$@" >"$OUTDIR/build.log" 2>&1; then
 	echo "1..1"
