@@ -1,214 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* Statistics, result files and the kvmi-vm driver shared by the benchmarks. */
+/*
+ * The VMM that runs the benchmark guest, for every benchmark program:
+ * kvmi-vm, stock QEMU, or QEMU through kvmi-qemu (libkvmi-qemu.so); its
+ * guest RAM reached through the VMM's memfd mapping, the mailbox of
+ * bench_abi.h, and the tool's side of an event.
+ */
 #include "bench.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <kvmi/kvmi.h>
-
-/* ---------------------------------------------------------------- misc */
-
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void sleep_us(unsigned us)
-{
-	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fflush(stdout);
-	fprintf(stderr, "bench: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(1);
-}
-
-void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("  ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
-/* ---------------------------------------------------------------- stats */
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted @v. */
-static double pct(const double *v, size_t n, double p)
-{
-	size_t k = (size_t)ceil(p / 100.0 * (double)n);
-
-	if (k < 1)
-		k = 1;
-	if (k > n)
-		k = n;
-	return v[k - 1];
-}
-
-void stats_of(double *v, size_t n, struct stats *s)
-{
-	double sum = 0;
-
-	memset(s, 0, sizeof(*s));
-	s->n = n;
-	if (!n)
-		return;
-	qsort(v, n, sizeof(*v), cmp_double);
-	for (size_t i = 0; i < n; i++)
-		sum += v[i];
-	s->min = v[0];
-	s->max = v[n - 1];
-	s->mean = sum / (double)n;
-	/* The median of an even count is the mean of the middle two. */
-	s->p50 = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-	s->p90 = pct(v, n, 90);
-	s->p99 = pct(v, n, 99);
-}
-
-/* ---------------------------------------------------------------- results */
-
-static char out_dir[512] = ".";
-static char id_suffix[32];      /* BENCH_ID_SUFFIX: a second run of a phase */
-
-void result_init(void)
-{
-	const char *d = getenv("BENCH_OUT"), *sfx = getenv("BENCH_ID_SUFFIX");
-	char p[600];
-
-	if (sfx)
-		snprintf(id_suffix, sizeof(id_suffix), "%s", sfx);
-	if (d && *d)
-		snprintf(out_dir, sizeof(out_dir), "%s", d);
-	snprintf(p, sizeof(p), "%s/samples", out_dir);
-	mkdir(out_dir, 0755);
-	mkdir(p, 0755);
-}
-
-static void result_line(const char *id, const char *unit, const struct stats *s, const char *note_fmt,
-			va_list ap)
-{
-	char path[600], text[512] = "";
-	FILE *f;
-
-	if (note_fmt)
-		vsnprintf(text, sizeof(text), note_fmt, ap);
-	for (char *c = text; *c; c++)
-		if (*c == '\t' || *c == '\n')
-			*c = ' ';
-	snprintf(path, sizeof(path), "%s/results.tsv", out_dir);
-	f = fopen(path, "a");
-	if (!f)
-		die("cannot append to %s: %s", path, strerror(errno));
-	fprintf(f, "%s%s\t%s\t%zu\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%s\n", id, id_suffix, unit, s->n, s->p50,
-		s->p90, s->p99, s->mean, s->min, s->max, text);
-	fclose(f);
-	if (s->n == 1)
-		printf("  %-28s %10.3f %-5s %s\n", id, s->p50, unit, text);
-	else if (s->n)
-		printf("  %-28s %10.3f %-5s (p90 %.3f, p99 %.3f, n %zu)%s%s\n", id, s->p50, unit, s->p90,
-		       s->p99, s->n, *text ? "  " : "", text);
-	else
-		printf("  %-28s %s\n", id, text);
-	fflush(stdout);
-}
-
-void result_add(const char *id, const char *unit, const struct stats *s, const char *note_fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, note_fmt);
-	result_line(id, unit, s, note_fmt, ap);
-	va_end(ap);
-}
-
-void result_samples(const char *id, const char *unit, double *v, size_t n, const char *note_fmt, ...)
-{
-	struct stats s;
-	char path[600];
-	va_list ap;
-	FILE *f;
-
-	stats_of(v, n, &s);
-	va_start(ap, note_fmt);
-	result_line(id, unit, &s, note_fmt, ap);
-	va_end(ap);
-	if (!n)
-		return;
-	snprintf(path, sizeof(path), "%s/samples/%s%s.dat", out_dir, id, id_suffix);
-	f = fopen(path, "w");
-	if (!f)
-		die("cannot write %s: %s", path, strerror(errno));
-	fprintf(f, "# %s (%s): value cumulative-fraction, %zu samples\n", id, unit, n);
-	if (n <= 401) {
-		for (size_t i = 0; i < n; i++)
-			fprintf(f, "%.6g %.6g\n", v[i], (double)(i + 1) / (double)n);
-	} else {
-		for (unsigned q = 0; q <= 400; q++) {
-			size_t i = (size_t)((double)(n - 1) * q / 400.0);
-
-			fprintf(f, "%.6g %.6g\n", v[i], (double)(i + 1) / (double)n);
-		}
-	}
-	fclose(f);
-}
-
-void result_na(const char *id, const char *why, ...)
-{
-	struct stats s = { 0 };
-	va_list ap;
-
-	va_start(ap, why);
-	result_line(id, "n/a", &s, why, ap);
-	va_end(ap);
-}
-
-void result_value(const char *id, const char *unit, double value, const char *note_fmt, ...)
-{
-	struct stats s = { .n = 1, .min = value, .p50 = value, .p90 = value, .p99 = value,
-			   .max = value, .mean = value };
-	va_list ap;
-
-	va_start(ap, note_fmt);
-	result_line(id, unit, &s, note_fmt, ap);
-	va_end(ap);
-}
 
 /* ---------------------------------------------------------------- guest RAM */
 
@@ -221,7 +31,7 @@ void gmem_read(struct vmm *v, uint64_t gpa, void *buf, size_t len)
 		die("guest read beyond RAM (%#llx)", (unsigned long long)gpa);
 	n = process_vm_readv(v->pid, &l, 1, &r, 1, 0);
 	if (n != (ssize_t)len)
-		die("process_vm_readv of kvmi-vm: %s", n < 0 ? strerror(errno) : "short read");
+		die("process_vm_readv of the VMM: %s", n < 0 ? strerror(errno) : "short read");
 }
 
 void gmem_write(struct vmm *v, uint64_t gpa, const void *buf, size_t len)
@@ -233,7 +43,7 @@ void gmem_write(struct vmm *v, uint64_t gpa, const void *buf, size_t len)
 		die("guest write beyond RAM (%#llx)", (unsigned long long)gpa);
 	n = process_vm_writev(v->pid, &l, 1, &r, 1, 0);
 	if (n != (ssize_t)len)
-		die("process_vm_writev to kvmi-vm: %s", n < 0 ? strerror(errno) : "short write");
+		die("process_vm_writev to the VMM: %s", n < 0 ? strerror(errno) : "short write");
 }
 
 uint64_t gmem_read64(struct vmm *v, uint64_t gpa)
@@ -249,9 +59,11 @@ void gmem_write64(struct vmm *v, uint64_t gpa, uint64_t val)
 	gmem_write(v, gpa, &val, 8);
 }
 
-/* The memfd mapping of guest RAM at file offset 0 (= GPA 0). */
+/* The memfd mapping of guest RAM at file offset 0 (= GPA 0): kvmi-vm's
+ * memfd, or QEMU's memory-backend-memfd (q35 puts low RAM at offset 0). */
 static bool find_ram(struct vmm *v)
 {
+	const char *name = v->kind == VMM_KVMI_VM ? "memfd:kvmi-guest-ram" : "memfd:memory-backend-memfd";
 	char path[64], line[1024];
 	bool found = false;
 	FILE *f;
@@ -264,7 +76,7 @@ static bool find_ram(struct vmm *v)
 		unsigned long long a, b, off;
 		char perm[8];
 
-		if (!strstr(line, "memfd:kvmi-guest-ram"))
+		if (!strstr(line, name))
 			continue;
 		if (sscanf(line, "%llx-%llx %7s %llx", &a, &b, perm, &off) != 4 || off != 0)
 			continue;
@@ -369,74 +181,120 @@ static void calibrate(struct vmm *v)
 	v->tsc_hz = (double)(c1 - c0) / ((double)((h1 + t1) / 2 - (h0 + t0) / 2) / 1e9);
 }
 
-/* ---------------------------------------------------------------- kvmi-vm */
+/* ---------------------------------------------------------------- the VMM */
 
 static unsigned vmm_serial;
 
-void vmm_start(struct vmm *v, const struct vmm_opts *o)
+const char *vmm_kind_name(enum vmm_kind k)
 {
-	char sock[400], tool_addr[420], vmm_addr[420], vcpus[16];
-	const char *argv[24];
-	unsigned n = 0;
-	int ret;
+	return k == VMM_KVMI_VM ? "kvmi-vm" : k == VMM_QEMU ? "QEMU" : "kvmi-qemu";
+}
 
-	memset(v, 0, sizeof(*v));
-	v->nr_vcpus = o->nr_vcpus;
-	snprintf(v->log, sizeof(v->log), "%s/kvmi-vm-%d-%u.log", o->tmpdir, (int)getpid(), vmm_serial);
-	snprintf(sock, sizeof(sock), "%s/kvmi-%d-%u.sock", o->tmpdir, (int)getpid(), vmm_serial++);
-	snprintf(tool_addr, sizeof(tool_addr), "unix:%s", sock);
-	snprintf(vmm_addr, sizeof(vmm_addr), "unix:%s", sock);
-	snprintf(vcpus, sizeof(vcpus), "%u", o->nr_vcpus);
-	if (o->introspect) {
-		ret = kvmi_listener_open(tool_addr, NULL, &v->l);
-		if (ret)
-			die("listen on %s: %s", tool_addr, kvmi_strerror(ret));
-	}
-	argv[n++] = o->kvmi_vm;
-	argv[n++] = "--guest";
-	argv[n++] = o->guest;
-	argv[n++] = "--vcpus";
-	argv[n++] = vcpus;
-	argv[n++] = "--no-serial-input";
-	argv[n++] = "--timeout";
-	argv[n++] = "900";
+enum vmm_kind vmm_kind_of(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	return !strcmp(base ? base + 1 : path, "kvmi-qemu") ? VMM_KVMI_QEMU : VMM_KVMI_VM;
+}
+
+struct vmm_args {
+	const char *argv[48];
+	unsigned n;
+	char vcpus[16], mem[32], ramobj[96], serial[600], bios[512], addr[420];
+};
+
+static void arg(struct vmm_args *a, const char *s)
+{
+	if (a->n >= sizeof(a->argv) / sizeof(a->argv[0]) - 1)
+		die("too many VMM arguments");
+	a->argv[a->n++] = s;
+}
+
+static void kvmi_vm_argv(struct vmm_args *a, const struct vmm_opts *o)
+{
+	const char *fixed[] = { o->kvmi_vm, "--guest", o->guest, "--vcpus", a->vcpus, "--no-serial-input",
+				"--timeout", "900" };
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		arg(a, fixed[i]);
 	if (o->memory) {
-		argv[n++] = "--memory";
-		argv[n++] = o->memory;
+		arg(a, "--memory");
+		arg(a, o->memory);
 	}
 	if (o->verbose)
-		argv[n++] = "-vv";
+		arg(a, "-vv");
 	if (o->introspect) {
-		argv[n++] = "--introspector";
-		argv[n++] = vmm_addr;
+		arg(a, "--introspector");
+		arg(a, a->addr);
 	}
-	argv[n] = NULL;
+}
 
-	v->pid = fork();
-	if (v->pid < 0)
+/*
+ * Stock QEMU booting the guest as tests/integration/itest.c boots a test
+ * payload: q35, the guest's boot image (bench_guest.bios next to the ELF,
+ * made by tests/guest/qemu's rule), RAM in a memfd (the tool may map it,
+ * this program reaches the mailbox through it), the end through
+ * isa-debug-exit.  VMM_KVMI_QEMU puts kvmi-qemu and its options first.
+ */
+static void qemu_argv(struct vmm_args *a, const struct vmm_opts *o, const char *log)
+{
+	size_t len = strlen(o->guest);
+	const char *fixed[] = { o->qemu ? o->qemu : "qemu-system-x86_64", "-M", "q35", "-enable-kvm", "-cpu", "EPYC",
+				"-m", a->mem, "-smp", a->vcpus, "-object", a->ramobj, "-machine", "memory-backend=ram",
+				"-nodefaults", "-nographic", "-serial", a->serial, "-monitor", "none", "-device",
+				"isa-debug-exit,iobase=0xf4,iosize=0x04", "-bios", a->bios, "-no-reboot", "-action",
+				"panic=shutdown", "-name", "kvmi-bench" };
+
+	snprintf(a->bios, sizeof(a->bios), "%.*s.bios",
+		 (int)(len > 4 && !strcmp(o->guest + len - 4, ".elf") ? len - 4 : len), o->guest);
+	snprintf(a->mem, sizeof(a->mem), "%s", o->memory ? o->memory : "256M");
+	snprintf(a->ramobj, sizeof(a->ramobj), "memory-backend-memfd,id=ram,size=%s", a->mem);
+	snprintf(a->serial, sizeof(a->serial), "file:%s.serial", log);
+	if (o->kind == VMM_KVMI_QEMU) {
+		arg(a, o->kvmi_vm);
+		if (o->verbose)
+			arg(a, "-v");
+		if (o->introspect) {
+			arg(a, "--introspector");
+			arg(a, a->addr);
+		}
+		arg(a, "--");
+	}
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		arg(a, fixed[i]);
+}
+
+/* The VMM with its output in @log; it dies with this program. */
+static pid_t spawn(const char *const *argv, const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
 		die("fork: %s", strerror(errno));
-	if (v->pid == 0) {
-		int fd = open(v->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int nul = open("/dev/null", O_RDONLY);
 
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
 		if (nul >= 0)
 			dup2(nul, 0);
-		execv(o->kvmi_vm, (char *const *)argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	if (o->introspect) {
-		ret = kvmi_listener_accept(v->l, 20000, &v->dom);
-		if (ret)
-			die("kvmi-vm did not connect: %s (log: %s)", kvmi_strerror(ret), v->log);
-	}
+	return pid;
+}
+
+/* The guest's RAM in the VMM, its mailbox, the TSC rate. */
+static void wait_guest(struct vmm *v)
+{
 	for (int i = 0; i < 200 && !find_ram(v); i++)
 		sleep_us(50000);
 	if (!v->ram_hva)
-		die("no memfd:kvmi-guest-ram mapping in /proc/%d/maps", (int)v->pid);
+		die("no guest RAM memfd mapping in /proc/%d/maps (log: %s)", (int)v->pid, v->log);
 	for (int i = 0; i < 400 && gmem_read64(v, MBOX_FIELD(magic)) != BENCH_MAGIC; i++)
 		sleep_us(50000);
 	if (gmem_read64(v, MBOX_FIELD(magic)) != BENCH_MAGIC)
@@ -445,9 +303,47 @@ void vmm_start(struct vmm *v, const struct vmm_opts *o)
 	calibrate(v);
 }
 
+void vmm_start(struct vmm *v, const struct vmm_opts *o)
+{
+	struct vmm_args a = { .n = 0 };
+	char sock[400];
+	int ret;
+
+	memset(v, 0, sizeof(*v));
+	v->nr_vcpus = o->nr_vcpus;
+	v->kind = o->kind;
+	if (o->introspect && o->kind == VMM_QEMU)
+		die("stock QEMU takes no tool");
+	snprintf(v->log, sizeof(v->log), "%s/%s-%d-%u.log", o->tmpdir, vmm_kind_name(o->kind), (int)getpid(),
+		 vmm_serial);
+	snprintf(sock, sizeof(sock), "%s/kvmi-%d-%u.sock", o->tmpdir, (int)getpid(), vmm_serial++);
+	snprintf(a.addr, sizeof(a.addr), "unix:%s", sock);
+	snprintf(a.vcpus, sizeof(a.vcpus), "%u", o->nr_vcpus);
+	if (o->introspect) {
+		ret = kvmi_listener_open(a.addr, NULL, &v->l);
+		if (ret)
+			die("listen on %s: %s", a.addr, kvmi_strerror(ret));
+	}
+	if (o->kind == VMM_KVMI_VM)
+		kvmi_vm_argv(&a, o);
+	else
+		qemu_argv(&a, o, v->log);
+	a.argv[a.n] = NULL;
+	v->pid = spawn(a.argv, v->log);
+	if (o->introspect) {
+		ret = kvmi_listener_accept(v->l, 20000, &v->dom);
+		if (ret)
+			die("%s did not connect: %s (log: %s)", vmm_kind_name(o->kind), kvmi_strerror(ret), v->log);
+	}
+	wait_guest(v);
+}
+
+/* kvmi-vm ends with 0 after GUEST_DONE; QEMU with (0 << 1) | 1 through
+ * isa-debug-exit (tests/guest/README.md). */
 void vmm_stop(struct vmm *v)
 {
-	int st = -1;
+	int st = -1, ok = v->kind == VMM_KVMI_VM ? 0 : 1;
+	char serial[600];
 	pid_t r = 0;
 
 	mbox_post(v, BENCH_CMD_EXIT, NULL);
@@ -456,7 +352,7 @@ void vmm_stop(struct vmm *v)
 	if (r != v->pid) {
 		kill(v->pid, SIGKILL);
 		waitpid(v->pid, NULL, 0);
-		die("kvmi-vm did not finish (log: %s)", v->log);
+		die("%s did not finish (log: %s)", vmm_kind_name(v->kind), v->log);
 	}
 	if (v->dom)
 		kvmi_dom_close(v->dom);
@@ -464,8 +360,42 @@ void vmm_stop(struct vmm *v)
 		kvmi_listener_close(v->l);
 	v->dom = NULL;
 	v->l = NULL;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		die("kvmi-vm ended with status %d (log: %s)", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
-		    v->log);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != ok)
+		die("%s ended with status %d (log: %s)", vmm_kind_name(v->kind),
+		    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), v->log);
+	snprintf(serial, sizeof(serial), "%s.serial", v->log);
+	unlink(serial);
 	unlink(v->log);
+}
+
+/* ---------------------------------------------------------------- the tool */
+
+struct kvmi_event_msg *next_event(struct vmm *v, int timeout_ms)
+{
+	struct kvmi_event_msg *ev = NULL;
+	int ret = kvmi_dom_next_event(v->dom, timeout_ms, &ev);
+
+	if (ret == -ETIMEDOUT)
+		return NULL;
+	if (ret)
+		die("waiting for an event: %s (log: %s)", kvmi_strerror(ret), v->log);
+	return ev;
+}
+
+void reply_continue(struct vmm *v, struct kvmi_event_msg *ev)
+{
+	int ret = kvmi_dom_reply_event(v->dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+
+	if (ret)
+		die("event reply: %s", kvmi_strerror(ret));
+	kvmi_event_free(ev);
+}
+
+void read_counts(struct vmm *v, uint64_t *counts)
+{
+	struct bench_vcpu vc[BENCH_MAX_VCPUS];
+
+	gmem_read(v, VCPU_FIELD(0, ack), vc, sizeof(vc[0]) * v->nr_vcpus);
+	for (unsigned i = 0; i < v->nr_vcpus; i++)
+		counts[i] = vc[i].count;
 }
