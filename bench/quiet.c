@@ -101,7 +101,7 @@ static void quiet_run(const struct quiet_variant *var, uint64_t period, struct q
 
 /* Overhead in % of each round (@var vs the first variant of the round). */
 static void round_overheads(const char *base, const char *sfx, const double *var, const double *first,
-			    const char *what)
+			    const char *what, const char *vs)
 {
 	double r[QUIET_ROUNDS];
 	char list[QUIET_ROUNDS * 10] = "", id[80];
@@ -112,8 +112,8 @@ static void round_overheads(const char *base, const char *sfx, const double *var
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%+.1f", p ? " " : "", r[p]);
 	}
 	snprintf(id, sizeof(id), "%s%s", base, sfx);
-	result_samples(id, "%", r, QUIET_ROUNDS, "%s: overhead of each back-to-back round of VMs, in %%: %s", what,
-		       list);
+	result_samples(id, "%", r, QUIET_ROUNDS, "%s (%s): overhead of each back-to-back round of VMs, in %%: %s",
+		       what, vs, list);
 }
 
 static void quiet_report(const struct quiet_variant *vars, unsigned nv, struct quiet_set *q, uint64_t period)
@@ -130,9 +130,12 @@ static void quiet_report(const struct quiet_variant *vars, unsigned nv, struct q
 	}
 	for (unsigned k = 1; k < nv; k++) {
 		snprintf(what, sizeof(what), "%s vs %s", vars[k].what, vars[0].what);
-		round_overheads("quiet_work_overhead", vars[k].ovh, q[k].work_med, q[0].work_med, what);
-		round_overheads("quiet_work_overhead_min", vars[k].ovh, q[k].work_min, q[0].work_min, what);
-		round_overheads("quiet_pio3_overhead", vars[k].ovh, q[k].pio_med, q[0].pio_med, what);
+		round_overheads("quiet_work_overhead", vars[k].ovh, q[k].work_med, q[0].work_med,
+				"ring-3 workload, median repetition", what);
+		round_overheads("quiet_work_overhead_min", vars[k].ovh, q[k].work_min, q[0].work_min,
+				"ring-3 workload, fastest repetition (noise only adds time)", what);
+		round_overheads("quiet_pio3_overhead", vars[k].ovh, q[k].pio_med, q[0].pio_med, "ring-3 port-I/O exit",
+				what);
 	}
 }
 
