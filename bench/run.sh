@@ -447,7 +447,8 @@ if command -v gnuplot >/dev/null 2>&1; then
 	p1=$(plot_set floor_pio0_1v "bare exit, ring 0" floor_pio3_1v "bare exit, ring 3" \
 		event_msr_1v "MSR write event" event_singlestep_1v "single-step event" \
 		event_pf_write_1v "pre-write PF event" event_pause_1v "PAUSE_VCPU event" \
-		ipc_unix_rtt "AF_UNIX round trip (no VM)" ipc_condvar_rtt "condvar round trip (no VM)" gdb_step "QEMU gdbstub step")
+		ipc_unix_rtt "AF_UNIX round trip (no VM)" ipc_condvar_rtt "condvar round trip (no VM)" gdb_step "QEMU gdbstub step" \
+		event_pf_write_1v_qemu "pre-write PF event, QEMU (kvmi-qemu)")
 	p2=$(plot_set event_pause_1v "PAUSE_VCPU, 1 vCPU" event_pause_2v "PAUSE_VCPU, 2 vCPUs" \
 		event_pause_4v "PAUSE_VCPU, 4 vCPUs" event_pf_write_2v "PF write, 2 vCPUs" \
 		event_pf_write_4v "PF write, 4 vCPUs" event_msr_2v "MSR, 2 vCPUs" event_msr_4v "MSR, 4 vCPUs")
