@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Shared pieces of the benchmark programs: statistics, the result files
- * that bench/run.sh turns into RESULTS.md, and driving a kvmi-vm process
- * that runs the benchmark guest (bench_abi.h) through its guest-RAM mapping.
+ * Shared pieces of the benchmark programs: statistics and the result files
+ * that bench/run.sh turns into RESULTS.md (common.c); driving the VMM that
+ * runs the benchmark guest (bench_abi.h) through its guest-RAM mapping,
+ * kvmi-vm or QEMU, and the tool's side of an event (vmm.c).
  */
 #ifndef KVMI_BENCH_H
 #define KVMI_BENCH_H
@@ -45,14 +46,23 @@ void result_na(const char *id, const char *why, ...) __attribute__((format(print
 void result_value(const char *id, const char *unit, double value, const char *note, ...)
 	__attribute__((format(printf, 4, 5)));
 
+double *xmalloc_d(size_t n);
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---------------------------------------------------------------- the VMM */
 struct kvmi_listener;
 struct kvmi_dom;
+struct kvmi_event_msg;
+
+enum vmm_kind {
+	VMM_KVMI_VM,            /* kvmi-vm --guest bench_guest.elf */
+	VMM_QEMU,               /* stock qemu-system-x86_64 -bios bench_guest.bios, no library */
+	VMM_KVMI_QEMU,          /* the same QEMU through kvmi-qemu (libkvmi-qemu.so) */
+};
 
 struct vmm {
+	enum vmm_kind kind;
 	pid_t pid;
 	unsigned nr_vcpus;
 	char log[512];
@@ -65,8 +75,10 @@ struct vmm {
 };
 
 struct vmm_opts {
-	const char *kvmi_vm;    /* path of kvmi-vm */
-	const char *guest;      /* path of bench_guest.elf */
+	enum vmm_kind kind;
+	const char *kvmi_vm;    /* path of kvmi-vm, or of kvmi-qemu */
+	const char *qemu;       /* QEMU binary (NULL: qemu-system-x86_64) */
+	const char *guest;      /* path of bench_guest.elf (QEMU: .bios next to it) */
 	const char *tmpdir;     /* socket and log */
 	const char *memory;     /* --memory value or NULL */
 	unsigned nr_vcpus;
@@ -74,10 +86,14 @@ struct vmm_opts {
 	bool verbose;           /* -vv: debug log (memslot changes) */
 };
 
-/* Starts kvmi-vm, accepts its connection when @introspect, waits for the
- * guest's mailbox and calibrates the TSC.  Exits the program on failure. */
+/* VMM_KVMI_QEMU for a path named kvmi-qemu, else VMM_KVMI_VM. */
+enum vmm_kind vmm_kind_of(const char *path);
+const char *vmm_kind_name(enum vmm_kind k);
+/* Starts the VMM, accepts its connection when @introspect, waits for the
+ * guest's mailbox and calibrates the TSC.  Exits the program on failure
+ * (the VMM dies with it). */
 void vmm_start(struct vmm *v, const struct vmm_opts *o);
-/* BENCH_CMD_EXIT, closes the tool, waits for exit status 0. */
+/* BENCH_CMD_EXIT, closes the tool, waits for the VMM's clean exit. */
 void vmm_stop(struct vmm *v);
 
 void gmem_read(struct vmm *v, uint64_t gpa, void *buf, size_t len);
@@ -97,5 +113,11 @@ void mbox_run(struct vmm *v, uint64_t cmd, const uint64_t args[4], int timeout_m
 /* vCPU @i's samples (uint64_t each) after a command, converted: cycles -> us. */
 size_t vcpu_samples_us(struct vmm *v, unsigned i, double *out, size_t max);
 double cycles_to_us(const struct vmm *v, double cycles);
+
+/* The tool's side (v->dom): the next event (NULL after @timeout_ms; dies
+ * on an error), CONTINUE to it (and frees it), every vCPU's SPIN count. */
+struct kvmi_event_msg *next_event(struct vmm *v, int timeout_ms);
+void reply_continue(struct vmm *v, struct kvmi_event_msg *ev);
+void read_counts(struct vmm *v, uint64_t *counts);
 
 #endif

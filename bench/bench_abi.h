@@ -55,7 +55,8 @@ enum bench_cmd {
 	/* The same in ring 0 (emulated on software-hypervisor hosts). */
 	BENCH_CMD_PIO0 = 3,
 	/* Ring 3: arg[1] repetitions of a fixed workload of arg[0] steps
-	 * (an LCG scattering adds over a 256 KiB buffer); cycles per repetition. */
+	 * (an LCG scattering adds over a 256 KiB buffer); cycles per repetition.
+	 * arg[2] != 0: an OUT to BENCH_IDLE_PORT after every arg[2] steps. */
 	BENCH_CMD_WORK = 4,
 	/* Ring 3, vCPU 0: fill the data region with bench_pattern(). */
 	BENCH_CMD_FILL = 5,

@@ -99,15 +99,6 @@ static size_t max_read(struct rsp *r)
 	return lo;
 }
 
-static double *xmalloc_d(size_t n)
-{
-	double *p = malloc(n * sizeof(double));
-
-	if (!p)
-		die("out of memory");
-	return p;
-}
-
 static void read_mem(struct rsp *r, uint64_t addr, uint8_t *buf, size_t len, size_t chunk)
 {
 	for (size_t off = 0; off < len; off += chunk)

@@ -1,22 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* Statistics, result files and the kvmi-vm driver shared by the benchmarks. */
+/* Statistics and result files shared by the benchmark programs (the VMM
+ * driver is vmm.c). */
 #include "bench.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <kvmi/kvmi.h>
 
 /* ---------------------------------------------------------------- misc */
 
@@ -47,6 +42,15 @@ void die(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n");
 	exit(1);
+}
+
+double *xmalloc_d(size_t n)
+{
+	double *p = malloc((n ? n : 1) * sizeof(double));
+
+	if (!p)
+		die("out of memory");
+	return p;
 }
 
 void note(const char *fmt, ...)
@@ -208,264 +212,4 @@ void result_value(const char *id, const char *unit, double value, const char *no
 	va_start(ap, note_fmt);
 	result_line(id, unit, &s, note_fmt, ap);
 	va_end(ap);
-}
-
-/* ---------------------------------------------------------------- guest RAM */
-
-void gmem_read(struct vmm *v, uint64_t gpa, void *buf, size_t len)
-{
-	struct iovec l = { buf, len }, r = { (void *)(uintptr_t)(v->ram_hva + gpa), len };
-	ssize_t n;
-
-	if (gpa + len > v->ram_size)
-		die("guest read beyond RAM (%#llx)", (unsigned long long)gpa);
-	n = process_vm_readv(v->pid, &l, 1, &r, 1, 0);
-	if (n != (ssize_t)len)
-		die("process_vm_readv of kvmi-vm: %s", n < 0 ? strerror(errno) : "short read");
-}
-
-void gmem_write(struct vmm *v, uint64_t gpa, const void *buf, size_t len)
-{
-	struct iovec l = { (void *)buf, len }, r = { (void *)(uintptr_t)(v->ram_hva + gpa), len };
-	ssize_t n;
-
-	if (gpa + len > v->ram_size)
-		die("guest write beyond RAM (%#llx)", (unsigned long long)gpa);
-	n = process_vm_writev(v->pid, &l, 1, &r, 1, 0);
-	if (n != (ssize_t)len)
-		die("process_vm_writev to kvmi-vm: %s", n < 0 ? strerror(errno) : "short write");
-}
-
-uint64_t gmem_read64(struct vmm *v, uint64_t gpa)
-{
-	uint64_t x;
-
-	gmem_read(v, gpa, &x, 8);
-	return x;
-}
-
-void gmem_write64(struct vmm *v, uint64_t gpa, uint64_t val)
-{
-	gmem_write(v, gpa, &val, 8);
-}
-
-/* The memfd mapping of guest RAM at file offset 0 (= GPA 0). */
-static bool find_ram(struct vmm *v)
-{
-	char path[64], line[1024];
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)v->pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long a, b, off;
-		char perm[8];
-
-		if (!strstr(line, "memfd:kvmi-guest-ram"))
-			continue;
-		if (sscanf(line, "%llx-%llx %7s %llx", &a, &b, perm, &off) != 4 || off != 0)
-			continue;
-		if (b - a > v->ram_size) {
-			v->ram_hva = a;
-			v->ram_size = b - a;
-			found = true;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
-/* ---------------------------------------------------------------- mailbox */
-
-uint64_t mbox_post(struct vmm *v, uint64_t cmd, const uint64_t args[4])
-{
-	uint64_t a[4] = { 0 };
-
-	if (args)
-		memcpy(a, args, sizeof(a));
-	gmem_write64(v, MBOX_FIELD(cmd), cmd);
-	gmem_write(v, MBOX_FIELD(arg), a, sizeof(a));
-	/* process_vm_writev copies in order; the guest reads seq first. */
-	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* a compiler barrier: the syscalls order the copies */
-	gmem_write64(v, MBOX_FIELD(seq), ++v->seq);
-	return v->seq;
-}
-
-bool mbox_done(struct vmm *v, uint64_t seq, int timeout_ms)
-{
-	uint64_t end = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
-	unsigned pause = 100;   /* polls back off to 5 ms: a long command is left alone */
-
-	for (;;) {
-		struct bench_vcpu vc[BENCH_MAX_VCPUS];
-		unsigned done = 0;
-
-		gmem_read(v, VCPU_FIELD(0, ack), vc, sizeof(vc[0]) * v->nr_vcpus);
-		for (unsigned i = 0; i < v->nr_vcpus; i++)
-			done += vc[i].ack == seq;
-		if (done == v->nr_vcpus)
-			return true;
-		if (now_ns() >= end)
-			return false;
-		sleep_us(pause);
-		if (pause < 5000)
-			pause *= 2;
-	}
-}
-
-void mbox_run(struct vmm *v, uint64_t cmd, const uint64_t args[4], int timeout_ms)
-{
-	uint64_t seq = mbox_post(v, cmd, args);
-
-	if (!mbox_done(v, seq, timeout_ms))
-		die("guest command %llu not done within %d ms (log: %s)", (unsigned long long)cmd,
-		    timeout_ms, v->log);
-}
-
-double cycles_to_us(const struct vmm *v, double cycles)
-{
-	return cycles / v->tsc_hz * 1e6;
-}
-
-size_t vcpu_samples_us(struct vmm *v, unsigned i, double *out, size_t max)
-{
-	uint64_t n = gmem_read64(v, VCPU_FIELD(i, nsamples));
-	uint64_t *raw;
-
-	if (n > max)
-		n = max;
-	raw = malloc(n * 8 + 8);
-	if (!raw)
-		die("out of memory");
-	gmem_read(v, BENCH_SAMPLES_GPA + i * BENCH_SAMPLES_SIZE, raw, n * 8);
-	for (size_t k = 0; k < n; k++)
-		out[k] = cycles_to_us(v, (double)raw[k]);
-	free(raw);
-	return n;
-}
-
-/* Guest TSC against CLOCK_MONOTONIC over 300 ms of BENCH_CMD_SPIN. */
-static void calibrate(struct vmm *v)
-{
-	uint64_t args[4] = { UINT64_MAX }, seq, t0, t1, c0, c1, h0, h1;
-
-	seq = mbox_post(v, BENCH_CMD_SPIN, args);
-	sleep_us(20000);
-	h0 = now_ns();
-	c0 = gmem_read64(v, VCPU_FIELD(0, now));
-	t0 = now_ns();
-	sleep_us(300000);
-	h1 = now_ns();
-	c1 = gmem_read64(v, VCPU_FIELD(0, now));
-	t1 = now_ns();
-	gmem_write64(v, MBOX_FIELD(stop), seq);
-	if (!mbox_done(v, seq, 5000))
-		die("guest did not leave its calibration spin (log: %s)", v->log);
-	if (c1 <= c0)
-		die("guest TSC does not advance");
-	v->tsc_hz = (double)(c1 - c0) / ((double)((h1 + t1) / 2 - (h0 + t0) / 2) / 1e9);
-}
-
-/* ---------------------------------------------------------------- kvmi-vm */
-
-static unsigned vmm_serial;
-
-void vmm_start(struct vmm *v, const struct vmm_opts *o)
-{
-	char sock[400], tool_addr[420], vmm_addr[420], vcpus[16];
-	const char *argv[24];
-	unsigned n = 0;
-	int ret;
-
-	memset(v, 0, sizeof(*v));
-	v->nr_vcpus = o->nr_vcpus;
-	snprintf(v->log, sizeof(v->log), "%s/kvmi-vm-%d-%u.log", o->tmpdir, (int)getpid(), vmm_serial);
-	snprintf(sock, sizeof(sock), "%s/kvmi-%d-%u.sock", o->tmpdir, (int)getpid(), vmm_serial++);
-	snprintf(tool_addr, sizeof(tool_addr), "unix:%s", sock);
-	snprintf(vmm_addr, sizeof(vmm_addr), "unix:%s", sock);
-	snprintf(vcpus, sizeof(vcpus), "%u", o->nr_vcpus);
-	if (o->introspect) {
-		ret = kvmi_listener_open(tool_addr, NULL, &v->l);
-		if (ret)
-			die("listen on %s: %s", tool_addr, kvmi_strerror(ret));
-	}
-	argv[n++] = o->kvmi_vm;
-	argv[n++] = "--guest";
-	argv[n++] = o->guest;
-	argv[n++] = "--vcpus";
-	argv[n++] = vcpus;
-	argv[n++] = "--no-serial-input";
-	argv[n++] = "--timeout";
-	argv[n++] = "900";
-	if (o->memory) {
-		argv[n++] = "--memory";
-		argv[n++] = o->memory;
-	}
-	if (o->verbose)
-		argv[n++] = "-vv";
-	if (o->introspect) {
-		argv[n++] = "--introspector";
-		argv[n++] = vmm_addr;
-	}
-	argv[n] = NULL;
-
-	v->pid = fork();
-	if (v->pid < 0)
-		die("fork: %s", strerror(errno));
-	if (v->pid == 0) {
-		int fd = open(v->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int nul = open("/dev/null", O_RDONLY);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (nul >= 0)
-			dup2(nul, 0);
-		execv(o->kvmi_vm, (char *const *)argv);
-		_exit(127);
-	}
-	if (o->introspect) {
-		ret = kvmi_listener_accept(v->l, 20000, &v->dom);
-		if (ret)
-			die("kvmi-vm did not connect: %s (log: %s)", kvmi_strerror(ret), v->log);
-	}
-	for (int i = 0; i < 200 && !find_ram(v); i++)
-		sleep_us(50000);
-	if (!v->ram_hva)
-		die("no memfd:kvmi-guest-ram mapping in /proc/%d/maps", (int)v->pid);
-	for (int i = 0; i < 400 && gmem_read64(v, MBOX_FIELD(magic)) != BENCH_MAGIC; i++)
-		sleep_us(50000);
-	if (gmem_read64(v, MBOX_FIELD(magic)) != BENCH_MAGIC)
-		die("the benchmark guest did not start (log: %s)", v->log);
-	v->seq = gmem_read64(v, MBOX_FIELD(seq));
-	calibrate(v);
-}
-
-void vmm_stop(struct vmm *v)
-{
-	int st = -1;
-	pid_t r = 0;
-
-	mbox_post(v, BENCH_CMD_EXIT, NULL);
-	for (int i = 0; i < 300 && (r = waitpid(v->pid, &st, WNOHANG)) == 0; i++)
-		sleep_us(100000);
-	if (r != v->pid) {
-		kill(v->pid, SIGKILL);
-		waitpid(v->pid, NULL, 0);
-		die("kvmi-vm did not finish (log: %s)", v->log);
-	}
-	if (v->dom)
-		kvmi_dom_close(v->dom);
-	if (v->l)
-		kvmi_listener_close(v->l);
-	v->dom = NULL;
-	v->l = NULL;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		die("kvmi-vm ended with status %d (log: %s)", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
-		    v->log);
-	unlink(v->log);
 }

@@ -4,8 +4,10 @@
 # installing gnuplot (scripts/install-deps.sh --bench) and building.
 #
 # usage: bench/run.sh [BUILD_DIR]        (default: build)
-# env:   BENCH_QEMU   QEMU binary (default qemu-system-x86_64)
-#        BENCH_PHASES phases to run (default "events memory pagetrack quiet gdbstub")
+# env:   BENCH_QEMU   QEMU binary (default qemu-system-x86_64): the gdbstub
+#                     peer and the QEMU frontend's VMs (through kvmi-qemu)
+#        BENCH_PHASES phases to run (default "events nospin memory pagetrack
+#                     quiet qemu-events qemu-memory qemu-quiet gdbstub")
 #
 # Nothing here judges a time as pass/fail for the test suite; the targets
 # are written down as met / missed / not measurable, with their reasons.
@@ -15,12 +17,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 case "$build" in /*) ;; *) build="$(pwd)/$build" ;; esac
 qemu=${BENCH_QEMU:-qemu-system-x86_64}
-phases=${BENCH_PHASES:-events nospin memory pagetrack quiet gdbstub}
+phases=${BENCH_PHASES:-events nospin memory pagetrack quiet qemu-events qemu-memory qemu-quiet gdbstub}
 
 kvmi_vm="$build/kvmi-vm"
 bench_kvmi="$build/bench/bench-kvmi"
 bench_gdb="$build/bench/bench-gdbstub"
 guest="$build/bench/bench_guest.elf"
+kvmi_qemu="$build/kvmi-qemu"
 
 for f in "$kvmi_vm" "$bench_kvmi" "$bench_gdb" "$guest"; do
 	if [ ! -e "$f" ]; then
@@ -69,6 +72,20 @@ unset KVMI_SPIN_US BENCH_EVENT_VCPUS BENCH_ID_SUFFIX
 run_phase memory    180 "$bench_kvmi" memory "$kvmi_vm" "$guest" "$work"
 run_phase pagetrack 180 "$bench_kvmi" pagetrack "$kvmi_vm" "$guest" "$work"
 run_phase quiet     180 "$bench_kvmi" quiet "$kvmi_vm" "$guest" "$work"
+# The QEMU frontend (issue 11): stock QEMU through kvmi-qemu runs the same
+# guest (bench_guest.bios, next to the ELF); event and memory figures carry
+# the suffix _qemu, the quiet ones name their variant (stock QEMU, the
+# library without a tool, with a tool attached).
+if [ -x "$kvmi_qemu" ] && [ -e "$build/bench/bench_guest.bios" ]; then
+	export BENCH_QEMU="$qemu" BENCH_EVENT_VCPUS=1 BENCH_ID_SUFFIX=_qemu
+	run_phase qemu-events 120 "$bench_kvmi" events "$kvmi_qemu" "$guest" "$work"
+	run_phase qemu-memory 120 "$bench_kvmi" memory "$kvmi_qemu" "$guest" "$work"
+	unset BENCH_EVENT_VCPUS BENCH_ID_SUFFIX
+	run_phase qemu-quiet 300 "$bench_kvmi" quiet "$kvmi_qemu" "$guest" "$work"
+else
+	printf 'phase_qemu\tn/a\t0\t0\t0\t0\t0\t0\t0\tno %s or bench_guest.bios in the build: the QEMU frontend was not measured\n' \
+		"$kvmi_qemu" >>"$BENCH_OUT/results.tsv"
+fi
 run_phase gdbstub   180 "$bench_gdb" "$qemu" "$work"
 elapsed=$(( $(date +%s) - start ))
 
@@ -91,9 +108,9 @@ rev=$(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
 cp "$BENCH_OUT/results.tsv" "$here/results.tsv"
 
 # ------------------------------------------------------------------ RESULTS.md
-awk -F '\t' -v uname="$(uname -a)" -v cpu="$cpu" -v ncpu="$ncpu" -v mem="$mem" \
-	-v kernel="$(uname -r)" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v hyp="$hyp" \
-	-v qver="$qver" -v rev="$rev" -v elapsed="$elapsed" -v failed="$failed" -v spinus="${KVMI_SPIN_US:-50}" '
+# The report program; report-qemu.awk adds the QEMU frontend's section
+# (qemu_section) and uses its helpers.
+cat >"$work/report.awk" <<'AWK'
 function has(id) { return (id in med) }
 function m(id) { return med[id] + 0 }
 function f(x) { return x >= 100 ? sprintf("%.0f", x) : x >= 10 ? sprintf("%.1f", x) : sprintf("%.2f", x) }
@@ -373,6 +390,8 @@ END {
 	print "because noise only ever adds time."
 	print ""
 
+	qemu_section()
+
 	# ---------------------------------------------------------------- missing
 	print "## Not measurable yet"
 	print ""
@@ -405,7 +424,11 @@ function mrow(name, size, id) {
 function prow(name, id) {
 	print "| " name " | " row3(id) " | " (has(id) ? unit[id] : "") " |"
 }
-' "$BENCH_OUT/results.tsv" >"$here/RESULTS.md"
+AWK
+awk -F '\t' -v uname="$(uname -a)" -v cpu="$cpu" -v ncpu="$ncpu" -v mem="$mem" \
+	-v kernel="$(uname -r)" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v hyp="$hyp" \
+	-v qver="$qver" -v rev="$rev" -v elapsed="$elapsed" -v failed="$failed" -v spinus="${KVMI_SPIN_US:-50}" \
+	-f "$work/report.awk" -f "$here/report-qemu.awk" "$BENCH_OUT/results.tsv" >"$here/RESULTS.md"
 
 # ------------------------------------------------------------------ plot
 s="$BENCH_OUT/samples"
@@ -424,7 +447,8 @@ if command -v gnuplot >/dev/null 2>&1; then
 	p1=$(plot_set floor_pio0_1v "bare exit, ring 0" floor_pio3_1v "bare exit, ring 3" \
 		event_msr_1v "MSR write event" event_singlestep_1v "single-step event" \
 		event_pf_write_1v "pre-write PF event" event_pause_1v "PAUSE_VCPU event" \
-		ipc_unix_rtt "AF_UNIX round trip (no VM)" ipc_condvar_rtt "condvar round trip (no VM)" gdb_step "QEMU gdbstub step")
+		ipc_unix_rtt "AF_UNIX round trip (no VM)" ipc_condvar_rtt "condvar round trip (no VM)" gdb_step "QEMU gdbstub step" \
+		event_pf_write_1v_qemu "pre-write PF event, QEMU (kvmi-qemu)")
 	p2=$(plot_set event_pause_1v "PAUSE_VCPU, 1 vCPU" event_pause_2v "PAUSE_VCPU, 2 vCPUs" \
 		event_pause_4v "PAUSE_VCPU, 4 vCPUs" event_pf_write_2v "PF write, 2 vCPUs" \
 		event_pf_write_4v "PF write, 4 vCPUs" event_msr_2v "MSR, 2 vCPUs" event_msr_4v "MSR, 4 vCPUs")
@@ -462,7 +486,8 @@ fi
 
 echo
 echo "Targets (from $here/RESULTS.md):"
-sed -n '/^## Targets/,/^## 1\./p' "$here/RESULTS.md" | grep '^| ' | grep -v '^| target' |
+sed -n -e '/^## Targets/,/^## 1\./p' -e '/^### Targets of issue 11/,/^### Event/p' "$here/RESULTS.md" |
+	grep '^| ' | grep -v '^| target' |
 	sed -e 's/\*\*//g' -e 's/^| //' -e 's/ |$//' -e 's/ | /  →  /g' | cut -c1-160
 echo "wrote $here/RESULTS.md, $here/latency.svg, $here/results.tsv (${elapsed} s)"
 [ -z "$failed" ]

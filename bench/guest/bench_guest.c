@@ -84,20 +84,35 @@ static void spin_ring0(unsigned vcpu, uint64_t seq)
 		cpu_relax();
 }
 
-/* A fixed amount of integer work and scattered memory traffic. */
-static void cmd_work(unsigned vcpu, uint64_t steps, uint64_t reps)
+static uint64_t work_steps(uint64_t x, uint64_t steps)
 {
-	uint64_t *buf = (uint64_t *)(uintptr_t)BENCH_WORK_GPA;
-	uint64_t *s = samples(vcpu), x = 12345 + vcpu, mask = BENCH_WORK_SIZE / 8 - 1;
+	uint64_t *buf = (uint64_t *)(uintptr_t)BENCH_WORK_GPA, mask = BENCH_WORK_SIZE / 8 - 1;
+
+	for (uint64_t i = 0; i < steps; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		buf[(x >> 33) & mask] += x;
+	}
+	return x;
+}
+
+/* A fixed amount of integer work and scattered memory traffic; with
+ * @period, an OUT to the idle port after every @period steps. */
+static void cmd_work(unsigned vcpu, uint64_t steps, uint64_t reps, uint64_t period)
+{
+	uint64_t *s = samples(vcpu), x = 12345 + vcpu;
 
 	if (reps > BENCH_SAMPLES_SIZE / 8)
 		reps = BENCH_SAMPLES_SIZE / 8;
 	for (uint64_t r = 0; r < reps; r++) {
 		uint64_t t0 = rdtsc();
 
-		for (uint64_t i = 0; i < steps; i++) {
-			x = x * 6364136223846793005ull + 1442695040888963407ull;
-			buf[(x >> 33) & mask] += x;
+		if (!period) {
+			x = work_steps(x, steps);
+		} else {
+			for (uint64_t done = 0; done < steps; done += period) {
+				x = work_steps(x, steps - done < period ? steps - done : period);
+				outb(BENCH_IDLE_PORT, 0);
+			}
 		}
 		s[r] = rdtsc() - t0;
 	}
@@ -158,7 +173,7 @@ static uint64_t command_loop(void *p)
 			timed_outs(a->vcpu, MBOX->arg[0]);
 			break;
 		case BENCH_CMD_WORK:
-			cmd_work(a->vcpu, MBOX->arg[0], MBOX->arg[1]);
+			cmd_work(a->vcpu, MBOX->arg[0], MBOX->arg[1], MBOX->arg[2]);
 			break;
 		case BENCH_CMD_FILL:
 			if (a->vcpu == 0)

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The phases of bench-kvmi (bench_kvmi.c runs one per invocation), each in
+ * its own file, and the options they share: which VMM, which guest.
+ */
+#ifndef KVMI_BENCH_KVMI_H
+#define KVMI_BENCH_KVMI_H
+
+#include "bench.h"
+
+/* The VMM (kind, kvmi-vm or kvmi-qemu, QEMU binary), guest and tmpdir of
+ * this run; nr_vcpus and introspect are set by each phase. */
+extern struct vmm_opts opts;
+
+void bench_baselines(void);     /* baselines.c: IPC and ioctl floors, no VM */
+void bench_events(void);        /* events.c */
+void bench_memory(void);        /* memory.c */
+void bench_pagetrack(void);     /* pagetrack.c */
+void bench_quiet(void);         /* quiet.c */
+
+#endif

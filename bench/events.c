@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-kvmi events: event round trips (PAUSE_VCPU, pre-write PF, MSR
+ * write, single-step), timed in the guest, next to the bare port-I/O exit
+ * of the same VM, under kvmi-vm or QEMU through kvmi-qemu.  A new event
+ * plugs into event_benches[].
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kvmi/kvmi.h>
+
+#include "bench_kvmi.h"
+
+/* Per-phase time budgets keep the whole `make bench` within minutes. */
+#define EVENT_BUDGET_NS   (12ull * 1000000000ull)
+
+/* ================================================================= floor */
+
+/* Port-I/O exit round trips, timed in the guest around each OUT, on every
+ * vCPU at once. */
+static void floor_pio(struct vmm *v, bool ring0, uint64_t n)
+{
+	uint64_t args[4] = { n };
+	size_t total = 0;
+	double *all = xmalloc_d(n * v->nr_vcpus);
+	char id[64];
+
+	mbox_run(v, ring0 ? BENCH_CMD_PIO0 : BENCH_CMD_PIO3, args, 120000);
+	for (unsigned i = 0; i < v->nr_vcpus; i++)
+		total += vcpu_samples_us(v, i, all + total, n);
+	snprintf(id, sizeof(id), "floor_pio%d_%uv", ring0 ? 0 : 3, v->nr_vcpus);
+	result_samples(id, "us", all, total, "bare port-I/O exit round trip, ring %d guest, %u vCPU(s) at once",
+		       ring0 ? 0 : 3, v->nr_vcpus);
+	free(all);
+}
+
+/* ================================================================= events */
+
+struct event_bench {
+	const char *id;         /* result id prefix */
+	const char *name;
+	uint16_t event;         /* for CHECK_EVENT */
+	/* NULL: no benchmark for it yet (the event does not exist yet). */
+	void (*run)(struct vmm *v, const struct event_bench *e);
+	const char *missing;    /* why run is NULL */
+};
+
+/* After CONTINUE: back in the guest, every vCPU's counter moves again. */
+static void wait_running(struct vmm *v, const uint64_t *c_paused)
+{
+	uint64_t c[BENCH_MAX_VCPUS];
+
+	for (unsigned k = 0;; k++) {
+		unsigned moving = 0;
+
+		sleep_us(30);
+		read_counts(v, c);
+		for (unsigned i = 0; i < v->nr_vcpus; i++)
+			moving += c[i] != c_paused[i];
+		if (moving == v->nr_vcpus)
+			return;
+		if (k > 100000)
+			die("guest does not run after CONTINUE (log: %s)", v->log);
+	}
+}
+
+/* Each vCPU's longest gap of each of @done rounds (tags 1..done), in us,
+ * into @gaps; rounds without a gap counted in *missing. */
+static size_t pause_gaps(struct vmm *v, unsigned done, double *gaps, unsigned *missing)
+{
+	size_t ngaps = 0;
+
+	for (unsigned i = 0; i < v->nr_vcpus; i++) {
+		uint64_t cnt = gmem_read64(v, VCPU_FIELD(i, nsamples));
+		struct bench_gap *g = malloc(cnt * sizeof(*g) + 1);
+		double *best = calloc(done + 1, sizeof(double));
+
+		if (!g || !best)
+			die("out of memory");
+		gmem_read(v, BENCH_SAMPLES_GPA + i * BENCH_SAMPLES_SIZE, g, cnt * sizeof(*g));
+		for (uint64_t k = 0; k < cnt; k++)
+			if (g[k].tag >= 1 && g[k].tag <= done && g[k].cycles > best[g[k].tag])
+				best[g[k].tag] = (double)g[k].cycles;
+		for (unsigned r = 1; r <= done; r++) {
+			if (best[r] > 0)
+				gaps[ngaps++] = cycles_to_us(v, best[r]);
+			else
+				(*missing)++;
+		}
+		free(g);
+		free(best);
+	}
+	return ngaps;
+}
+
+/*
+ * PAUSE_VCPU: the guest spins in ring 3 reading rdtsc and records every gap
+ * (time out of guest mode), tagged with the round number the tool wrote
+ * before pausing.  One round: PAUSE_VCPU (1 vCPU: one command; more: the
+ * batched pause-all libkvmi sends), an event per vCPU, CONTINUE to each,
+ * then the tool waits until every vCPU counts again.  The round trip of a
+ * vCPU is its longest gap of that round: kick -> exit -> event -> reply ->
+ * guest entry, as the guest saw it.
+ */
+static void run_pause(struct vmm *v, const struct event_bench *e)
+{
+	unsigned n = v->nr_vcpus, rounds = n == 1 ? 3000 : n == 2 ? 1500 : 800, done = 0, missing = 0;
+	uint64_t args[4] = { (uint64_t)(v->tsc_hz * 2e-6) }, seq, c_paused[BENCH_MAX_VCPUS];
+	uint64_t start = now_ns();
+	double *deliver = xmalloc_d(rounds), *gaps = xmalloc_d((size_t)rounds * n);
+	size_t ngaps = 0;
+	char id[64];
+
+	seq = mbox_post(v, BENCH_CMD_SPIN, args);
+	sleep_us(20000);
+	for (unsigned r = 1; r <= rounds && now_ns() - start < EVENT_BUDGET_NS; r++) {
+		struct kvmi_event_msg *evs[BENCH_MAX_VCPUS];
+		unsigned got = 0;
+		uint64_t t0;
+		int ret;
+
+		gmem_write64(v, MBOX_FIELD(tag), r);
+		t0 = now_ns();
+		ret = n == 1 ? kvmi_dom_pause_vcpu(v->dom, 0, false) : kvmi_dom_pause_vcpus(v->dom, n);
+		if (ret)
+			die("PAUSE_VCPU: %s", kvmi_strerror(ret));
+		while (got < n) {
+			struct kvmi_event_msg *ev = next_event(v, 5000);
+
+			if (!ev)
+				die("no PAUSE_VCPU event within 5 s (round %u, log: %s)", r, v->log);
+			if (ev->event != KVMI_EVENT_PAUSE_VCPU) {
+				reply_continue(v, ev);
+				continue;
+			}
+			evs[got++] = ev;
+		}
+		deliver[done] = (double)(now_ns() - t0) / 1e3;
+		read_counts(v, c_paused);
+		for (unsigned i = 0; i < n; i++)
+			reply_continue(v, evs[i]);
+		wait_running(v, c_paused);
+		/* Let it run a little, with some jitter against phase locking. */
+		sleep_us(50 + (r * 37) % 150);
+		done++;
+	}
+	gmem_write64(v, MBOX_FIELD(stop), seq);
+	if (!mbox_done(v, seq, 10000))
+		die("guest did not stop spinning (log: %s)", v->log);
+
+	ngaps = pause_gaps(v, done, gaps, &missing);
+	snprintf(id, sizeof(id), "%s_%uv", e->id, n);
+	result_samples(id, "us", gaps, ngaps,
+		       "%s round trip seen by the guest (out of guest mode), %u vCPU(s) paused at once, %u rounds%s",
+		       e->name, n, done, missing ? " (some rounds without a gap)" : "");
+	snprintf(id, sizeof(id), "%s_%uv_tool", e->id, n);
+	result_samples(id, "us", deliver, done, "tool side: PAUSE_VCPU sent -> %u event(s) received", n);
+	free(deliver);
+	free(gaps);
+}
+
+/*
+ * Pre-write PF: the page at BENCH_PF_PAGE_GPA is write-protected with
+ * SET_PAGE_ACCESS; every vCPU stores to it in ring 3, timing each store with
+ * rdtsc; the tool answers each PF event with CONTINUE (the VMM completes the
+ * write).  The round trip is the store's time: exit -> event -> reply ->
+ * write completed -> guest entry.
+ */
+static void run_pf_write(struct vmm *v, const struct event_bench *e)
+{
+	unsigned n = v->nr_vcpus;
+	uint64_t stores = n == 1 ? 3000 : n == 2 ? 1500 : 800, args[4] = { stores }, seq, events = 0;
+	uint64_t gpa = BENCH_PF_PAGE_GPA;
+	uint8_t ro = KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_X, rwx = ro | KVMI_PAGE_ACCESS_W;
+	double *all = xmalloc_d(stores * n);
+	size_t total = 0;
+	char id[64];
+	int ret;
+
+	for (unsigned i = 0; i < n; i++) {
+		ret = kvmi_dom_control_events(v->dom, (uint16_t)i, KVMI_EVENT_PF, true);
+		if (ret)
+			die("CONTROL_EVENTS PF: %s", kvmi_strerror(ret));
+	}
+	ret = kvmi_dom_set_page_access(v->dom, &gpa, &ro, 1, 0);
+	if (ret)
+		die("SET_PAGE_ACCESS: %s", kvmi_strerror(ret));
+	seq = mbox_post(v, BENCH_CMD_STORES, args);
+	for (;;) {
+		struct kvmi_event_msg *ev = next_event(v, 50);
+
+		if (ev) {
+			events += ev->event == KVMI_EVENT_PF;
+			reply_continue(v, ev);
+			continue;
+		}
+		if (mbox_done(v, seq, 0))
+			break;
+	}
+	ret = kvmi_dom_set_page_access(v->dom, &gpa, &rwx, 1, 0);
+	for (unsigned i = 0; i < n && !ret; i++)
+		ret = kvmi_dom_control_events(v->dom, (uint16_t)i, KVMI_EVENT_PF, false);
+	if (ret)
+		die("undoing the PF set-up: %s", kvmi_strerror(ret));
+	for (unsigned i = 0; i < n; i++)
+		total += vcpu_samples_us(v, i, all + total, stores);
+	snprintf(id, sizeof(id), "%s_%uv", e->id, n);
+	result_samples(id, "us", all, total,
+		       "%s round trip seen by the guest (a timed store), %u vCPU(s) at once, %llu PF events",
+		       e->name, n, (unsigned long long)events);
+	free(all);
+}
+
+/*
+ * MSR write: every vCPU executes WRMSR of MSR 0x175 (SYSENTER_ESP) in ring 0,
+ * timed with rdtsc; the tool watches that MSR (CONTROL_MSR) and answers each
+ * event with CONTINUE and the value the guest wrote.  The same loop without
+ * the MSR watched is measured first (an in-kernel WRMSR, no exit).
+ */
+#define BENCH_MSR 0x175
+
+static void run_msr_write(struct vmm *v, const struct event_bench *e)
+{
+	unsigned n = v->nr_vcpus;
+	uint64_t writes = n == 1 ? 2000 : n == 2 ? 1000 : 500, args[4] = { writes, BENCH_MSR }, seq, events = 0;
+	double *all = xmalloc_d(writes * n);
+	size_t total = 0;
+	char id[64];
+	int ret = 0;
+
+	mbox_run(v, BENCH_CMD_WRMSR0, args, 120000);
+	for (unsigned i = 0; i < n; i++)
+		total += vcpu_samples_us(v, i, all + total, writes);
+	snprintf(id, sizeof(id), "wrmsr0_unwatched_%uv", n);
+	result_samples(id, "us", all, total, "ring-0 WRMSR of an MSR nobody watches (no exit to userspace), %u vCPU(s)",
+		       n);
+	for (unsigned i = 0; i < n && !ret; i++) {
+		ret = kvmi_dom_control_events(v->dom, (uint16_t)i, KVMI_EVENT_MSR, true);
+		if (!ret)
+			ret = kvmi_dom_control_msr(v->dom, (uint16_t)i, BENCH_MSR, true);
+	}
+	if (ret)
+		die("CONTROL_EVENTS/CONTROL_MSR: %s", kvmi_strerror(ret));
+	seq = mbox_post(v, BENCH_CMD_WRMSR0, args);
+	for (;;) {
+		struct kvmi_event_msg *ev = next_event(v, 50);
+
+		if (ev) {
+			if (ev->event == KVMI_EVENT_MSR) {
+				struct kvmi_event_msr_reply rpl = { .new_val = ev->specific.msr.new_value };
+
+				events++;
+				ret = kvmi_dom_reply_event(v->dom, ev, KVMI_EVENT_ACTION_CONTINUE, &rpl, sizeof(rpl));
+				if (ret)
+					die("MSR event reply: %s", kvmi_strerror(ret));
+				kvmi_event_free(ev);
+			} else {
+				reply_continue(v, ev);
+			}
+			continue;
+		}
+		if (mbox_done(v, seq, 0))
+			break;
+	}
+	for (unsigned i = 0; i < n && !ret; i++) {
+		ret = kvmi_dom_control_msr(v->dom, (uint16_t)i, BENCH_MSR, false);
+		if (!ret)
+			ret = kvmi_dom_control_events(v->dom, (uint16_t)i, KVMI_EVENT_MSR, false);
+	}
+	if (ret)
+		die("undoing the MSR set-up: %s", kvmi_strerror(ret));
+	total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += vcpu_samples_us(v, i, all + total, writes);
+	snprintf(id, sizeof(id), "%s_%uv", e->id, n);
+	result_samples(id, "us", all, total,
+		       "%s round trip seen by the guest (a timed ring-0 WRMSR), %u vCPU(s) at once, %llu MSR events",
+		       e->name, n, (unsigned long long)events);
+	free(all);
+}
+
+/*
+ * Single-step: vCPU 0 spins in ring 0 (this host steps ring 0 only); the
+ * tool pauses it, turns stepping on during the PAUSE_VCPU event, and then
+ * answers SINGLESTEP events.  A step's round trip is the debugger's view,
+ * as for gdb's 's': reply sent -> the next SINGLESTEP event received.
+ */
+static void run_singlestep(struct vmm *v, const struct event_bench *e)
+{
+	const unsigned steps = 2000;
+	uint64_t seq, t_reply;
+	struct kvmi_event_msg *ev;
+	double *lat = xmalloc_d(steps);
+	unsigned done = 0, other = 0;
+	char id[64];
+	int ret;
+
+	snprintf(id, sizeof(id), "%s_%uv", e->id, v->nr_vcpus);
+	if (v->nr_vcpus != 1) {
+		result_na(id, "%s: measured with one vCPU only", e->name);
+		return;
+	}
+	seq = mbox_post(v, BENCH_CMD_SPIN0, NULL);
+	for (int i = 0; gmem_read64(v, VCPU_FIELD(0, result[0])) != seq; i++) {
+		if (i > 10000)
+			die("guest did not reach its ring-0 loop (log: %s)", v->log);
+		sleep_us(1000);
+	}
+	ret = kvmi_dom_pause_vcpu(v->dom, 0, true);
+	if (ret)
+		die("PAUSE_VCPU: %s", kvmi_strerror(ret));
+	ev = next_event(v, 5000);
+	if (!ev || ev->event != KVMI_EVENT_PAUSE_VCPU)
+		die("expected a PAUSE_VCPU event before stepping");
+	ret = kvmi_dom_control_events(v->dom, 0, KVMI_EVENT_SINGLESTEP, true);
+	if (!ret)
+		ret = kvmi_dom_control_singlestep(v->dom, 0, true);
+	if (ret)
+		die("CONTROL_SINGLESTEP: %s", kvmi_strerror(ret));
+	t_reply = now_ns();
+	reply_continue(v, ev);
+	while (done < steps) {
+		uint64_t t;
+
+		ev = next_event(v, 5000);
+		t = now_ns();
+		if (!ev)
+			die("no SINGLESTEP event within 5 s (step %u)", done);
+		if (ev->event == KVMI_EVENT_SINGLESTEP) {
+			lat[done++] = (double)(t - t_reply) / 1e3;
+			if (done == steps) {
+				ret = kvmi_dom_control_singlestep(v->dom, 0, false);
+				if (ret)
+					die("CONTROL_SINGLESTEP off: %s", kvmi_strerror(ret));
+			}
+		} else {
+			other++;
+		}
+		t_reply = now_ns();
+		reply_continue(v, ev);
+	}
+	while ((ev = next_event(v, 200)))
+		reply_continue(v, ev);
+	kvmi_dom_control_events(v->dom, 0, KVMI_EVENT_SINGLESTEP, false);
+	gmem_write64(v, MBOX_FIELD(stop), seq);
+	if (!mbox_done(v, seq, 10000))
+		die("guest did not leave its ring-0 loop (log: %s)", v->log);
+	result_samples(id, "us", lat, done,
+		       "%s round trip seen by the tool (reply sent -> next SINGLESTEP event), ring-0 loop, %u steps%s",
+		       e->name, done, other ? " (other events in between)" : "");
+	free(lat);
+}
+
+static const struct event_bench event_benches[] = {
+	{ "event_pause", "PAUSE_VCPU", KVMI_EVENT_PAUSE_VCPU, run_pause, NULL },
+	{ "event_msr", "MSR write", KVMI_EVENT_MSR, run_msr_write, NULL },
+	{ "event_pf_write", "pre-write PF", KVMI_EVENT_PF, run_pf_write, NULL },
+	{ "event_singlestep", "single-step", KVMI_EVENT_SINGLESTEP, run_singlestep, NULL },
+	/* BREAKPOINT is delivered where the host reports int3 (tests cover it);
+	 * the bench guest has no int3 loop yet. */
+	{ "event_breakpoint", "breakpoint", KVMI_EVENT_BREAKPOINT, NULL,
+	  "not benchmarked: the bench guest has no int3 loop (the event itself is tested in test_events)" },
+};
+
+static void events_config(unsigned nr_vcpus)
+{
+	struct vmm v;
+	struct vmm_opts o = opts;
+	uint64_t hz = 0;
+
+	o.nr_vcpus = nr_vcpus;
+	o.introspect = true;
+	printf("events, %s, %u vCPU(s)\n", vmm_kind_name(o.kind), nr_vcpus);
+	vmm_start(&v, &o);
+	if (nr_vcpus == 1) {
+		kvmi_dom_get_vcpu_info(v.dom, 0, &hz);
+		result_value("guest_tsc_mhz", "MHz", v.tsc_hz / 1e6,
+			     "guest TSC calibrated against CLOCK_MONOTONIC (GET_VCPU_INFO says %.1f MHz)",
+			     (double)hz / 1e6);
+	}
+	floor_pio(&v, false, nr_vcpus == 1 ? 20000 : 6000);
+	floor_pio(&v, true, nr_vcpus == 1 ? 3000 : 1000);
+	for (size_t k = 0; k < sizeof(event_benches) / sizeof(event_benches[0]); k++) {
+		const struct event_bench *e = &event_benches[k];
+		int ret = kvmi_dom_check_event(v.dom, e->event);
+		char id[64];
+
+		snprintf(id, sizeof(id), "%s_%uv", e->id, nr_vcpus);
+		if (ret)
+			result_na(id, "%s event: CHECK_EVENT answers \"%s\"", e->name, kvmi_strerror(ret));
+		else if (!e->run)
+			result_na(id, "%s: %s", e->name, e->missing);
+		else
+			e->run(&v, e);
+	}
+	vmm_stop(&v);
+}
+
+/* The floors without a VM once (with kvmi-vm), then each vCPU count. */
+void bench_events(void)
+{
+	/* BENCH_EVENT_VCPUS: which configurations (default "1 2 4"). */
+	const char *which = getenv("BENCH_EVENT_VCPUS");
+
+	if (opts.kind == VMM_KVMI_VM)
+		bench_baselines();
+	if (!which || !*which)
+		which = "1 2 4";
+	for (const char *c = which; *c; c++)
+		if (*c >= '1' && *c <= '4')
+			events_config((unsigned)(*c - '0'));
+}
