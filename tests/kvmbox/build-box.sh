@@ -44,6 +44,9 @@
 #                    passes "--vsock --tap --minutes N" to kvmi-soak-static)
 #   KVMI_BOX_NPT0_LINUX=1  (mode tests) boot the Linux guest once more in the
 #                    npt=0 pass, without introspection (measures npt=0's cost)
+#   KVMI_BOX_ENV     VAR=VALUE words exported in the box before its tests
+#                    (e.g. KVMI_PTWALK=unguarded for test_linux_ptwalk's
+#                    negative control)
 #
 # Extension point for the demo: a file named demo-hook.sh given as FILE...
 # lands in /kvmi/extra and is sourced by the box's /init right before the demo
@@ -72,6 +75,7 @@ VM_EXTRA_ARGS=${KVMI_VM_EXTRA_ARGS:-}
 PROBE_CMD=${KVMI_BOX_PROBE_CMD:-}
 NPT0_LINUX=${KVMI_BOX_NPT0_LINUX:-0}
 TAP_PROG_ARGS=${KVMI_BOX_TAP_ARGS:-}
+BOX_ENV=${KVMI_BOX_ENV:-}
 BUSYBOX=${KVMI_BUSYBOX:-/bin/busybox}
 # insmod order inside the box: KVM, then vsock over the loopback transport
 # (the introspection tests run their vsock transport there).
@@ -425,6 +429,9 @@ run_tap_programs() {
 		n=${p##*/}
 		case "$n" in
 		test_linux_cr3*) continue ;;   # npt=0 only (run_npt0_tests)
+		test_linux_ptwalk*)            # the Linux guest, nested paging on
+			run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/linux
+			continue ;;
 		esac
 		# shellcheck disable=SC2086   # TAP_PROG_ARGS is a list of words
 		run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/guests $TAP_PROG_ARGS
@@ -631,6 +638,11 @@ run_demo() {
 }
 
 # ------------------------------------------------------------ main
+if [ -n "$BOX_ENV" ]; then
+	comment "box: environment $BOX_ENV"
+	# shellcheck disable=SC2086   # BOX_ENV is a list of VAR=VALUE words
+	export $BOX_ENV
+fi
 if setup_kvm; then
 	case "$MODE" in
 	probe) run_probe ;;
@@ -707,6 +719,7 @@ build_box_initrd() {
 		echo "PROBE_CMD=$(q "$PROBE_CMD")"
 		echo "NPT0_LINUX=$(q "$NPT0_LINUX")"
 		echo "TAP_PROG_ARGS=$(q "$TAP_PROG_ARGS")"
+		echo "BOX_ENV=$(q "$BOX_ENV")"
 	} >"$BOX/kvmi/box.conf"
 	write_box_init "$BOX/init"
 	pack "$BOX" "$OUTDIR/initrd.gz"
