@@ -110,10 +110,31 @@ static int attach_hook(struct bpf_events *be, unsigned i)
 	return l ? 0 : err;
 }
 
+/* What the page-walk hook cost while it was attached, when the kernel
+ * keeps BPF statistics (sysctl kernel.bpf_stats_enabled=1). */
+static void ptwalk_stats(struct bpf_events *be)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	uint64_t stops = 0;
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(be->progs[PTWALK_HOOK]), &info, &len) || !info.run_cnt)
+		return;
+	for (unsigned i = 0; i < be->e->cfg.max_vcpus; i++)
+		stops += __atomic_load_n(&be->shared[i].fired, __ATOMIC_SEQ_CST);
+	pr_info("introspection: page-walk hook detached: %llu runs so far, %llu ns each on average; %llu stops of "
+		"all hooks", (unsigned long long)info.run_cnt, (unsigned long long)(info.run_time_ns / info.run_cnt),
+		(unsigned long long)stops);
+}
+
 static void detach_hook(struct bpf_events *be, unsigned i)
 {
-	if (be->links[i])
+	if (be->links[i]) {
+		if (i == PTWALK_HOOK)
+			ptwalk_stats(be);
 		bpf_link__destroy(be->links[i]);
+	}
 	be->links[i] = NULL;
 }
 

@@ -98,6 +98,18 @@ static pid_t start_vmm(const char *log, unsigned timeout_s)
 	return pid;
 }
 
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
 /* The physical address of a kernel-image symbol (nokaslr), or 0. */
 static uint64_t kernel_symbol_pa(const char *name)
 {
@@ -410,6 +422,9 @@ static void test_linux(unsigned timeout_s, const char *mode)
 		free(s);
 		return;
 	}
+	/* BPF run-time statistics: kvmi-vm logs the hook's cost at detach. */
+	if (write_file("/proc/sys/kernel/bpf_stats_enabled", "1\n"))
+		diag("cannot enable BPF statistics");
 	t0 = now_s();
 	pid = start_vmm(log, timeout_s);
 	ret = kvmi_listener_accept(l, 60000, &dom);
@@ -440,6 +455,7 @@ static void test_linux(unsigned timeout_s, const char *mode)
 	   s->errors);
 	ok(itest_log_has(log, GUEST_MARKER), "the guest boots to its marker (%s) (%.1f s)", GUEST_MARKER, t1 - t0);
 	itest_show_log(log, "reached /init", 1);
+	itest_show_log(log, "page-walk hook detached", 3);
 out:
 	ok(status == KVMI_VM_EXIT_OK, "kvmi-vm ends with status 0 (got %d)", status);
 	if (status != 0)
