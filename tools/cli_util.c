@@ -336,11 +336,12 @@ void cli_print_event(struct cli *c, const struct kvmi_event_msg *ev)
 			ev->specific.breakpoint.insn_len);
 		break;
 	case KVMI_EVENT_PF:
-		fprintf(c->out, " gva 0x%" PRIx64 " gpa 0x%" PRIx64 " access %c%c%c",
+		fprintf(c->out, " gva 0x%" PRIx64 " gpa 0x%" PRIx64 " access %c%c%c%s",
 			ev->specific.pf.gva, ev->specific.pf.gpa,
 			ev->specific.pf.access & KVMI_PAGE_ACCESS_R ? 'r' : '-',
 			ev->specific.pf.access & KVMI_PAGE_ACCESS_W ? 'w' : '-',
-			ev->specific.pf.access & KVMI_PAGE_ACCESS_X ? 'x' : '-');
+			ev->specific.pf.access & KVMI_PAGE_ACCESS_X ? 'x' : '-',
+			ev->specific.pf.flags & KVMI_EVENT_PF_FLAG_PAGE_WALK ? " page-walk" : "");
 		break;
 	case KVMI_EVENT_TRAP:
 		fprintf(c->out, " vector %u error_code 0x%x cr2 0x%" PRIx64, ev->specific.trap.vector,
@@ -413,6 +414,8 @@ static void json_specific(FILE *f, const struct kvmi_event_msg *ev)
 		fputs(",\"access\":", f);
 		json_str(f, cli_access_str(ev->specific.pf.access, acc));
 		JX(f, "gpa", ev->specific.pf.gpa);
+		if (ev->specific.pf.flags & KVMI_EVENT_PF_FLAG_PAGE_WALK)
+			fputs(",\"page_walk\":true", f);
 		/* kvmi-vm cannot know the GVA of a read or write: null then. */
 		if (ev->specific.pf.gva == KVMI_UNMAPPED_GVA)
 			fputs(",\"gva\":null", f);

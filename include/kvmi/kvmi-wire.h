@@ -845,17 +845,41 @@ struct kvmi_event_breakpoint {
 };
 KVMI_WIRE_SIZE(kvmi_event_breakpoint, 16);
 
-/* 6 PF. libkvmi reads view at offset 18; the K7 kernel sends 0 there. */
+/* 6 PF. libkvmi reads view at offset 18; the K7 kernel sends 0 there.
+ * flags (offset 17) is padding1 for libkvmi and the kernel, which sent 0
+ * there; kvmi sets KVMI_EVENT_PF_FLAG_* bits in it (docs/protocol-notes.md). */
 struct kvmi_event_pf {
 	uint64_t gva;
 	uint64_t gpa;
 	uint8_t  access;
-	uint8_t  padding1;
+	uint8_t  flags;
 	uint16_t view;
 	uint32_t padding2;
 };
 KVMI_WIRE_SIZE(kvmi_event_pf, 24);
+KVMI_WIRE_OFF(kvmi_event_pf, flags, 17);
 KVMI_WIRE_OFF(kvmi_event_pf, view, 18);
+
+/*
+ * kvmi extension: the guest's own page walker, not an instruction, needs
+ * the page (it holds a guest page table).  Under nested paging (AMD NPT,
+ * Intel EPT) every walker access to a guest page table counts as a write,
+ * so access is KVMI_PAGE_ACCESS_W; a store by the guest never has the flag.
+ * The instruction that caused the walk has already run (KVM emulated it).
+ * RETRY enters the guest again (the walk faults again while the page lacks
+ * W); CONTINUE grants W on the page (the tool's protection of it ends).
+ */
+#define KVMI_EVENT_PF_FLAG_PAGE_WALK 0x1u
+
+/*
+ * kvmi extension, for CHECK_EVENT only (not an event id): 0 when a guest
+ * page walk through a write-protected page reaches the tool as a PF event
+ * with KVMI_EVENT_PF_FLAG_PAGE_WALK, or needs none (no nested paging);
+ * -KVM_EOPNOTSUPP when this host cannot report such walks, in which case
+ * SET_PAGE_ACCESS refuses to take W from a page-table page of a vCPU's
+ * current address space.  Servers without the extension answer -KVM_EINVAL.
+ */
+#define KVMI_X_EVENT_PF_PAGE_WALK 0x4b06u
 
 #define KVMI_PF_CTX_DATA_SIZE 256u
 

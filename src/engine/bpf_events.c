@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * CR, XSETBV and HYPERCALL events through BPF (see bpf_events.h and
- * ../bpf/kvmi_hooks.bpf.c).
+ * ../bpf/kvmi_hooks.bpf.c), and the page-walk hook's half of PF events for
+ * walks through write-protected pages (the gfn map; ptwalk.c raises them).
  *
  * The BPF program marks a vCPU's map entry and signals its thread from
  * inside KVM (kvm_set_cr0/3/4, __kvm_set_xcr, kvm:kvm_hypercall); KVM_RUN
@@ -58,6 +59,7 @@ static const struct hook_def {
 	{ KVMI_HOOK_CR4, "kvmi_cr4", "CR4", { "kvm_set_cr4" } },
 	{ KVMI_HOOK_XSETBV, "kvmi_xsetbv", "XSETBV", { "__kvm_set_xcr", "kvm_emulate_xsetbv" } },
 	{ KVMI_HOOK_HYPERCALL, "kvmi_hypercall", "HYPERCALL", { NULL } },
+	{ KVMI_HOOK_PTWALK, "kvmi_ptwalk", "PT-WALK", { "kvm_mmu_page_fault" } },
 };
 
 extern const unsigned char kvmi_hooks_bpf_obj[];
@@ -108,13 +110,38 @@ static int attach_hook(struct bpf_events *be, unsigned i)
 	return l ? 0 : err;
 }
 
+/* What the page-walk hook cost while it was attached, when the kernel
+ * keeps BPF statistics (sysctl kernel.bpf_stats_enabled=1). */
+static void ptwalk_stats(struct bpf_events *be)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+	uint64_t stops = 0;
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(be->progs[PTWALK_HOOK]), &info, &len) || !info.run_cnt)
+		return;
+	for (unsigned i = 0; i < be->e->cfg.max_vcpus; i++)
+		stops += __atomic_load_n(&be->shared[i].fired, __ATOMIC_SEQ_CST);
+	pr_info("introspection: page-walk hook detached: %llu runs so far, %llu ns each on average; %llu stops of "
+		"all hooks", (unsigned long long)info.run_cnt, (unsigned long long)(info.run_time_ns / info.run_cnt),
+		(unsigned long long)stops);
+}
+
+static void detach_hook(struct bpf_events *be, unsigned i)
+{
+	if (be->links[i]) {
+		if (i == PTWALK_HOOK)
+			ptwalk_stats(be);
+		bpf_link__destroy(be->links[i]);
+	}
+	be->links[i] = NULL;
+}
+
 static void detach_all(struct bpf_events *be)
 {
-	for (unsigned i = 0; i < NR_HOOKS; i++) {
-		if (be->links[i])
-			bpf_link__destroy(be->links[i]);
-		be->links[i] = NULL;
-	}
+	for (unsigned i = 0; i < NR_HOOKS; i++)
+		detach_hook(be, i);
 }
 
 void bpf_thread_init(void)
@@ -144,15 +171,15 @@ void bpf_unregister_thread(struct bpf_events *be, pid_t tid)
 
 static void unavailable(const char *why, const char *notes)
 {
-	pr_info("introspection: CR/XSETBV/HYPERCALL events unavailable: %s (%s); see docs/limitations.md",
-		why, notes);
+	pr_info("introspection: CR/XSETBV/HYPERCALL events and page-walk reports unavailable: %s (%s); "
+		"see docs/limitations.md", why, notes);
 }
 
 /* Opens and loads the embedded object, maps its tables, installs the
  * signal the programs send.  0, or -1 with the reason logged. */
 static int load_object(struct bpf_events *be, const char *notes)
 {
-	struct bpf_map *vmap, *tmap;
+	struct bpf_map *vmap, *tmap, *wmap;
 	struct sigaction sa;
 
 	libbpf_set_print(libbpf_quiet);
@@ -169,9 +196,11 @@ static int load_object(struct bpf_events *be, const char *notes)
 	}
 	vmap = bpf_object__find_map_by_name(be->obj, "kvmi_vcpus");
 	tmap = bpf_object__find_map_by_name(be->obj, "kvmi_threads");
-	if (!vmap || !tmap)
+	wmap = bpf_object__find_map_by_name(be->obj, "kvmi_wp_gfns");
+	if (!vmap || !tmap || !wmap)
 		return -1;
 	be->threads_fd = bpf_map__fd(tmap);
+	be->wp_fd = bpf_map__fd(wmap);
 	be->shared_len = (KVMI_BPF_MAX_VCPUS * sizeof(struct kvmi_bpf_vcpu) + 4095) & ~(size_t)4095;
 	be->shared = mmap(NULL, be->shared_len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(vmap), 0);
 	if (be->shared == MAP_FAILED) {
@@ -213,6 +242,7 @@ struct bpf_events *bpf_events_create(struct kvmi_engine *e)
 		return NULL;
 	be->e = e;
 	be->threads_fd = -1;
+	be->wp_fd = -1;
 	be->shared = MAP_FAILED;
 	kvmi_mutex_init(&be->lock, KVMI_RANK_BPF, "BPF events");
 	be->vcpus = calloc(e->cfg.max_vcpus, sizeof(*be->vcpus));
@@ -224,7 +254,8 @@ struct bpf_events *bpf_events_create(struct kvmi_engine *e)
 
 	/* Attach what attaches, run the scratch VM, keep what fired. */
 	for (unsigned i = 0; i < NR_HOOKS; i++)
-		if (be->progs[i] && attach_hook(be, i) == 0)
+		if (be->progs[i] && (i != PTWALK_HOOK || e->cfg.ptwalk == KVMI_PTWALK_AUTO) &&
+		    attach_hook(be, i) == 0)
 			n++;
 	if (!n) {
 		unavailable("no KVM hook could be attached (kprobes, kvm tracepoints)", notes);
@@ -242,8 +273,9 @@ struct bpf_events *bpf_events_create(struct kvmi_engine *e)
 		goto fail;
 	}
 	for (unsigned i = 0; i < NR_HOOKS; i++)
-		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %s", i ? ", " : "",
-				      hook_defs[i].name, (be->avail & hook_defs[i].bit) ? "yes" : "no");
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s %s", i ? ", " : "", hook_defs[i].name,
+				      (be->avail & hook_defs[i].bit) ? "yes" :
+				      i == PTWALK_HOOK && e->npt == KVMI_NPT_OFF ? "not needed" : "no");
 	pr_info("introspection: events through BPF on KVM hooks: %s (%s)", line, notes);
 	return be;
 
@@ -382,6 +414,91 @@ void bpf_events_session_end(struct bpf_events *be)
 	kvmi_mutex_unlock(&be->lock);
 }
 
+/* ---- page walks through write-protected pages (ptwalk.c) ------------ */
+
+bool bpf_events_ptwalk_available(struct bpf_events *be)
+{
+	return be && (be->avail & KVMI_HOOK_PTWALK);
+}
+
+void bpf_events_vcpu_start(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
+{
+	struct bpf_vcpu_state *s;
+
+	if (!be)
+		return;
+	s = &be->vcpus[vcpu->idx];
+	kvmi_mutex_lock(&be->lock);
+	if (!s->registered && vcpu->tid && bpf_register_thread(be, vcpu->idx, vcpu->tid) == 0)
+		s->registered = true;
+	kvmi_mutex_unlock(&be->lock);
+}
+
+/* One gfn in or out of kvmi_wp_gfns; 0 or -errno (the map is full). */
+static int wp_set(struct bpf_events *be, uint64_t gfn, bool protect)
+{
+	__u64 key = gfn;
+	__u32 one = 1;
+
+	if (!protect) {
+		if (bpf_map_delete_elem(be->wp_fd, &key) == 0)
+			be->wp_count--;
+		return 0;
+	}
+	if (bpf_map_update_elem(be->wp_fd, &key, &one, BPF_NOEXIST) == 0)
+		be->wp_count++;
+	else if (errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* The page-walk hook is attached while a page lacks W. */
+static int wp_hook(struct bpf_events *be)
+{
+	if (!be->wp_count) {
+		detach_hook(be, PTWALK_HOOK);
+		return 0;
+	}
+	return attach_hook(be, PTWALK_HOOK);
+}
+
+int bpf_events_wp_update(struct bpf_events *be, const struct pagetrack *pt, const struct pt_entry *pe, size_t n)
+{
+	int err = 0;
+
+	if (!bpf_events_ptwalk_available(be))
+		return 0;
+	kvmi_mutex_lock(&be->lock);
+	for (size_t i = 0; !err && i < n; i++)
+		err = wp_set(be, pe[i].gfn, !(pagetrack_get(pt, pe[i].gfn) & PT_W));
+	if (!err)
+		err = wp_hook(be);
+	kvmi_mutex_unlock(&be->lock);
+	if (err)
+		pr_err("introspection: the page-walk hook cannot follow the write-protected pages: %s", strerror(-err));
+	return err;
+}
+
+void bpf_events_wp_clear(struct bpf_events *be)
+{
+	__u64 key;
+
+	if (!bpf_events_ptwalk_available(be))
+		return;
+	kvmi_mutex_lock(&be->lock);
+	while (bpf_map_get_next_key(be->wp_fd, NULL, &key) == 0)
+		if (bpf_map_delete_elem(be->wp_fd, &key))
+			break;
+	be->wp_count = 0;
+	detach_hook(be, PTWALK_HOOK);
+	kvmi_mutex_unlock(&be->lock);
+}
+
+bool bpf_events_walk_pending(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
+{
+	return be && (__atomic_load_n(&be->shared[vcpu->idx].pending, __ATOMIC_SEQ_CST) & KVMI_HOOK_PTWALK);
+}
+
 /* ---- the vCPU side of a stop ---------------------------------------- */
 
 /* The CRs written since the last stop: one CR event per changed register,
@@ -465,6 +582,9 @@ void bpf_events_prerun(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
 		eng_raise(vcpu, KVMI_EVENT_XSETBV, NULL, NULL, 0, NULL, 0);
 	if (pending & KVMI_HOOK_HYPERCALL)
 		handle_hypercall(vcpu);
+	if (pending & KVMI_HOOK_PTWALK)
+		eng_ptwalk_event(vcpu, __atomic_load_n(&be->shared[vcpu->idx].walk_gpa, __ATOMIC_SEQ_CST),
+				 __atomic_load_n(&be->shared[vcpu->idx].walk_error, __ATOMIC_SEQ_CST));
 }
 
 #else /* !KVMI_HAVE_BPF: built without clang's BPF target or libbpf */
@@ -523,6 +643,39 @@ void bpf_events_prerun(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
 void bpf_events_session_end(struct bpf_events *be)
 {
 	(void)be;
+}
+
+bool bpf_events_ptwalk_available(struct bpf_events *be)
+{
+	(void)be;
+	return false;
+}
+
+void bpf_events_vcpu_start(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
+{
+	(void)be;
+	(void)vcpu;
+}
+
+int bpf_events_wp_update(struct bpf_events *be, const struct pagetrack *pt, const struct pt_entry *pe, size_t n)
+{
+	(void)be;
+	(void)pt;
+	(void)pe;
+	(void)n;
+	return 0;
+}
+
+void bpf_events_wp_clear(struct bpf_events *be)
+{
+	(void)be;
+}
+
+bool bpf_events_walk_pending(struct bpf_events *be, struct kvmi_engine_vcpu *vcpu)
+{
+	(void)be;
+	(void)vcpu;
+	return false;
 }
 
 #endif

@@ -20,7 +20,8 @@ struct bpf_program;
 struct bpf_link;
 struct kvmi_engine;
 
-#define NR_HOOKS 5
+#define NR_HOOKS 6
+#define PTWALK_HOOK 5                   /* hook_defs[] index of KVMI_HOOK_PTWALK */
 #define SELFTEST_TIMEOUT_MS 1000
 #define KVM_ENOSYS_RESULT ((uint64_t)-1000)   /* -KVM_ENOSYS, what KVM wrote into RAX */
 
@@ -40,6 +41,8 @@ struct bpf_events {
 	struct bpf_link *links[NR_HOOKS];
 	const char *target[NR_HOOKS];   /* the function that attached */
 	int threads_fd;
+	int wp_fd;                      /* kvmi_wp_gfns */
+	size_t wp_count;                /* gfns in it (under lock) */
 	struct kvmi_bpf_vcpu *shared;   /* mmap of kvmi_vcpus */
 	size_t shared_len;
 	unsigned avail;                 /* KVMI_HOOK_*: this host delivers them */
@@ -52,8 +55,9 @@ pid_t bpf_my_tid(void);
 int bpf_register_thread(struct bpf_events *be, unsigned idx, pid_t tid);
 void bpf_unregister_thread(struct bpf_events *be, pid_t tid);
 
-/* Runs the scratch VM with every hook enabled; the KVMI_HOOK_* bits that
- * fired, and *why when the VM could not run. */
+/* Runs the scratch VM with every hook enabled, then (if its hook is
+ * attached) a paged scratch VM whose page directory is write-protected;
+ * the KVMI_HOOK_* bits that fired, and *why when the VM could not run. */
 unsigned bpf_selftest(struct bpf_events *be, const char **why);
 /* What an administrator may want to know when hooks are missing. */
 void bpf_host_notes(char *buf, size_t len);

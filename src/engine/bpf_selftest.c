@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bpf_selftest.c - the start-up self-test of the BPF hooks: a scratch VM
- * with one vCPU writes CR0, CR4, CR3, XCR0 and makes the agent hypercall;
- * a hook counts as available only if it fired there.
+ * with one vCPU writes CR0, CR4, CR3, XCR0 and makes the agent hypercall,
+ * and a paged one walks a write-protected page directory; a hook counts as
+ * available only if it fired there.
  */
 #include "kvm_ioctl.h"
 #include "internal.h"
@@ -18,6 +19,8 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <bpf/bpf.h>
 
 #include "bpf_internal.h"
 #include "util.h"
@@ -191,6 +194,98 @@ static void scratch_run(struct scratch *sc)
 	}
 }
 
+/*
+ * The page-walk hook's test: a scratch VM in 32-bit paged mode whose page
+ * directory (gfn 3, one 4 MiB page at 0) lies in a read-only slot and is
+ * in kvmi_wp_gfns; the vCPU executes HLT at 0x1000.  Under nested paging
+ * the fetch's walk faults on gfn 3 and the hook fires; with shadow paging
+ * KVM walks in software and it does not (nothing to report there).
+ */
+#define WALK_PD_GFN 3ull
+
+static int walk_slot(int vmfd, uint32_t id, uint64_t gpa, uint64_t size, uint8_t *mem, bool ro)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = id, .flags = ro ? KVM_MEM_READONLY : 0, .guest_phys_addr = gpa,
+		.memory_size = size, .userspace_addr = (uintptr_t)(mem + gpa),
+	};
+
+	return kvm_ioctl(vmfd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -1 : 0;
+}
+
+static void flat_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
+{
+	memset(s, 0, sizeof(*s));
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->db = 1;
+	s->g = 1;
+}
+
+/* The paged scratch VM of the page-walk test.  0 or -1. */
+static int walk_scratch_create(const struct kvmi_engine_config *cfg, struct scratch *sc)
+{
+	uint64_t pd = WALK_PD_GFN << 12;
+	struct kvm_regs regs = { .rip = 0x1000, .rflags = 2 };
+	struct kvm_sregs sregs;
+
+	sc->vcpufd = -1;
+	sc->run = MAP_FAILED;
+	sc->mem = mmap(NULL, SCRATCH_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	sc->vmfd = kvm_ioctl(cfg->kvm_fd, KVM_CREATE_VM, 0);
+	sc->run_size = kvm_ioctl(cfg->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (sc->vmfd < 0 || sc->mem == MAP_FAILED || sc->run_size <= 0)
+		return -1;
+	kvm_ioctl(sc->vmfd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	((uint32_t *)(sc->mem + pd))[0] = 0x83;         /* P RW PS: 4 MiB at 0 */
+	sc->mem[0x1000] = 0xf4;                         /* hlt */
+	if (walk_slot(sc->vmfd, 0, 0, pd, sc->mem, false) || walk_slot(sc->vmfd, 1, pd, 0x1000, sc->mem, true) ||
+	    walk_slot(sc->vmfd, 2, pd + 0x1000, SCRATCH_MEM - pd - 0x1000, sc->mem, false))
+		return -1;
+	sc->vcpufd = kvm_ioctl(sc->vmfd, KVM_CREATE_VCPU, 0);
+	if (sc->vcpufd < 0 || kvm_ioctl(sc->vcpufd, KVM_GET_SREGS, &sregs) < 0)
+		return -1;
+	sc->run = mmap(NULL, (size_t)sc->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, sc->vcpufd, 0);
+	if (sc->run == MAP_FAILED)
+		return -1;
+	flat_seg(&sregs.cs, 8, 0xb);
+	flat_seg(&sregs.ds, 16, 0x3);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	sregs.cr3 = pd;
+	sregs.cr4 = 1u << 4;                            /* PSE */
+	sregs.cr0 = 0x80000011u;                        /* PG ET PE */
+	sregs.efer = 0;
+	if (kvm_ioctl(sc->vcpufd, KVM_SET_SREGS, &sregs) < 0)
+		return -1;
+	return kvm_ioctl(sc->vcpufd, KVM_SET_REGS, &regs) < 0 ? -1 : 0;
+}
+
+/* On the self-test thread, registered as vCPU 0: KVMI_HOOK_PTWALK if the
+ * hook fired at the page directory. */
+static unsigned walk_selftest(struct bpf_events *be)
+{
+	__u64 key = WALK_PD_GFN;
+	__u32 one = 1;
+	unsigned fired = 0;
+	struct scratch sc;
+
+	if (!be->links[PTWALK_HOOK])
+		return 0;
+	if (walk_scratch_create(&be->e->cfg, &sc) == 0 && bpf_map_update_elem(be->wp_fd, &key, &one, BPF_ANY) == 0) {
+		__atomic_store_n(&be->shared[0].pending, 0, __ATOMIC_SEQ_CST);
+		scratch_run(&sc);
+		fired = __atomic_exchange_n(&be->shared[0].pending, 0, __ATOMIC_SEQ_CST) & KVMI_HOOK_PTWALK;
+		if (fired && (be->shared[0].walk_gpa >> 12) != WALK_PD_GFN)
+			fired = 0;
+		bpf_map_delete_elem(be->wp_fd, &key);
+	}
+	scratch_destroy(&sc);
+	return fired;
+}
+
 struct selftest {
 	struct bpf_events *be;
 	unsigned fired;
@@ -226,7 +321,8 @@ static void *selftest_thread(void *arg)
 	st->why = NULL;
 	scratch_run(&sc);
 	__atomic_store_n(&be->shared[0].enabled, 0, __ATOMIC_SEQ_CST);
-	st->fired = __atomic_exchange_n(&be->shared[0].pending, 0, __ATOMIC_SEQ_CST);
+	st->fired = __atomic_exchange_n(&be->shared[0].pending, 0, __ATOMIC_SEQ_CST) & ~KVMI_HOOK_PTWALK;
+	st->fired |= walk_selftest(be);
 	be->shared[0].fired = 0;
 	bpf_unregister_thread(be, bpf_my_tid());
 out:

@@ -127,6 +127,8 @@ static int be_check_event(struct kvmi_backend *b, unsigned id)
 		return 0;
 	case KVMI_EVENT_BREAKPOINT:
 		return e->bp_path != KVMI_INT3_NONE ? 0 : -KVM_EOPNOTSUPP;
+	case KVMI_X_EVENT_PF_PAGE_WALK:
+		return e->ptwalk_ok ? 0 : -KVM_EOPNOTSUPP;
 	default:
 		/* Not deliverable on a stock KVM: see docs/limitations.md. */
 		return -KVM_EOPNOTSUPP;
@@ -254,6 +256,8 @@ static int be_set_page_access(struct kvmi_backend *b, uint16_t view, const struc
 	err = eng_set_page_access(E(b), pe, count);
 	free(pe);
 	if (err) {
+		if (err == -EOPNOTSUPP)
+			return -KVM_EOPNOTSUPP; /* page tables under nested paging (ptwalk.c) */
 		pr_err("introspection: SET_PAGE_ACCESS: %s", strerror(-err));
 		return err == -ENOMEM ? -KVM_ENOMEM : -KVM_EINVAL;
 	}

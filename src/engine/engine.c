@@ -51,6 +51,7 @@ static void probe_host(struct kvmi_engine *e)
 	e->exit_on_emulation_failure = check_cap(e, KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0 &&
 				       enable_cap(e, KVM_CAP_EXIT_ON_EMULATION_FAILURE, 1);
 	e->bp_path = e->have_singlestep ? kvmi_probe_int3(e->cfg.kvm_fd) : KVMI_INT3_NONE;
+	e->npt = kvmi_probe_nested_paging();
 	pr_info("introspection: MSR events %s, single-step %s%s, breakpoints through %s",
 		e->have_msr_filter ? "available" : "unavailable", e->have_singlestep ? "available" : "unavailable",
 		e->have_singlestep && !e->have_blockirq ? " (interrupts not blocked while stepping)" : "",
@@ -129,8 +130,10 @@ int kvmi_engine_create(const struct kvmi_engine_config *cfg, struct kvmi_engine 
 		pr_err("introspection: cannot create the server: %s", strerror(-err));
 		goto err;
 	}
-	if (cfg->kvm_fd >= 0)
+	if (cfg->kvm_fd >= 0) {
 		e->bpf = bpf_events_create(e);
+		eng_ptwalk_init(e);
+	}
 	*out = e;
 	return 0;
 

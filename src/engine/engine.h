@@ -150,6 +150,15 @@ struct kvmi_engine_config {
 	/* Hold every vCPU before its first instruction until a tool has
 	 * enabled CREATE_VCPU (each vCPU then raises it) or has come and gone. */
 	bool wait_for_tool;
+	/* Guest page walks through write-protected pages (docs/limitations.md):
+	 * the BPF hook where the host allows it, else SET_PAGE_ACCESS refuses
+	 * to take W from a page table in use.  The other modes are for tests
+	 * and diagnosis (the frontend's KVMI_PTWALK environment variable). */
+	enum kvmi_ptwalk_mode {
+		KVMI_PTWALK_AUTO,       /* the hook if it works, else the refusal */
+		KVMI_PTWALK_NO_HOOK,    /* as if the hook could not be attached */
+		KVMI_PTWALK_UNGUARDED,  /* neither: the guest stalls (issue #14) */
+	} ptwalk;
 };
 
 /* A RAM region as the frontend sees it. */

@@ -14,9 +14,10 @@
  *   msr.c       MSR events, the merged MSR filter
  *   debug.c     single-step, breakpoints, the merged guest-debug state
  *   bpf_events.c CR/XSETBV/HYPERCALL through BPF (bpf_selftest.c: start-up test)
+ *   ptwalk.c    guest page walks through write-protected pages (nested paging)
  *   regs.c      vCPU state in wire form through KVM ioctls
  *   commands.c  the server's backend ops
- *   probe.c     start-up probe of the int3 path
+ *   probe.c     start-up probes: the int3 path, nested paging
  */
 #ifndef KVMI_ENGINE_INTERNAL_H
 #define KVMI_ENGINE_INTERNAL_H
@@ -134,6 +135,11 @@ struct kvmi_engine {
 	bool exit_on_emulation_failure;
 	enum kvmi_int3_path bp_path;
 	struct bpf_events *bpf;
+	enum kvmi_nested_paging npt;
+	/* Guest page walks through write-protected pages (ptwalk.c): they
+	 * reach the tool, or cannot happen (no nested paging); else the guard
+	 * refuses to write-protect page tables in use. */
+	bool ptwalk_ok, ptwalk_guard;
 
 	/* Page restrictions (view 0), the regions and their layouts. */
 	struct kvmi_rwlock pt_lock;
@@ -202,7 +208,12 @@ int eng_read_phys(struct kvmi_engine *e, uint64_t gpa, void *buf, size_t len);
 int eng_write_phys(struct kvmi_engine *e, uint64_t gpa, const void *buf, size_t len);
 /* pt_lock held for writing, vCPUs held: make the slots follow the tracker. */
 int eng_apply_tracking(struct kvmi_engine *e, unsigned *removed, unsigned *added);
+/* -EOPNOTSUPP: refused by eng_ptwalk_guard(). */
 int eng_set_page_access(struct kvmi_engine *e, const struct pt_entry *pe, size_t n);
+/* [vcpu] The page gets W besides its rights (a page walk needs it). */
+int eng_grant_w(struct kvmi_engine *e, uint64_t gfn);
+/* pt_lock held: the host address of RAM [gpa, gpa + len), else NULL. */
+void *eng_gpa_to_hva_locked(struct kvmi_engine *e, uint64_t gpa, uint64_t len);
 int eng_map_memory(struct kvmi_engine *e, const struct kvmi_map_mem_token *token, uint64_t gpa, uint64_t len,
 		   bool readonly, int *fd, uint64_t *offset);
 int eng_query_physical(struct kvmi_engine *e, uint64_t gfn, struct kvmi_query_physical_reply *r);
@@ -237,6 +248,16 @@ int eng_update_guest_debug(struct kvmi_engine_vcpu *v);
 int eng_control_singlestep(struct kvmi_engine_vcpu *v, bool enable);
 int eng_control_breakpoints(struct kvmi_engine_vcpu *v, bool enable);
 void eng_debug_prerun(struct kvmi_engine_vcpu *v);
+
+/* ptwalk.c: guest page walks through write-protected pages. */
+/* [vcpu] The page-walk hook stopped the vCPU: the PF event, then W for
+ * the page unless the tool answered RETRY or CRASH. */
+void eng_ptwalk_event(struct kvmi_engine_vcpu *v, uint64_t gpa, uint64_t error_code);
+/* pt_lock held for writing, vCPUs held: where walks cannot be reported,
+ * -EOPNOTSUPP if pe takes W from a page table of a vCPU's address space. */
+int eng_ptwalk_guard(struct kvmi_engine *e, const struct pt_entry *pe, size_t n);
+/* At creation, after the BPF probe: what the host offers, logged. */
+void eng_ptwalk_init(struct kvmi_engine *e);
 
 /* engine.c: the server's session_start / session_end ops. */
 void eng_session_start(struct kvmi_backend *b);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bpf_events.h"
 #include "util.h"
 
 /* ---- finding RAM ---------------------------------------------------- */
@@ -44,6 +45,13 @@ static struct ram_region *region_at(struct kvmi_engine *e, uint64_t gpa)
 
 /* Regions change on the frontend's threads (QEMU remaps while the tool
  * reads): lookups take pt_lock for reading. */
+void *eng_gpa_to_hva_locked(struct kvmi_engine *e, uint64_t gpa, uint64_t len)
+{
+	struct ram_region *r = region_of(e, gpa, len);
+
+	return r ? (uint8_t *)r->r.hva + (gpa - r->r.gpa) : NULL;
+}
+
 void *eng_gpa_to_hva(struct kvmi_engine *e, uint64_t gpa, uint64_t len, uint32_t *flags)
 {
 	struct ram_region *r;
@@ -318,24 +326,71 @@ int eng_apply_tracking(struct kvmi_engine *e, unsigned *removed, unsigned *added
 	return err;
 }
 
-int eng_set_page_access(struct kvmi_engine *e, const struct pt_entry *pe, size_t n)
+/* The tracker takes pe, the page-walk hook's gfn map follows it (or the
+ * tracker goes back as it was).  pt_lock held for writing. */
+static int track(struct kvmi_engine *e, const struct pt_entry *pe, size_t n)
 {
-	unsigned removed = 0, added = 0, slots;
+	struct pt_entry *old = malloc((n ? n : 1) * sizeof(*old));
 	int err;
 
-	kvmi_engine_hold(e);
-	kvmi_rwlock_wrlock(&e->pt_lock);
+	if (!old)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		old[i] = (struct pt_entry){ pe[i].gfn, pagetrack_get(&e->pt, pe[i].gfn) };
 	err = pagetrack_update(&e->pt, pe, n);
+	if (!err && bpf_events_wp_update(e->bpf, &e->pt, pe, n)) {
+		err = -ENOMEM;
+		if (pagetrack_update(&e->pt, old, n) == 0)
+			bpf_events_wp_update(e->bpf, &e->pt, old, n);
+	}
+	free(old);
+	return err;
+}
+
+/* pt_lock held for writing, vCPUs held. */
+static int set_access_locked(struct kvmi_engine *e, const struct pt_entry *pe, size_t n)
+{
+	unsigned removed = 0, added = 0;
+	int err = eng_ptwalk_guard(e, pe, n);
+
+	if (!err)
+		err = track(e, pe, n);
 	if (!err) {
 		eng_step_superseded(e, pe, n);
 		err = eng_apply_tracking(e, &removed, &added);
 	}
-	slots = slots_in_use(e);
-	kvmi_rwlock_unlock(&e->pt_lock);
-	kvmi_engine_release(e);
 	if (!err)
 		pr_debug("introspection: SET_PAGE_ACCESS %zu entries: %u slots removed, %u added, %zu tracked pages, "
-			 "memslots in use %u", n, removed, added, e->pt.n, slots);
+			 "memslots in use %u", n, removed, added, e->pt.n, slots_in_use(e));
+	return err;
+}
+
+int eng_set_page_access(struct kvmi_engine *e, const struct pt_entry *pe, size_t n)
+{
+	int err;
+
+	kvmi_engine_hold(e);
+	kvmi_rwlock_wrlock(&e->pt_lock);
+	err = set_access_locked(e, pe, n);
+	kvmi_rwlock_unlock(&e->pt_lock);
+	kvmi_engine_release(e);
+	return err;
+}
+
+int eng_grant_w(struct kvmi_engine *e, uint64_t gfn)
+{
+	struct pt_entry pe = { gfn, 0 };
+	int err = 0;
+
+	kvmi_engine_hold(e);
+	kvmi_rwlock_wrlock(&e->pt_lock);
+	pe.access = pagetrack_get(&e->pt, gfn);
+	if (!(pe.access & PT_W)) {
+		pe.access |= PT_W;
+		err = set_access_locked(e, &pe, 1);
+	}
+	kvmi_rwlock_unlock(&e->pt_lock);
+	kvmi_engine_release(e);
 	return err;
 }
 
@@ -347,6 +402,7 @@ void eng_memory_session_end(struct kvmi_engine *e)
 	eng_step_superseded(e, NULL, 0);
 	if (e->pt.n) {
 		pagetrack_clear(&e->pt);
+		bpf_events_wp_clear(e->bpf);
 		if (eng_apply_tracking(e, NULL, NULL))
 			pr_err("introspection: cannot restore the guest's memory slots");
 	}

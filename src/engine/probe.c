@@ -9,6 +9,10 @@
  * the exception straight to the guest.  A throw-away VM with one vCPU in
  * 64-bit ring 0 executes one int3 and the exit tells which path exists, so
  * CHECK_EVENT(BREAKPOINT) answers truthfully.
+ *
+ * Also whether the host uses nested paging (kvm_amd npt, kvm_intel ept):
+ * then a guest page table cannot be walked from a read-only memslot
+ * (ptwalk.c).
  */
 #include "kvm_ioctl.h"
 #include "probe.h"
@@ -140,5 +144,42 @@ const char *kvmi_int3_path_name(enum kvmi_int3_path path)
 		return "emulation failures (ring 0 only)";
 	default:
 		return "unavailable (int3 goes to the guest)";
+	}
+}
+
+/* A kvm module parameter: 1 (Y, 1...), 0 (N, 0), -1 (absent). */
+static int module_param(const char *path)
+{
+	char buf[8] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	return buf[0] == 'Y' || buf[0] == 'y' || (buf[0] >= '1' && buf[0] <= '9');
+}
+
+enum kvmi_nested_paging kvmi_probe_nested_paging(void)
+{
+	int np = module_param("/sys/module/kvm_amd/parameters/npt");
+
+	if (np < 0)
+		np = module_param("/sys/module/kvm_intel/parameters/ept");
+	return np < 0 ? KVMI_NPT_UNKNOWN : np ? KVMI_NPT_ON : KVMI_NPT_OFF;
+}
+
+const char *kvmi_nested_paging_name(enum kvmi_nested_paging np)
+{
+	switch (np) {
+	case KVMI_NPT_OFF:
+		return "off";
+	case KVMI_NPT_ON:
+		return "on";
+	default:
+		return "unknown (neither kvm_amd nor kvm_intel)";
 	}
 }

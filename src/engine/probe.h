@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Start-up probes of what this host's KVM delivers to userspace. */
+/* Start-up probes of what this host's KVM delivers to userspace, and how
+ * it maps guest memory (nested paging or not). */
 #ifndef KVMI_VM_INTROSPECT_PROBE_H
 #define KVMI_VM_INTROSPECT_PROBE_H
 
@@ -12,5 +13,12 @@ enum kvmi_int3_path {
 /* Runs one int3 in a throw-away VM on kvm_fd (/dev/kvm). */
 enum kvmi_int3_path kvmi_probe_int3(int kvm_fd);
 const char *kvmi_int3_path_name(enum kvmi_int3_path path);
+
+/* Does the guest's page walker go through nested page tables?  Read from
+ * kvm_amd's npt / kvm_intel's ept parameter; other KVMs (kvm_pvm) are
+ * taken as UNKNOWN, which the engine treats like ON. */
+enum kvmi_nested_paging { KVMI_NPT_OFF, KVMI_NPT_ON, KVMI_NPT_UNKNOWN };
+enum kvmi_nested_paging kvmi_probe_nested_paging(void);
+const char *kvmi_nested_paging_name(enum kvmi_nested_paging np);
 
 #endif

@@ -243,6 +243,11 @@ static enum kvmi_exit_owner dispatch_exit(struct kvmi_engine_vcpu *v, int ret, i
 	case KVM_EXIT_MMIO:
 		return eng_pf_exit(v);
 	case KVM_EXIT_INTERNAL_ERROR:
+		/* KVM failed to emulate the instruction whose page walk the
+		 * page-walk hook reported: the walk event comes first, and
+		 * the instruction runs again after it (ptwalk.c). */
+		if (bpf_events_walk_pending(v->e->bpf, v))
+			return KVMI_EXIT_ENGINE;
 		if (v->run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION)
 			return KVMI_EXIT_FRONTEND;
 		return eng_emulation_failure(v);
@@ -287,6 +292,7 @@ enum kvmi_run_action kvmi_engine_pre_run(struct kvmi_engine_vcpu *v)
 	if (!v->tid) {
 		v->tid = (pid_t)syscall(SYS_gettid);
 		bpf_thread_init();
+		bpf_events_vcpu_start(e->bpf, v);
 	}
 	v->yielded = false;
 	if (v->suspended_exit) {

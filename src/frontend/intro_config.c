@@ -169,6 +169,28 @@ static int load_key(const char *path, struct kvmi_engine_config *cfg)
 	return 0;
 }
 
+/* KVMI_PTWALK=off|unguarded: a test or diagnosis knob, not an option
+ * (docs/limitations.md, "Page tables under nested paging"). */
+static int ptwalk_mode(struct kvmi_engine_config *cfg)
+{
+	const char *env = getenv("KVMI_PTWALK");
+
+	cfg->ptwalk = KVMI_PTWALK_AUTO;
+	if (!env || !*env || !strcmp(env, "auto"))
+		return 0;
+	if (!strcmp(env, "off")) {
+		cfg->ptwalk = KVMI_PTWALK_NO_HOOK;
+	} else if (!strcmp(env, "unguarded")) {
+		cfg->ptwalk = KVMI_PTWALK_UNGUARDED;
+	} else {
+		pr_err("KVMI_PTWALK=%s: expected auto, off or unguarded", env);
+		return -EINVAL;
+	}
+	pr_warn("introspection: KVMI_PTWALK=%s: page walks through write-protected pages are not reported%s",
+		env, cfg->ptwalk == KVMI_PTWALK_UNGUARDED ? " and protecting page tables is not refused" : "");
+	return 0;
+}
+
 int intro_config_build(const struct intro_options *o, const char *default_name, struct kvmi_engine_config *cfg)
 {
 	int err;
@@ -193,7 +215,7 @@ int intro_config_build(const struct intro_options *o, const char *default_name, 
 	cfg->handshake_timeout_ms = o->handshake_timeout_ms;
 	cfg->unhook_timeout_ms = o->unhook_timeout_ms;
 	cfg->wait_for_tool = o->wait_for_tool;
-	return 0;
+	return ptwalk_mode(cfg);
 }
 
 void intro_config_release(struct kvmi_engine_config *cfg)

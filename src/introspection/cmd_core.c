@@ -43,13 +43,30 @@ int ks_h_check_command(struct kvmi_cmd *cmd)
 	return ks_reply(srv, &cmd->rctx, err, NULL, 0);
 }
 
+/* The extension KVMI_X_EVENT_PF_PAGE_WALK: a property of PF events. */
+static int check_pf_page_walk(struct kvmi_server *srv)
+{
+	int err;
+
+	if (!kvmi_policy_event_allowed(&srv->policy, KVMI_EVENT_PF))
+		return -KVM_EPERM;
+	err = ks_event_supported(srv, KVMI_EVENT_PF);
+	if (!err)
+		err = srv->ops->check_event ?
+			kvmi_srv_errno_to_wire(srv->ops->check_event(srv->b, KVMI_X_EVENT_PF_PAGE_WALK)) :
+			-KVM_EOPNOTSUPP;
+	return err;
+}
+
 int ks_h_check_event(struct kvmi_cmd *cmd)
 {
 	const struct kvmi_check_event *req = cmd->req;
 	struct kvmi_server *srv = cmd->srv;
 	int err;
 
-	if (req->id >= KVMI_NUM_EVENTS)
+	if (req->id == KVMI_X_EVENT_PF_PAGE_WALK)
+		err = check_pf_page_walk(srv);
+	else if (req->id >= KVMI_NUM_EVENTS)
 		err = -KVM_EINVAL;
 	else if (!kvmi_policy_event_allowed(&srv->policy, req->id))
 		err = -KVM_EPERM;

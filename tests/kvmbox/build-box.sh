@@ -48,6 +48,9 @@
 #                    passes "--vsock --tap --minutes N" to kvmi-soak-static)
 #   KVMI_BOX_NPT0_LINUX=1  (mode tests) boot the Linux guest once more in the
 #                    npt=0 pass, without introspection (measures npt=0's cost)
+#   KVMI_BOX_ENV     VAR=VALUE words exported in the box before its tests
+#                    (e.g. KVMI_PTWALK=unguarded for test_linux_ptwalk's
+#                    negative control)
 #
 # Extension point for the demo: a file named demo-hook.sh given as FILE...
 # lands in /kvmi/extra and is sourced by the box's /init right before the demo
@@ -78,6 +81,7 @@ VM_EXTRA_ARGS=${KVMI_VM_EXTRA_ARGS:-}
 PROBE_CMD=${KVMI_BOX_PROBE_CMD:-}
 NPT0_LINUX=${KVMI_BOX_NPT0_LINUX:-0}
 TAP_PROG_ARGS=${KVMI_BOX_TAP_ARGS:-}
+BOX_ENV=${KVMI_BOX_ENV:-}
 BUSYBOX=${KVMI_BUSYBOX:-/bin/busybox}
 # insmod order inside the box: KVM, then vsock over the loopback transport
 # (the introspection tests run their vsock transport there).
@@ -339,6 +343,7 @@ build_box_initrd() {
 		echo "PROBE_CMD=$(q "$PROBE_CMD")"
 		echo "NPT0_LINUX=$(q "$NPT0_LINUX")"
 		echo "TAP_PROG_ARGS=$(q "$TAP_PROG_ARGS")"
+		echo "BOX_ENV=$(q "$BOX_ENV")"
 	} >"$BOX/kvmi/box.conf"
 	cp "$HERE/box-init.sh" "$BOX/init"
 	[ -z "$DISTRO" ] || cp "$HERE/box-distro.sh" "$BOX/kvmi/box-distro.sh"

@@ -381,6 +381,15 @@ static void test_unknown_ids(void)
 		tap_ok(h_call(&h, ids[i], junk, sizeof(junk), NULL, 0, NULL, NULL) == -KVM_ENOSYS,
 		       "unknown id %u (40-byte payload consumed) -> -KVM_ENOSYS", ids[i]);
 	tap_ok(h_sync(&h), "unknown ids keep the stream in sync");
+	/* The extension id of CHECK_EVENT is a property of PF, no event. */
+	tap_ok(h_call(&h, KVMI_CHECK_EVENT, &(struct kvmi_check_event){ .id = KVMI_X_EVENT_PF_PAGE_WALK }, 8, NULL, 0,
+		      NULL, NULL) == 0, "CHECK_EVENT(KVMI_X_EVENT_PF_PAGE_WALK) -> the backend's answer (0)");
+	fake.check_pf_walk_err = -KVM_EOPNOTSUPP;
+	tap_ok(h_call(&h, KVMI_CHECK_EVENT, &(struct kvmi_check_event){ .id = KVMI_X_EVENT_PF_PAGE_WALK }, 8, NULL, 0,
+		      NULL, NULL) == -KVM_EOPNOTSUPP, "CHECK_EVENT(KVMI_X_EVENT_PF_PAGE_WALK) -> -KVM_EOPNOTSUPP when "
+	       "the backend cannot report page walks");
+	tap_ok(h_call(&h, KVMI_CHECK_EVENT, &(struct kvmi_check_event){ .id = KVMI_X_EVENT_PF_PAGE_WALK + 1 }, 8, NULL,
+		      0, NULL, NULL) == -KVM_EINVAL, "CHECK_EVENT(0x4b07) -> -KVM_EINVAL");
 	h_stop(&h);
 	fake_destroy(&fake);
 }
@@ -434,6 +443,9 @@ static void test_policy_denials(void)
 	       "policy: CHECK_COMMAND(CHECK_EVENT) -> 0 (always allowed)");
 	tap_ok(h_call(&h, KVMI_CHECK_EVENT, &chk, sizeof(chk), NULL, 0, NULL, NULL) == -KVM_EPERM,
 	       "policy: CHECK_EVENT(PF) -> -KVM_EPERM");
+	chk.id = KVMI_X_EVENT_PF_PAGE_WALK;
+	tap_ok(h_call(&h, KVMI_CHECK_EVENT, &chk, sizeof(chk), NULL, 0, NULL, NULL) == -KVM_EPERM,
+	       "policy: CHECK_EVENT(KVMI_X_EVENT_PF_PAGE_WALK) follows PF -> -KVM_EPERM");
 	tap_ok(h_vcpu_call(&h, KVMI_GET_REGISTERS, 0, regs_req, sizeof(regs_req), NULL, NULL) == -KVM_EPERM,
 	       "policy: GET_REGISTERS -> -KVM_EPERM");
 	tap_ok(!fake_find(&fake, FOP_GET_REGISTERS, NULL), "policy: backend not asked");

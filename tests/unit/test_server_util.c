@@ -164,6 +164,8 @@ static int f_check_command(struct kvmi_backend *b, unsigned id)
 
 static int f_check_event(struct kvmi_backend *b, unsigned id)
 {
+	if (id == KVMI_X_EVENT_PF_PAGE_WALK)
+		return b->check_pf_walk_err;
 	return id < KVMI_NUM_EVENTS ? b->check_event_err[id] : 0;
 }
 

@@ -64,6 +64,7 @@ struct kvmi_backend {
 	struct kvmi_event_arch arch;
 	int check_command_err[KVMI_NUM_MESSAGES];
 	int check_event_err[KVMI_NUM_EVENTS];
+	int check_pf_walk_err;          /* CHECK_EVENT(KVMI_X_EVENT_PF_PAGE_WALK) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

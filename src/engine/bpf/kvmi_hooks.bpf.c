@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * kvmi_hooks.bpf.c - the host-kernel half of CR, XSETBV and HYPERCALL
- * events on stock KVM (issue #6, docs/limitations.md).
+ * events on stock KVM (issue #6, docs/limitations.md), and of PF events
+ * for guest page walks through write-protected pages (issue #14).
  *
  * Attached to KVM's own functions and tracepoints by kvmi-vm.  When one of
  * them runs on a thread of this VM's vCPUs and the tool enabled that event
@@ -34,6 +35,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct kvmi_bpf_vcpu);
 } kvmi_vcpus SEC(".maps");
+
+/* The gfns whose rights lack W, kept in sync with the page tracker. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KVMI_BPF_MAX_WP_GFNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);             /* gfn */
+	__type(value, __u32);           /* unused */
+} kvmi_wp_gfns SEC(".maps");
 
 static __always_inline int stop(__u32 hook)
 {
@@ -98,4 +108,40 @@ int kvmi_hypercall(struct kvm_hypercall_record *rec)
 	if ((__u32)rec->nr != KVMI_AGENT_HYPERCALL)
 		return 0;
 	return stop(KVMI_HOOK_HYPERCALL);
+}
+
+/* The x86-64 struct pt_regs (arch/x86/include/asm/ptrace.h): a kprobe's
+ * context; the first three arguments are in di, si, dx. */
+struct kvmi_pt_regs {
+	__u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+	__u64 ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+
+/* kvm_mmu_page_fault(vcpu, cr2_or_gpa, error_code, insn, insn_len): under
+ * nested paging the guest's walk through a guest page table in a read-only
+ * memslot faults here, with PFERR_GUEST_PAGE and W, and KVM emulates the
+ * instruction itself without an exit.  Stop the vCPU thread when the page
+ * is one of this VM's write-protected ones; everything else passes. */
+SEC("kprobe")
+int kvmi_ptwalk(struct kvmi_pt_regs *ctx)
+{
+	__u64 gpa = ctx->si, err = ctx->dx, gfn = gpa >> 12;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct kvmi_bpf_vcpu *v;
+	__u32 *idx;
+
+	if ((err & (KVMI_PFERR_GUEST_PAGE | KVMI_PFERR_WRITE)) != (KVMI_PFERR_GUEST_PAGE | KVMI_PFERR_WRITE))
+		return 0;
+	idx = bpf_map_lookup_elem(&kvmi_threads, &tid);
+	if (!idx || !bpf_map_lookup_elem(&kvmi_wp_gfns, &gfn))
+		return 0;
+	v = bpf_map_lookup_elem(&kvmi_vcpus, idx);
+	if (!v)
+		return 0;
+	v->walk_gpa = gpa;
+	v->walk_error = err;
+	__sync_fetch_and_or(&v->pending, KVMI_HOOK_PTWALK);
+	__sync_fetch_and_add(&v->fired, 1);
+	bpf_send_signal_thread(KVMI_BPF_SIGNAL);
+	return 0;
 }
