@@ -7,9 +7,17 @@ set -eu
 # build works without them, refusing those events); libelf-dev, zlib1g-dev
 # and libzstd-dev give the static libelf.a/libz.a/libzstd.a that libbpf.a
 # needs in the static kvmi-vm of the real-KVM box.
+# dwarves (pahole): the independent check of tests/libvmi/btf-offsets.
+# cmake ... bison: what tests/libvmi/build-libvmi.sh needs to build libkvmi
+# (autoconf automake libtool; uuid-dev: its configure requires uuid/uuid.h)
+# and LibVMI (cmake; glib-2.0 and zlib are required; json-c and libvirt for
+# its KVM driver; flex and bison for its config file parser; vmifs, the only
+# user of libfuse, is left out).
 PKGS="meson ninja-build gcc libc6-dev pkg-config python3 libssl-dev
       qemu-system-x86 busybox-static cpio gzip xz-utils zstd
-      clang libbpf-dev libelf-dev zlib1g-dev libzstd-dev"
+      clang libbpf-dev libelf-dev zlib1g-dev libzstd-dev dwarves
+      cmake autoconf automake libtool uuid-dev libglib2.0-dev libjson-c-dev
+      libvirt-dev flex bison"
 case "${1:-}" in
 --bench) PKGS="$PKGS gnuplot-nox" ;;
 --fuzz)  PKGS="$PKGS clang libclang-rt-14-dev" ;;
