@@ -173,6 +173,9 @@ run_tap_programs() {
 		n=${p##*/}
 		case "$n" in
 		test_linux_cr3*) continue ;;   # npt=0 only (run_npt0_tests)
+		test_linux_ptwalk*)            # the Linux guest, nested paging on
+			run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/linux
+			continue ;;
 		esac
 		# shellcheck disable=SC2086   # TAP_PROG_ARGS is a list of words
 		run_tap "${n%-static}" "$p" /kvmi/bin/kvmi-vm /kvmi/guests $TAP_PROG_ARGS
@@ -410,6 +413,11 @@ run_demo() {
 # ------------------------------------------------------------ main
 # shellcheck disable=SC1091     # the distro box's part (build-box.sh --distro)
 [ -f /kvmi/box-distro.sh ] && . /kvmi/box-distro.sh
+if [ -n "$BOX_ENV" ]; then
+	comment "box: environment $BOX_ENV"
+	# shellcheck disable=SC2086   # BOX_ENV is a list of VAR=VALUE words
+	export $BOX_ENV
+fi
 if setup_kvm; then
 	case "$MODE" in
 	probe) run_probe ;;
