@@ -1,6 +1,7 @@
 #!/bin/sh
 # run-demo.sh — boots a real Linux guest under kvmi-vm and shows its console;
-# first, a vetoed MSR write on a test guest under kvmi-vm and under stock QEMU.
+# first, a vetoed MSR write on a test guest under kvmi-vm and under stock QEMU;
+# last, the Linux guest under stock QEMU with our library in the distro box.
 #
 # `make demo` runs this after building.  The guest is the current Debian
 # kernel package (linux-image-amd64's dependency, fetched with apt-get
@@ -285,6 +286,35 @@ esac
 if [ "$where" = auto ]; then
 	if hardware_kvm; then where=direct; else where=box; fi
 fi
+# The Linux guest under Debian's stock QEMU with libkvmi-qemu.so, in the
+# distro box (the real-KVM box with a Debian userland on its disk:
+# tests/kvmbox/build-distro.sh, cached): the same checks as under kvmi-vm,
+# with 2 vCPUs (run-box.sh --mode qemu, the Meson test kvmbox-qemu).  Its
+# results become "[check]" lines; a few of the tool's lines are shown.
+QEMU_BOX_FAILED=0
+run_qemu_box_demo() {
+	say "next: the same Linux guest with 2 vCPUs under Debian's stock QEMU + libkvmi-qemu.so, inside the"
+	say "distro box (the box with a Debian userland on its disk; built with mmdebstrap and cached)"
+	"$ROOT/tests/kvmbox/run-box.sh" --mode qemu --outdir "$OUT/box-qemu" \
+		--vm "$BUILD/kvmi-vm-static" "$BUILD/kvmi-static" "$BUILD/kvmi-qemu" \
+		"$BUILD/libkvmi-qemu.so" 2>&1 | while IFS= read -r l; do
+		case "$l" in
+		"ok "*) echo "[check] OK: ${l#ok * - }" ;;
+		"not ok "*) echo "[check] FAILED: ${l#not ok * - }" ;;
+		"1..0 # SKIP"*) say "distro box skipped: ${l#1..0 # SKIP }" ;;
+		"# kvmi| gva "*|"# kvmi| paused"*|"# kvmi| vcpu "*|"# kvmi| rip "*)
+			echo "[kvmi] ${l#\# kvmi| }" ;;
+		"# linux| kvmi-qemu: "*|"# linux| cpus-ran:"*|"# linux| vcpus:"*|"# linux| KVMI-LINUX"*)
+			echo "[qemu] ${l#\# linux| }" ;;
+		"# kvmbox: "*) say "distro box: ${l#\# kvmbox: }" ;;
+		esac
+	done | tee "$OUT/qemu-box.log"
+	grep -q '^\[check\] FAILED' "$OUT/qemu-box.log" && QEMU_BOX_FAILED=1
+	grep -q '^\[check\] OK' "$OUT/qemu-box.log" || grep -q 'distro box skipped' "$OUT/qemu-box.log" ||
+		QEMU_BOX_FAILED=1
+	return 0
+}
+
 mkdir -p "$OUT"
 VETO_FAILED=0
 run_veto_demo kvmi-vm
@@ -298,7 +328,8 @@ if [ "$where" = direct ]; then
 	fi
 	rc=0
 	run_direct || rc=$?
-	[ "$VETO_FAILED" = 0 ] || rc=1
+	run_qemu_box_demo
+	[ "$VETO_FAILED" = 0 ] && [ "$QEMU_BOX_FAILED" = 0 ] || rc=1
 	exit "$rc"
 else
 	if hardware_kvm; then
@@ -312,6 +343,7 @@ else
 		say "a check of the introspection failed (see the [check] lines above)"
 		rc=1
 	fi
-	[ "$VETO_FAILED" = 0 ] || rc=1
+	run_qemu_box_demo
+	[ "$VETO_FAILED" = 0 ] && [ "$QEMU_BOX_FAILED" = 0 ] || rc=1
 	exit "$rc"
 fi

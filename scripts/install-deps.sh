@@ -7,6 +7,8 @@ set -eu
 # build works without them, refusing those events); libelf-dev, zlib1g-dev
 # and libzstd-dev give the static libelf.a/libz.a/libzstd.a that libbpf.a
 # needs in the static kvmi-vm of the real-KVM box.
+# mmdebstrap + e2fsprogs: the distro box's Debian root file system
+# (tests/kvmbox/build-distro.sh).
 # dwarves (pahole): the independent check of tests/libvmi/btf-offsets.
 # cmake ... bison: what tests/libvmi/build-libvmi.sh needs to build libkvmi
 # (autoconf automake libtool; uuid-dev: its configure requires uuid/uuid.h)
@@ -17,7 +19,7 @@ PKGS="meson ninja-build gcc libc6-dev pkg-config python3 libssl-dev
       qemu-system-x86 busybox-static cpio gzip xz-utils zstd
       clang libbpf-dev libelf-dev zlib1g-dev libzstd-dev dwarves
       cmake autoconf automake libtool uuid-dev libglib2.0-dev libjson-c-dev
-      libvirt-dev flex bison"
+      libvirt-dev flex bison mmdebstrap e2fsprogs"
 case "${1:-}" in
 --bench) PKGS="$PKGS gnuplot-nox" ;;
 --fuzz)  PKGS="$PKGS clang libclang-rt-14-dev" ;;
