@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Logging, number parsing and file helpers. */
 #include "util.h"
+#include "kvm_ioctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <linux/kvm.h>
 #include <unistd.h>
 
 int vmm_log_level = LOG_INFO;
@@ -151,4 +154,22 @@ int thread_start_blocked(pthread_t *t, void *(*fn)(void *), void *arg)
 	err = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return -err;
+}
+
+struct kvm_cpuid2 *kvm_supported_cpuid(int kvm_fd)
+{
+	for (unsigned nent = 128; nent <= 4096; nent *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
+
+		if (!c)
+			return NULL;
+		c->nent = nent;
+		if (kvm_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		free(c);
+		if (errno != E2BIG)
+			return NULL;
+	}
+	errno = E2BIG;
+	return NULL;
 }

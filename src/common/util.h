@@ -46,4 +46,9 @@ int thread_start_blocked(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Reads a whole file into a malloc'ed buffer.  0 or -errno. */
 int read_file(const char *path, uint8_t **data, size_t *size);
 
+/* KVM_GET_SUPPORTED_CPUID on the /dev/kvm fd (a direct system call, see
+ * kvm_ioctl.h), grown until it fits; free() it.  NULL with errno set. */
+struct kvm_cpuid2;
+struct kvm_cpuid2 *kvm_supported_cpuid(int kvm_fd);
+
 #endif

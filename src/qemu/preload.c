@@ -38,6 +38,7 @@ long kq_sys_ioctl(int fd, unsigned long req, unsigned long arg)
 static void create_engine(int kvm_fd, int vm_fd)
 {
 	struct kvmi_engine_config cfg;
+	struct kvm_cpuid2 *cpuid = NULL;
 	int err;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -54,6 +55,10 @@ static void create_engine(int kvm_fd, int vm_fd)
 		cfg.kvm_fd = kvm_fd;
 		cfg.vm_fd = vm_fd;
 		cfg.max_vcpus = kq.smp_max ? kq.smp_max : KQ_MAX_VCPUS;
+		/* the start-up probes' guest gets XSAVE when KVM offers it;
+		 * the engine keeps the pointer (freed with the process) */
+		cpuid = kvm_supported_cpuid(kvm_fd);
+		cfg.cpuid = cpuid;
 		err = kvmi_engine_create(&cfg, &kq.e);
 	}
 	intro_config_release(&cfg);

@@ -88,23 +88,12 @@ static int check_caps(struct vm *vm)
 
 static int get_supported_cpuid(struct vm *vm)
 {
-	for (unsigned nent = 128; nent <= 4096; nent *= 2) {
-		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
-
-		if (!c)
-			return -ENOMEM;
-		c->nent = nent;
-		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
-			vm->cpuid = c;
-			return 0;
-		}
-		free(c);
-		if (errno != E2BIG) {
-			pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
-			return -errno;
-		}
+	vm->cpuid = kvm_supported_cpuid(vm->kvm_fd);
+	if (!vm->cpuid) {
+		pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+		return -errno;
 	}
-	return -E2BIG;
+	return 0;
 }
 
 static int create_platform(struct vm *vm)

@@ -41,6 +41,13 @@ void skip(const char *why, const char *what);
  * TAP TODO when it fails, so that it stays visible but does not fail the
  * suite. */
 void todo(int cond, const char *why, const char *what);
+/*
+ * A check that fails now and then under QEMU with hardware-KVM semantics
+ * (the distro box), never under kvmi-vm nor on the host: a SET_REGISTERS
+ * made during a PAUSE event lost, QEMU not ending after a tool's CRASH
+ * (docs/limitations.md).  There a failure is TAP TODO; elsewhere it is ok().
+ */
+void itest_qemu_race(int cond, const char *vmm, const char *what);
 void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints the plan; the program's exit status (ITEST_EXIT_PASS or _FAIL). */
 int itest_done(void);
@@ -60,14 +67,30 @@ const char *itest_file(char *buf, size_t len, const char *name);
  * the test is already gone), the parent counts it among the processes to
  * kill and reap at exit. */
 pid_t itest_fork(void);
-/* Runs argv[0] with argv (NULL-terminated), stdout and stderr to log. */
+/* Runs argv[0] with argv (NULL-terminated), stdout and stderr to log; the
+ * child calls itest_child_hook first when it is set (e.g. to drop
+ * capabilities before the VMM starts). */
 pid_t itest_spawn(const char *log, const char *const *argv);
+extern void (*itest_child_hook)(void);
 /*
  * kvmi-vm --guest ELF --introspector ADDR --timeout SECS --no-serial-input
  * --vcpus VCPUS, then the extra arguments up to NULL; output to log.
  */
 pid_t itest_start_guest(const char *log, const char *vmm, const char *elf, const char *addr,
 			const char *timeout_s, const char *vcpus, ...) __attribute__((sentinel));
+/*
+ * The box's Linux guest (itest_linux.c): LINUX_DIR holds vmlinuz and
+ * guest-initrd.gz.  itest_linux_skip prints the TAP skip line and returns
+ * true when this host cannot run it with nested paging want_npt (0 or 1);
+ * itest_start_linux boots it under vmm (kvmi-vm or kvmi-qemu), 2 vCPUs,
+ * connecting to addr, output to log; kvmi-vm's --timeout is timeout_s.
+ */
+#define ITEST_LINUX_APPEND "console=ttyS0 reboot=k panic=-1 nokaslr quiet"
+#define ITEST_LINUX_MEMORY "256M"
+#define ITEST_LINUX_VCPUS  "2"
+bool itest_linux_skip(const char *linux_dir, int want_npt);
+pid_t itest_start_linux(const char *log, const char *vmm, const char *linux_dir, const char *addr,
+			unsigned timeout_s);
 /* vmm is kvmi-qemu (the guest runs under stock QEMU, $KVMI_TEST_QEMU or
  * qemu-system-x86_64), not kvmi-vm.  Exit statuses are kvmi-vm's either way. */
 bool itest_is_qemu(const char *vmm);

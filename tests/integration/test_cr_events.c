@@ -67,26 +67,16 @@ static void drop_bpf_caps(void)
 		prctl(PR_CAPBSET_DROP, caps[i], 0, 0, 0);
 }
 
+/* kvmi-vm, or kvmi-qemu with stock QEMU (the distro box), on cr_events.elf. */
 static pid_t start_vmm(const char *log, bool unprivileged)
 {
 	char guest[512];
 	pid_t pid;
 
 	snprintf(guest, sizeof(guest), "%s/cr_events.elf", guest_dir);
-	pid = itest_fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (unprivileged)
-			drop_bpf_caps();
-		execl(vmm, vmm, "--guest", guest, "--introspector", addr, "--timeout", "60",
-		      "--no-serial-input", (char *)NULL);
-		_exit(127);
-	}
+	itest_child_hook = unprivileged ? drop_bpf_caps : NULL;
+	pid = itest_start_guest(log, vmm, guest, addr, "60", "1", (const char *)NULL);
+	itest_child_hook = NULL;
 	return pid;
 }
 
@@ -203,7 +193,7 @@ static void test_events(bool expect, int npt)
 		return;
 	pid = start_vmm(log, false);
 	ret = kvmi_listener_accept(l, 30000, &dom);
-	ok(ret == 0 && dom, "kvmi-vm connects (%d)", ret);
+	ok(ret == 0 && dom, "the VMM connects (%d)", ret);
 	if (ret)
 		goto out;
 	itest_show_log(log, "KVM hooks", 0);
@@ -297,7 +287,7 @@ out:
 	if (dom)
 		kvmi_dom_close(dom);
 	status = itest_wait(pid, 30);
-	ok(status == KVMI_VM_EXIT_OK, "kvmi-vm ends with status 0 (got %d)", status);
+	ok(status == KVMI_VM_EXIT_OK, "the VMM ends with status 0 (got %d)", status);
 	if (status != 0)
 		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);
@@ -321,7 +311,7 @@ static void test_unprivileged(void)
 	}
 	pid = start_vmm(log, true);
 	ret = kvmi_listener_accept(l, 30000, &dom);
-	ok(ret == 0 && dom, "unprivileged kvmi-vm connects (%d)", ret);
+	ok(ret == 0 && dom, "unprivileged VMM connects (%d)", ret);
 	if (ret)
 		goto out;
 	itest_show_log(log, "events unavailable", 0);
@@ -348,7 +338,7 @@ out:
 	if (dom)
 		kvmi_dom_close(dom);
 	status = itest_wait(pid, 30);
-	ok(status == KVMI_VM_EXIT_OK, "unprivileged kvmi-vm ends with status 0 (got %d)", status);
+	ok(status == KVMI_VM_EXIT_OK, "unprivileged VMM ends with status 0 (got %d)", status);
 	if (status != 0)
 		itest_show_log(log, NULL, 0);
 	kvmi_listener_close(l);

@@ -49,9 +49,6 @@
 #define MSR_STAR        0xc0000081u
 #define KERNEL_CS       0x10ull         /* Linux x86-64 __KERNEL_CS, STAR[47:32] */
 #define GUEST_MARKER    "KVMI-LINUX-GUEST-OK"
-#define GUEST_APPEND    "console=ttyS0 reboot=k panic=-1 nokaslr quiet"
-#define GUEST_MEMORY    "256M"
-#define GUEST_VCPUS     "2"             /* Linux uses one; the tool handles each */
 #define CR3_ADDR_MASK   0x000ffffffffff000ull
 #define PROTECT_PAGES   20
 #define KERNEL_TEXT     0xffffffff80000000ull   /* x86-64 kernel text mapping */
@@ -70,49 +67,9 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/*
- * The VMM: kvmi-vm, or kvmi-qemu with stock QEMU (the distro box,
- * tests/kvmbox/box-distro.sh) booting the same kernel, initramfs, command
- * line and RAM (a memfd); its reset (reboot -f) ends QEMU (-no-reboot).
- */
-static void exec_vmm(const char *kernel, const char *initrd, const char *timeout)
-{
-	if (!itest_is_qemu(vmm)) {
-		execl(vmm, vmm, "--kernel", kernel, "--initrd", initrd, "--append", GUEST_APPEND,
-		      "--memory", GUEST_MEMORY, "--vcpus", GUEST_VCPUS, "--timeout", timeout,
-		      "--no-serial-input", "--introspector", addr, (char *)NULL);
-		return;
-	}
-	execl(vmm, vmm, "--introspector", addr, "--", "qemu-system-x86_64", "-M", "q35", "-enable-kvm", "-cpu",
-	      "EPYC", "-smp", GUEST_VCPUS, "-m", GUEST_MEMORY, "-object",
-	      "memory-backend-memfd,id=ram,size=" GUEST_MEMORY, "-machine", "memory-backend=ram", "-nodefaults",
-	      "-nographic", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-name", "guest=linux-cr3",
-	      "-kernel", kernel, "-initrd", initrd, "-append", GUEST_APPEND, (char *)NULL);
-}
-
 static pid_t start_vmm(const char *log, unsigned timeout_s)
 {
-	char kernel[512], initrd[512], timeout[16];
-	pid_t pid;
-
-	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", linux_dir);
-	snprintf(initrd, sizeof(initrd), "%s/guest-initrd.gz", linux_dir);
-	snprintf(timeout, sizeof(timeout), "%u", timeout_s);
-	pid = itest_fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int in = open("/dev/null", O_RDONLY);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (in >= 0)
-			dup2(in, 0);
-		exec_vmm(kernel, initrd, timeout);
-		_exit(127);
-	}
-	return pid;
+	return itest_start_linux(log, vmm, linux_dir, addr, timeout_s);
 }
 
 /* What the tool saw. */
@@ -394,7 +351,7 @@ static void test_linux(unsigned timeout_s)
 	t0 = now_s();
 	pid = start_vmm(log, timeout_s);
 	ret = kvmi_listener_accept(l, 60000, &dom);
-	ok(ret == 0 && dom, "the VMM (Linux guest, %s vCPUs) connects (%d)", GUEST_VCPUS, ret);
+	ok(ret == 0 && dom, "the VMM (Linux guest, %s vCPUs) connects (%d)", ITEST_LINUX_VCPUS, ret);
 	if (ret || !dom) {
 		status = itest_wait(pid, 5);
 		itest_show_log(log, NULL, 40);
@@ -470,35 +427,14 @@ int main(int argc, char **argv)
 {
 	const char *env = getenv("KVMI_LINUX_CR3_TIMEOUT");
 	unsigned timeout_s = env && atoi(env) > 0 ? (unsigned)atoi(env) : 400;
-	char path[512];
-	int npt;
-
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s KVMI_VM LINUX_DIR\n", argv[0]);
 		return ITEST_EXIT_USAGE;
 	}
 	vmm = argv[1];
 	linux_dir = argv[2];
-	if (access("/dev/kvm", R_OK | W_OK)) {
-		printf("1..0 # SKIP no usable /dev/kvm\n");
+	if (itest_linux_skip(linux_dir, 0))
 		return ITEST_EXIT_PASS;
-	}
-	if (getuid() != 0 || (access("/sys/module/kvm_amd", F_OK) && access("/sys/module/kvm_intel", F_OK))) {
-		printf("1..0 # SKIP needs root and kvm_amd/kvm_intel (the real-KVM box)\n");
-		return ITEST_EXIT_PASS;
-	}
-	npt = itest_module_param("/sys/module/kvm_amd/parameters/npt");
-	if (npt < 0)
-		npt = itest_module_param("/sys/module/kvm_intel/parameters/ept");
-	if (npt != 0) {
-		printf("1..0 # SKIP needs nested paging off (kvm_amd npt=0 / kvm_intel ept=0) for CR3 events\n");
-		return ITEST_EXIT_PASS;
-	}
-	snprintf(path, sizeof(path), "%s/guest-initrd.gz", linux_dir);
-	if (access(path, R_OK)) {
-		printf("1..0 # SKIP no Linux guest in %s (vmlinuz, guest-initrd.gz)\n", linux_dir);
-		return ITEST_EXIT_PASS;
-	}
 	if (itest_init("test_linux_cr3") || !itest_path(sock_path, sizeof(sock_path), "lcr3.sock")) {
 		printf("1..0 # SKIP no scratch directory\n");
 		return ITEST_EXIT_SETUP;

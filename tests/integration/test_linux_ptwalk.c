@@ -51,9 +51,6 @@
 #include "itest.h"
 
 #define GUEST_MARKER    "KVMI-LINUX-GUEST-OK"
-#define GUEST_APPEND    "console=ttyS0 reboot=k panic=-1 nokaslr quiet"
-#define GUEST_MEMORY    "256M"
-#define GUEST_VCPUS     "2"
 #define GUEST_RAM       (256ull << 20)
 #define KERNEL_MAP      0xffffffff80000000ull   /* __START_KERNEL_map */
 #define ADDR_MASK       0x000ffffffffff000ull
@@ -76,29 +73,7 @@ static double now_s(void)
 
 static pid_t start_vmm(const char *log, unsigned timeout_s)
 {
-	char kernel[512], initrd[512], timeout[16];
-	pid_t pid;
-
-	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", linux_dir);
-	snprintf(initrd, sizeof(initrd), "%s/guest-initrd.gz", linux_dir);
-	snprintf(timeout, sizeof(timeout), "%u", timeout_s);
-	pid = itest_fork();
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int in = open("/dev/null", O_RDONLY);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		if (in >= 0)
-			dup2(in, 0);
-		execl(vmm, vmm, "--kernel", kernel, "--initrd", initrd, "--append", GUEST_APPEND, "--memory",
-		      GUEST_MEMORY, "--vcpus", GUEST_VCPUS, "--timeout", timeout, "--no-serial-input",
-		      "--introspector", addr, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
+	return itest_start_linux(log, vmm, linux_dir, addr, timeout_s);
 }
 
 static int write_file(const char *path, const char *text)
@@ -459,7 +434,7 @@ static void test_linux(unsigned timeout_s, const char *mode)
 	t0 = now_s();
 	pid = start_vmm(log, timeout_s);
 	ret = kvmi_listener_accept(l, 60000, &dom);
-	ok(ret == 0 && dom, "kvmi-vm (Linux guest, %s vCPUs, KVMI_PTWALK=%s) connects (%d)", GUEST_VCPUS, mode, ret);
+	ok(ret == 0 && dom, "the VMM (Linux guest, %s vCPUs, KVMI_PTWALK=%s) connects (%d)", ITEST_LINUX_VCPUS, mode, ret);
 	if (ret || !dom) {
 		status = itest_wait(pid, 5);
 		goto out;
@@ -488,7 +463,7 @@ static void test_linux(unsigned timeout_s, const char *mode)
 	itest_show_log(log, "reached /init", 1);
 	itest_show_log(log, "page-walk hook detached", 3);
 out:
-	ok(status == KVMI_VM_EXIT_OK, "kvmi-vm ends with status 0 (got %d)", status);
+	ok(status == KVMI_VM_EXIT_OK, "the VMM ends with status 0 (got %d)", status);
 	if (status != 0)
 		itest_show_log(log, NULL, 40);
 	kvmi_listener_close(l);
@@ -500,35 +475,14 @@ int main(int argc, char **argv)
 	const char *env = getenv("KVMI_LINUX_PTWALK_TIMEOUT");
 	const char *mode = getenv("KVMI_PTWALK");
 	unsigned timeout_s = env && atoi(env) > 0 ? (unsigned)atoi(env) : 300;
-	char path[512];
-	int npt;
-
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s KVMI_VM LINUX_DIR\n", argv[0]);
 		return ITEST_EXIT_USAGE;
 	}
 	vmm = argv[1];
 	linux_dir = argv[2];
-	if (access("/dev/kvm", R_OK | W_OK)) {
-		printf("1..0 # SKIP no usable /dev/kvm\n");
+	if (itest_linux_skip(linux_dir, 1))
 		return ITEST_EXIT_PASS;
-	}
-	if (getuid() != 0 || (access("/sys/module/kvm_amd", F_OK) && access("/sys/module/kvm_intel", F_OK))) {
-		printf("1..0 # SKIP needs root and kvm_amd/kvm_intel (the real-KVM box)\n");
-		return ITEST_EXIT_PASS;
-	}
-	npt = itest_module_param("/sys/module/kvm_amd/parameters/npt");
-	if (npt < 0)
-		npt = itest_module_param("/sys/module/kvm_intel/parameters/ept");
-	if (npt != 1) {
-		printf("1..0 # SKIP needs nested paging (kvm_amd npt=1 / kvm_intel ept=1)\n");
-		return ITEST_EXIT_PASS;
-	}
-	snprintf(path, sizeof(path), "%s/guest-initrd.gz", linux_dir);
-	if (access(path, R_OK)) {
-		printf("1..0 # SKIP no Linux guest in %s (vmlinuz, guest-initrd.gz)\n", linux_dir);
-		return ITEST_EXIT_PASS;
-	}
 	if (itest_init("test_linux_ptwalk") || !itest_path(sock_path, sizeof(sock_path), "lptw.sock")) {
 		printf("1..0 # SKIP no scratch directory\n");
 		return ITEST_EXIT_SETUP;

@@ -5,10 +5,12 @@
 # there in a chroot (box-init.sh stays PID 1 and keeps the console protocol).
 # /tmp is the same directory inside and out, so socket paths need no mapping.
 #
-# Mode qemu: the Linux guest (2 vCPUs) under Debian's QEMU with our library
-# (/kvmi/extra/kvmi-qemu + libkvmi-qemu.so) and the kvmi tool's checks of
-# box-init.sh's run_linux_test; then, with kvm_amd reloaded with npt=0, the
-# CR3 flow of test_linux_cr3 with QEMU as the VMM.
+# Mode qemu: the integration suites (the --tap-prog programs) with Debian's
+# QEMU and our library (/kvmi/extra/kvmi-qemu + libkvmi-qemu.so) as the VMM;
+# the Linux guest (2 vCPUs) under the same with the kvmi tool's checks of
+# box-init.sh's run_linux_test, and test_linux_ptwalk (page tables
+# write-protected under nested paging); then, with kvm_amd reloaded with
+# npt=0, the CR3 flow of test_linux_cr3 with QEMU as the VMM.
 
 DISTRO=/distro
 
@@ -33,6 +35,9 @@ distro_mount() {
 	mount --bind /tmp "$DISTRO/tmp"
 	mount --bind /kvmi "$DISTRO/kvmi"
 	mount -t cgroup2 cgroup2 "$DISTRO/sys/fs/cgroup" 2>/dev/null || true
+	# The BPF hooks find KVM's tracepoints through tracefs (not part of the
+	# /sys bind mount).
+	mount -t tracefs tracefs "$DISTRO/sys/kernel/tracing" 2>/dev/null || true
 	mkdir -p "$DISTRO/dev/shm" "$DISTRO/dev/pts"
 	mount -t tmpfs shm "$DISTRO/dev/shm" 2>/dev/null || true
 	mount -t devpts devpts "$DISTRO/dev/pts" 2>/dev/null || true
@@ -56,14 +61,30 @@ distro_qemu_linux() {
 		-append "$GUEST_APPEND quiet"
 }
 
+# The integration suites (--tap-prog) with kvmi-qemu as the VMM, in the
+# chroot: each payload boots from its boot image NAME.bios (/kvmi/guests).
+run_qemu_tap_programs() {
+	for p in /kvmi/tap/*; do
+		[ -x "$p" ] || continue
+		n=${p##*/}
+		case "$n" in test_linux_*) continue ;; esac
+		run_tap "${n%-static}-qemu" chroot "$DISTRO" "$p" /kvmi/extra/kvmi-qemu /kvmi/guests
+	done
+}
+
 run_qemu_mode() {
 	distro_mount || return 0
 	if [ ! -x /kvmi/extra/kvmi-qemu ] || [ ! -f /kvmi/extra/libkvmi-qemu.so ]; then
 		result "not ok" "linux-qemu: /kvmi/extra/kvmi-qemu and libkvmi-qemu.so missing"
 		return 0
 	fi
+	run_qemu_tap_programs
 	LINUX_FRONTEND=qemu LINUX_VCPUS=2
 	run_linux_test
+	if [ -x /kvmi/tap/test_linux_ptwalk-static ]; then
+		run_tap test_linux_ptwalk-qemu chroot "$DISTRO" /kvmi/tap/test_linux_ptwalk-static \
+			/kvmi/extra/kvmi-qemu /kvmi/linux
+	fi
 	if ! rmmod kvm_amd 2>/tmp/rmmod.err || ! insmod /kvmi/modules/kvm-amd.ko npt=0 2>/tmp/insmod.err; then
 		result "not ok" "npt0: reload kvm_amd with npt=0 ($(cat /tmp/rmmod.err /tmp/insmod.err 2>/dev/null))"
 		return 0

@@ -30,7 +30,8 @@
 #                    (repeatable; ARG... from KVMI_BOX_TAP_ARGS)
 #   --distro IMAGE   the distro box: attach IMAGE (build-distro.sh) as the
 #                    box's disk; /init mounts it and runs QEMU in a chroot
-#   FILE...          more files: *.elf go to /kvmi/guests, *.sh to /kvmi/tests,
+#   FILE...          more files: *.elf and *.bios (the payloads' boot images
+#                    for QEMU) go to /kvmi/guests, *.sh to /kvmi/tests,
 #                    demo-hook.sh and anything else to /kvmi/extra
 #
 # Environment (defaults for the options above, and the cache):
@@ -325,7 +326,7 @@ build_box_initrd() {
 	for f in "$@"; do
 		case "$f" in
 		*/demo-hook.sh|demo-hook.sh) add_file "$f" extra ;;
-		*.elf) add_file "$f" guests ;;
+		*.elf|*.bios) add_file "$f" guests ;;
 		*.sh) add_file "$f" tests ;;
 		*) add_file "$f" extra ;;
 		esac
