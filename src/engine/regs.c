@@ -223,6 +223,8 @@ int kvmi_vcpu_get_registers(struct kvmi_engine_vcpu *vcpu, uint32_t *mode, struc
 
 int kvmi_vcpu_set_regs(struct kvmi_engine_vcpu *vcpu, const struct kvmi_x86_regs *regs)
 {
+	pr_debug("vcpu %u: SET_REGISTERS from the tool (rip %#llx rbx %#llx; sync_valid %#x)", vcpu->idx,
+		 (unsigned long long)regs->rip, (unsigned long long)regs->rbx, vcpu->sync_valid);
 	return eng_set_regs(vcpu, (const struct kvm_regs *)regs) < 0 ? -KVM_EINVAL : 0;
 }
 

@@ -141,6 +141,9 @@ static long vcpu_ioctl(struct kq_vcpu *c, unsigned long req, unsigned long arg)
 		 * skipped, it cannot undo the engine's writes since. */
 		if (c->qemu_regs_valid && !memcmp(&c->qemu_regs, (const void *)arg, sizeof(c->qemu_regs)))
 			return 0;
+		pr_debug("vcpu %u: QEMU sets the registers (rip %#llx rbx %#llx)", c->idx,
+			 (unsigned long long)((const struct kvm_regs *)arg)->rip,
+			 (unsigned long long)((const struct kvm_regs *)arg)->rbx);
 		c->qemu_regs_valid = false;
 		break;
 	default:

@@ -123,6 +123,7 @@ static void *job_thread(void *arg)
 
 			if (!kvmi_engine_vcpu_has_jobs(c->ev) || pthread_mutex_trylock(&c->own))
 				continue;
+			pr_debug("vcpu %u: its jobs on the job thread (the thread is in QEMU)", i);
 			kvmi_engine_vcpu_run_jobs(c->ev);
 			pthread_mutex_unlock(&c->own);
 		}
@@ -207,6 +208,7 @@ static int run_once(struct kq_vcpu *c, long *ret, int *err)
 		*err = errno;
 		return 1;
 	case KVMI_RUN_YIELD:            /* QEMU wants its thread: as a kick */
+		pr_debug("vcpu %u: back to QEMU from a wait (its kick)", c->idx);
 		*ret = -1;
 		*err = EINTR;
 		return 1;
@@ -225,6 +227,7 @@ static int run_once(struct kq_vcpu *c, long *ret, int *err)
 	c->qemu_regs_valid = false;     /* the guest may have run */
 	o = kvmi_engine_post_run(c->ev, (int)*ret, *err);
 	if (o == KVMI_EXIT_YIELD) {
+		pr_debug("vcpu %u: back to QEMU from an exit's wait (its kick)", c->idx);
 		*ret = -1;
 		*err = EINTR;
 		return 1;

@@ -42,6 +42,8 @@ static void forget_child(pid_t pid)
 			children[i] = 0;
 }
 
+static volatile sig_atomic_t keep_logs;
+
 /* Async-signal-safe: kill, waitpid, unlink, rmdir. */
 static void clean_up(void)
 {
@@ -54,6 +56,8 @@ static void clean_up(void)
 			children[i] = 0;
 		}
 	}
+	if (keep_logs)                  /* KVMI_TEST_KEEP: a debugging aid */
+		return;
 	for (sig_atomic_t i = 0; i < nr_paths; i++)
 		unlink(paths[i]);
 	if (scratch[0])
@@ -75,6 +79,7 @@ int itest_init(const char *prog)
 
 	if (!tmp || !*tmp)
 		tmp = "/tmp";
+	keep_logs = getenv("KVMI_TEST_KEEP") != NULL;
 	if (snprintf(scratch, sizeof(scratch), "%s/%s.XXXXXX", tmp, prog) >= (int)sizeof(scratch) ||
 	    !mkdtemp(scratch)) {
 		int err = errno ? -errno : -ENAMETOOLONG;
