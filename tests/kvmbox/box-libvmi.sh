@@ -15,7 +15,11 @@
 # vCPUs) before vmi-dump-memory runs and resumed only after the kvmi tool,
 # connected next, has read the same 16 MiB with READ_PHYSICAL; both reads
 # see one frozen guest, while either tool's own pause alone would let the
-# guest run between the two sessions.
+# guest run between the two sessions (the VM reconnects with backoff).
+# Neither tool pauses through KVMI then (vmi-dump-memory --no-pause, kvmi
+# without `pause`): a vCPU that QEMU holds stopped is not in KVM_RUN, so
+# its PAUSE_VCPU event comes only when it runs again (as with the original
+# KVMI), and LibVMI's resume waits for those events without end.
 
 LV_DOM=linux-libvmi
 LV_SOCK=/tmp/libvmi-kvmi.sock
@@ -212,7 +216,7 @@ lv_dump_written() {
 lv_dump_until() {
 	name=$1 out=$2 want=$3
 	rm -f "$LV_SOCK"
-	lv_run "$name" 240 "$LV_BIN/vmi-dump-memory" -k "$LV_SOCK" "$LV_DOM" "$out" &
+	lv_run "$name" 120 "$LV_BIN/vmi-dump-memory" --no-pause -k "$LV_SOCK" "$LV_DOM" "$out" &
 	dumper=$!
 	i=0
 	while [ "$(lv_dump_written)" -lt "$want" ] && [ $i -lt 240 ]; do
@@ -241,7 +245,7 @@ lv_check_dump() {
 	lv_check $ok "vmi-dump-memory dumps the guest's memory, ends cleanly on SIGINT ($got bytes, status $LV_RC)"
 	rm -f "$LV_SOCK"
 	t0=$(uptime_s)
-	/kvmi/extra/kvmi-static -t 30 listen "unix:$LV_SOCK" "pause; read 0 $size" \
+	/kvmi/extra/kvmi-static -t 30 listen "unix:$LV_SOCK" "read 0 $size" \
 		>/tmp/lv-kvmi-read.out 2>/tmp/lv-kvmi-read.err
 	krc=$?
 	comment "libvmi: kvmi read 16 MiB: exit status $krc after $(elapsed "$t0" "$(uptime_s)")s"
@@ -257,14 +261,15 @@ lv_check_dump() {
 	diffs=$(cmp -l /tmp/lv-a.hex /tmp/lv-b.hex 2>/dev/null | grep -c .)
 	ok=0; [ "$krc" -eq 0 ] && [ "$lines" -eq $((size / 16)) ] && cmp -s /tmp/lv-a.hex /tmp/lv-b.hex && ok=1
 	[ "$ok" = 1 ] || cmp /tmp/lv-a.hex /tmp/lv-b.hex 2>&1 | head -n 3 | while IFS= read -r l; do comment "cmp| $l"; done
-	lv_check $ok "vmi-dump-memory's first 16 MiB equal READ_PHYSICAL's (kvmi 'pause; read 0 $size': $lines lines, $diffs differing hex digits)"
+	lv_check $ok "vmi-dump-memory's first 16 MiB equal READ_PHYSICAL's (kvmi 'read 0 $size': $lines lines, $diffs differing hex digits)"
 	rm -f /tmp/lv-a.hex /tmp/lv-b.hex
 	ok=0; lv_alive && ok=1
 	lv_check $ok "the guest runs again after virsh resume"
 }
 
 # Bad input: the VM destroyed and started again while vmi-dump-memory is
-# attached (its output to /dev/null: reads failing on the gone VM are
+# attached (--no-pause: with its pause, SIGINT's resume waits without end for
+# PAUSE_VCPU events of the gone VM; its output to /dev/null: reads failing on the gone VM are
 # written as zero pages, the example's choice, so it would go on for
 # 4 GiB); it must then end on SIGINT, and a new LibVMI run see the new VM.
 lv_check_restart() {
@@ -275,7 +280,7 @@ lv_check_restart() {
 	started=$?
 	t0=$(uptime_s)
 	lv_dump_stop
-	ok=0; [ "$LV_RC" -ne 124 ] && [ "$LV_RC" -ne 137 ] && ok=1
+	ok=0; [ "$LV_RC" -lt 124 ] && ok=1
 	lv_check $ok "restart while attached: vmi-dump-memory of the destroyed VM ends on SIGINT in $(elapsed "$t0" "$(uptime_s)")s (status $LV_RC: $(tail -n 1 /tmp/lv-restart.out))"
 	ok=0; [ "$started" -eq 0 ] && lv_alive && ok=1
 	lv_check $ok "restart while attached: the domain boots again and keeps running"
