@@ -413,6 +413,8 @@ run_demo() {
 # ------------------------------------------------------------ main
 # shellcheck disable=SC1091     # the distro box's part (build-box.sh --distro)
 [ -f /kvmi/box-distro.sh ] && . /kvmi/box-distro.sh
+# shellcheck disable=SC1091     # mode libvmi's part (LibVMI under libvirt)
+[ -f /kvmi/box-libvmi.sh ] && . /kvmi/box-libvmi.sh
 if [ -n "$BOX_ENV" ]; then
 	comment "box: environment $BOX_ENV"
 	# shellcheck disable=SC2086   # BOX_ENV is a list of VAR=VALUE words
@@ -425,6 +427,7 @@ if setup_kvm; then
 	tap) run_tap_programs ;;
 	demo) run_demo ;;
 	qemu) run_qemu_mode ;;
+	libvmi) run_libvmi_mode ;;
 	esac
 fi
 comment "box: done after $(uptime_s)s of box uptime"

@@ -22,6 +22,9 @@
 #                      guest  build only vmlinuz and guest-initrd.gz (no box)
 #                      qemu   the Linux guest under stock QEMU with our
 #                             library (needs --distro; box-distro.sh)
+#                      libvmi LibVMI's examples against the Linux guest in a
+#                             libvirt domain (needs --distro and vmi.tar,
+#                             the staged /opt/vmi; box-libvmi.sh)
 #   --vm FILE        statically linked kvmi-vm (put at /kvmi/bin/kvmi-vm)
 #   --guest-dir DIR  copy DIR/*.elf into /kvmi/guests
 #   --tests-dir DIR  copy DIR/*.sh into /kvmi/tests
@@ -113,10 +116,12 @@ done
 OUTDIR=$1
 shift
 case "$MODE" in
-tests|tap|demo|probe|guest|qemu) ;;
-*) die "unknown mode '$MODE' (tests, tap, demo, probe, guest, qemu)" ;;
+tests|tap|demo|probe|guest|qemu|libvmi) ;;
+*) die "unknown mode '$MODE' (tests, tap, demo, probe, guest, qemu, libvmi)" ;;
 esac
-[ "$MODE" != qemu ] || [ -n "$DISTRO" ] || die "mode qemu needs --distro IMAGE (build-distro.sh)"
+case "$MODE" in
+qemu|libvmi) [ -n "$DISTRO" ] || die "mode $MODE needs --distro IMAGE (build-distro.sh)" ;;
+esac
 [ -z "$DISTRO" ] || [ -f "$DISTRO" ] || die "no such image: $DISTRO"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kvmi-box.XXXXXX")
@@ -250,6 +255,16 @@ echo "cpus-ran:$ran"
 echo "memory:  $(awk '/^MemTotal/ {t=$2} /^MemFree/ {f=$2} END {printf "%d MiB total, %d MiB free", t/1024, f/1024}' /proc/meminfo)"
 echo "cmdline: $(cat /proc/cmdline)"
 echo "====================================================="
+# kvmi.proc=NAME starts a long-running process whose comm is NAME (a
+# script of that name: the kernel names a script's process after the
+# script) for tools that list the guest's processes (the libvmi mode).
+proc=$(sed -n 's/.*kvmi\.proc=\([A-Za-z0-9_-]*\).*/\1/p' /proc/cmdline)
+if [ -n "$proc" ]; then
+	printf '#!/bin/busybox sh\nwhile :; do sleep 1; done\n' >"/bin/$proc"
+	chmod 755 "/bin/$proc"
+	"/bin/$proc" </dev/null >/dev/null 2>&1 &
+	echo "kvmi-proc: $proc pid $!"
+fi
 echo "KVMI-LINUX-GUEST-OK"
 # kvmi.linger=N on the kernel command line keeps the guest alive N more
 # seconds (the demo's introspection tool works on it meanwhile), with a
@@ -347,7 +362,7 @@ build_box_initrd() {
 		echo "BOX_ENV=$(q "$BOX_ENV")"
 	} >"$BOX/kvmi/box.conf"
 	cp "$HERE/box-init.sh" "$BOX/init"
-	[ -z "$DISTRO" ] || cp "$HERE/box-distro.sh" "$BOX/kvmi/box-distro.sh"
+	[ -z "$DISTRO" ] || cp "$HERE/box-distro.sh" "$HERE/box-libvmi.sh" "$BOX/kvmi/"
 	chmod 755 "$BOX/init"
 	pack "$BOX" "$OUTDIR/initrd.gz"
 }

@@ -13,8 +13,11 @@
 # Usage: run-box.sh [options] [FILE...]
 #   --mode MODE      tests (default), tap (only the --tap-prog programs, with
 #                    KVMI_BOX_TAP_ARGS; make soak-box), qemu (the Linux guest
-#                    under stock QEMU in the distro box) or probe (box smoke
-#                    test, no kvmi-vm); see build-box.sh
+#                    under stock QEMU in the distro box), libvmi (LibVMI's
+#                    examples against a libvirt domain in the distro box;
+#                    builds LibVMI with tests/libvmi/build-libvmi.sh, SKIP
+#                    without its archives) or probe (box smoke test, no
+#                    kvmi-vm); see build-box.sh
 #   --vm FILE        statically linked kvmi-vm (env KVMI_VM_STATIC)
 #   --tests-dir DIR  integration scripts (*.sh) for /kvmi/tests
 #                    (default: tests/integration of this source tree)
@@ -81,8 +84,8 @@ tail_comments() {
 
 # ---------------------------------------------------------------- skips
 case "$MODE" in
-tests|tap|probe|qemu) ;;
-*) echo "run-box.sh: mode must be tests, tap, qemu or probe" >&2; exit 1 ;;
+tests|tap|probe|qemu|libvmi) ;;
+*) echo "run-box.sh: mode must be tests, tap, qemu, libvmi or probe" >&2; exit 1 ;;
 esac
 if ! command -v "$QEMU" >/dev/null 2>&1; then
 	echo "1..0 # SKIP $QEMU not installed (Debian package qemu-system-x86)"
@@ -106,7 +109,26 @@ fi
 # ---------------------------------------------------------------- build
 T_START=$(now_ms)
 mkdir -p "$OUTDIR"
-if [ "$DISTRO" = build ] || { [ "$MODE" = qemu ] && [ -z "$DISTRO" ]; }; then
+if [ "$MODE" = libvmi ]; then
+	# LibVMI + libkvmi (cached), staged for /opt/vmi; the box gets its bin
+	# and lib as a tar (build-box.sh copies plain files only).
+	rc=0
+	VMI_STAGE=$(sh "$SRCROOT/tests/libvmi/build-libvmi.sh" 2>"$OUTDIR/libvmi-build.log") || rc=$?
+	if [ "$rc" -eq 77 ]; then
+		echo "1..0 # SKIP $(tail -n 1 "$OUTDIR/libvmi-build.log")"
+		exit 0
+	elif [ "$rc" -ne 0 ]; then
+		echo "1..1"
+		echo "not ok 1 - kvmbox: build LibVMI (tests/libvmi/build-libvmi.sh failed)"
+		tail_comments "$OUTDIR/libvmi-build.log" 30
+		exit 1
+	fi
+	tar -C "$VMI_STAGE" --exclude='*.a' --exclude='*.la' --exclude=pkgconfig -cf "$OUTDIR/vmi.tar" bin lib
+	set -- "$@" "$OUTDIR/vmi.tar"
+	echo "# kvmbox: LibVMI from $VMI_STAGE ($(secs "$T_START" "$(now_ms)")s)"
+fi
+case "$MODE" in qemu|libvmi) [ -n "$DISTRO" ] || DISTRO=build ;; esac
+if [ "$DISTRO" = build ]; then
 	if ! command -v mmdebstrap >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
 		echo "1..0 # SKIP the distro box needs root and mmdebstrap (Debian package mmdebstrap)"
 		exit 0
