@@ -573,6 +573,7 @@ void itest_group_end(struct itest_group *g)
 	g->l = NULL;
 	if (tap_failed > g->failed_at_start)
 		itest_show_log(g->log, NULL, 0);
-	unlink(g->log);
+	if (!keep_logs)
+		unlink(g->log);
 	unlink(g->sock);
 }
