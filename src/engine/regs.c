@@ -223,8 +223,17 @@ int kvmi_vcpu_get_registers(struct kvmi_engine_vcpu *vcpu, uint32_t *mode, struc
 
 int kvmi_vcpu_set_regs(struct kvmi_engine_vcpu *vcpu, const struct kvmi_x86_regs *regs)
 {
-	pr_debug("vcpu %u: SET_REGISTERS from the tool (rip %#llx rbx %#llx; sync_valid %#x)", vcpu->idx,
-		 (unsigned long long)regs->rip, (unsigned long long)regs->rbx, vcpu->sync_valid);
+	if (vmm_log_level >= LOG_DEBUG) {
+		struct kvm_regs now;
+
+		if (kvm_ioctl(vcpu->fd, KVM_GET_REGS, &now) == 0)
+			pr_debug("vcpu %u: SET_REGISTERS from the tool: rip %#llx rsp %#llx rflags %#llx rbx %#llx "
+				 "(the vCPU has rip %#llx rsp %#llx rflags %#llx; sync_valid %#x)", vcpu->idx,
+				 (unsigned long long)regs->rip, (unsigned long long)regs->rsp,
+				 (unsigned long long)regs->rflags, (unsigned long long)regs->rbx,
+				 (unsigned long long)now.rip, (unsigned long long)now.rsp,
+				 (unsigned long long)now.rflags, vcpu->sync_valid);
+	}
 	return eng_set_regs(vcpu, (const struct kvm_regs *)regs) < 0 ? -KVM_EINVAL : 0;
 }
 

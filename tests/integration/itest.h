@@ -43,9 +43,9 @@ void skip(const char *why, const char *what);
 void todo(int cond, const char *why, const char *what);
 /*
  * A check that fails now and then under QEMU with hardware-KVM semantics
- * (the distro box), never under kvmi-vm nor on the host: a SET_REGISTERS
- * made during a PAUSE event lost, QEMU not ending after a tool's CRASH
- * (docs/limitations.md).  There a failure is TAP TODO; elsewhere it is ok().
+ * (the distro box), never under kvmi-vm nor on the host: QEMU not ending
+ * after a tool's CRASH (docs/limitations.md).  There a failure is TAP TODO;
+ * elsewhere it is ok().
  */
 void itest_qemu_race(int cond, const char *vmm, const char *what);
 void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
