@@ -23,6 +23,7 @@
 #include <bpf/bpf.h>
 
 #include "bpf_internal.h"
+#include "probe.h"
 #include "util.h"
 
 
@@ -213,18 +214,6 @@ static int walk_slot(int vmfd, uint32_t id, uint64_t gpa, uint64_t size, uint8_t
 	return kvm_ioctl(vmfd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -1 : 0;
 }
 
-static void flat_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
-{
-	memset(s, 0, sizeof(*s));
-	s->limit = 0xffffffff;
-	s->selector = sel;
-	s->type = type;
-	s->present = 1;
-	s->s = 1;
-	s->db = 1;
-	s->g = 1;
-}
-
 /* The paged scratch VM of the page-walk test.  0 or -1. */
 static int walk_scratch_create(const struct kvmi_engine_config *cfg, struct scratch *sc)
 {
@@ -251,8 +240,8 @@ static int walk_scratch_create(const struct kvmi_engine_config *cfg, struct scra
 	sc->run = mmap(NULL, (size_t)sc->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, sc->vcpufd, 0);
 	if (sc->run == MAP_FAILED)
 		return -1;
-	flat_seg(&sregs.cs, 8, 0xb);
-	flat_seg(&sregs.ds, 16, 0x3);
+	kvmi_probe_segment(&sregs.cs, 8, 0xb, 0);
+	kvmi_probe_segment(&sregs.ds, 16, 0x3, 0);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
 	sregs.cr3 = pd;
 	sregs.cr4 = 1u << 4;                            /* PSE */

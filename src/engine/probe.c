@@ -31,7 +31,7 @@
 #define PROBE_CODE   0x0800u
 #define PROBE_PML4   0x1000u
 
-static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
+void kvmi_probe_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, int code)
 {
 	memset(s, 0, sizeof(*s));
 	s->limit = 0xffffffff;
@@ -60,8 +60,8 @@ static int setup(int vcpu_fd, uint8_t *mem)
 
 	if (kvm_ioctl(vcpu_fd, KVM_GET_SREGS, &s) < 0)
 		return -errno;
-	seg(&s.cs, 0x10, 0xb, 1);
-	seg(&s.ds, 0x18, 0x3, 0);
+	kvmi_probe_segment(&s.cs, 0x10, 0xb, 1);
+	kvmi_probe_segment(&s.ds, 0x18, 0x3, 0);
 	s.es = s.fs = s.gs = s.ss = s.ds;
 	s.gdt.base = PROBE_GDT;
 	s.gdt.limit = sizeof(gdt) - 1;

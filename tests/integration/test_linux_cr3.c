@@ -427,6 +427,7 @@ int main(int argc, char **argv)
 {
 	const char *env = getenv("KVMI_LINUX_CR3_TIMEOUT");
 	unsigned timeout_s = env && atoi(env) > 0 ? (unsigned)atoi(env) : 400;
+
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s KVMI_VM LINUX_DIR\n", argv[0]);
 		return ITEST_EXIT_USAGE;

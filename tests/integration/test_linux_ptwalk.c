@@ -475,6 +475,7 @@ int main(int argc, char **argv)
 	const char *env = getenv("KVMI_LINUX_PTWALK_TIMEOUT");
 	const char *mode = getenv("KVMI_PTWALK");
 	unsigned timeout_s = env && atoi(env) > 0 ? (unsigned)atoi(env) : 300;
+
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s KVMI_VM LINUX_DIR\n", argv[0]);
 		return ITEST_EXIT_USAGE;
