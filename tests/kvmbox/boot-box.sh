@@ -4,6 +4,9 @@
 # Usage: boot-box.sh [--timeout SECS] OUTDIR
 #   Runs QEMU on OUTDIR/vmlinuz and OUTDIR/initrd.gz; the box's serial
 #   console goes to stdout, QEMU's own messages to OUTDIR/qemu.stderr.
+#   The box's second UART (ttyS1, box-init.sh's heartbeat) goes to
+#   OUTDIR/heartbeat.log, QEMU's monitor to a socket named in OUTDIR/monitor.path and
+#   its pid to OUTDIR/qemu.pid: run-box.sh's stall watchdog uses all three.
 #   Exit status: QEMU's (0 after the box powered off), 124 on timeout.
 #
 # Environment:
@@ -44,10 +47,16 @@ fi
 # nokaslr lets the box name guest RIPs (see build-box.sh).
 # -nic none skips the iPXE option ROM; stdin is /dev/null so that QEMU leaves
 # the terminal alone and Ctrl-C stops it.
+MON=$OUTDIR/monitor.sock
+[ ${#MON} -le 100 ] || MON=/tmp/kvmbox-monitor.$$     # sun_path holds 108 bytes
+rm -f "$OUTDIR/heartbeat.log" "$MON" "$OUTDIR/qemu.pid"
+echo "$MON" >"$OUTDIR/monitor.path"
 # shellcheck disable=SC2086  # QEMU_ARGS is a list of words
 exec timeout --foreground -k 10 "$TIMEOUT" "$QEMU" -accel "$ACCEL" \
 	-cpu EPYC,+svm,+npt -smp "$SMP" -m 2048 \
 	-nographic -no-reboot -nic none \
+	-serial stdio -serial "file:$OUTDIR/heartbeat.log" \
+	-monitor "unix:$MON,server=on,wait=off" -pidfile "$OUTDIR/qemu.pid" \
 	-kernel "$OUTDIR/vmlinuz" -initrd "$OUTDIR/initrd.gz" \
 	-append "console=ttyS0 panic=-1 quiet nokaslr" $QEMU_ARGS \
 	</dev/null 2>"$OUTDIR/qemu.stderr"

@@ -20,6 +20,16 @@ dmesg -n 1                       # keep kernel messages off our TAP lines
 # shellcheck disable=SC1091       # written by build-box.sh
 . /kvmi/box.conf
 
+# A heartbeat on the second UART (boot-box.sh: OUTDIR/heartbeat.log) tells
+# run-box.sh's stall watchdog that the box's kernel still runs its timers.
+heartbeat() {
+	while :; do
+		echo "alive $(cut -d' ' -f1 /proc/uptime)" >/dev/ttyS1
+		sleep 10
+	done
+}
+[ -c /dev/ttyS1 ] && heartbeat </dev/null >/dev/null 2>&1 &
+
 echo "KVMBOX-BOOT: init reached, uptime $(cut -d' ' -f1 /proc/uptime)s, $(uname -r), $(nproc) cpus"
 
 # ------------------------------------------------------------ TAP helpers

@@ -30,6 +30,9 @@
 #   --timeout SECS   overall limit for the QEMU run (default 900,
 #                    env KVMI_BOX_TIMEOUT)
 #   FILE...          passed to build-box.sh (*.elf guests, *.sh tests, ...)
+# A box whose heartbeat stops for KVMI_BOX_STALL seconds (default 150) is
+# ended and booted again, KVMI_BOX_STALL_RETRIES times (default 1), so the
+# box's TAP is printed when a boot ends, not line by line as it comes.
 # Environment: KVMI_CACHE, KVMI_BOX_TAP_ARGS and the KVMI_LINUX_* variables
 # of build-box.sh;
 # KVMI_QEMU, KVMI_BOX_SMP, KVMI_BOX_ACCEL, KVMI_QEMU_ARGS of boot-box.sh.
@@ -170,12 +173,90 @@ relay() {
 	done
 }
 
-rm -f "$OUTDIR/qemu.rc"
-{
-	rc=0
-	sh "$HERE/boot-box.sh" --timeout "$TIMEOUT" "$OUTDIR" || rc=$?
-	echo "$rc" >"$OUTDIR/qemu.rc"
-} | tee "$LOG" | relay
+# Asks the box's QEMU monitor (boot-box.sh's socket) one command; prints
+# its answer.  Best effort: needs python3 (Meson brings it).
+monitor_cmd() {
+	command -v python3 >/dev/null 2>&1 || { echo "(no python3 to ask the monitor)"; return 0; }
+	python3 - "$(cat "$OUTDIR/monitor.path" 2>/dev/null)" "$1" <<'PY' 2>&1 || true
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+def answer():
+    buf = b""
+    try:
+        while not buf.endswith(b"(qemu) "):
+            d = s.recv(65536)
+            if not d:
+                break
+            buf += d
+    except socket.timeout:
+        pass
+    return buf
+answer()
+s.sendall(sys.argv[2].encode() + b"\n")
+out = answer().decode(errors="replace").replace("\r", "")
+print("\n".join(l for l in out.splitlines()[1:] if not l.startswith("(qemu)")))
+PY
+}
+
+# The stall watchdog (runs beside QEMU): once the box's init has started its
+# heartbeat (box-init.sh, every 10 s on ttyS1), STALL seconds without one mean
+# the box's kernel no longer runs its timers.  Seen under QEMU TCG with the
+# emulated SVM (tests/kvmbox/README.md).  Writes OUTDIR/stall.txt (the
+# heartbeat's age, QEMU's view of the CPU) and ends QEMU.
+watchdog() {
+	while [ ! -f "$OUTDIR/qemu.rc" ]; do
+		sleep 5
+		[ -s "$OUTDIR/heartbeat.log" ] || continue
+		age=$(( $(date +%s) - $(stat -c %Y "$OUTDIR/heartbeat.log") ))
+		[ "$age" -ge "$STALL" ] || continue
+		{
+			echo "no heartbeat from the box for ${age}s (last: $(tail -n 1 "$OUTDIR/heartbeat.log" | tr -d '\r'))"
+			echo "QEMU monitor, info status:"; monitor_cmd "info status"
+			echo "QEMU monitor, info registers:"; monitor_cmd "info registers"
+		} >"$OUTDIR/stall.txt"
+		kill "$(cat "$OUTDIR/qemu.pid")" 2>/dev/null || true
+		return 0
+	done
+}
+
+# One boot of the box: the console to $LOG, the box's TAP to OUTDIR/tap.txt.
+boot_once() {
+	rm -f "$OUTDIR/qemu.rc" "$OUTDIR/stall.txt"
+	watchdog &
+	wd=$!
+	{
+		rc=0
+		sh "$HERE/boot-box.sh" --timeout "$TIMEOUT" "$OUTDIR" || rc=$?
+		echo "$rc" >"$OUTDIR/qemu.rc"
+	} | tee "$LOG" | relay >"$OUTDIR/tap.txt"
+	kill "$wd" 2>/dev/null || true
+	wait "$wd" 2>/dev/null || true
+}
+
+# A stalled box is booted again (KVMI_BOX_STALL_RETRIES times, default 1):
+# the stall is the emulator's, and its tests never ran to an answer.  The
+# stalled attempt's TAP and the watchdog's findings stay in the output as
+# comments.  The TAP of the last attempt is printed when it ends.
+STALL=${KVMI_BOX_STALL:-150}
+RETRIES=${KVMI_BOX_STALL_RETRIES:-1}
+attempt=1
+while :; do
+	boot_once
+	[ -f "$OUTDIR/stall.txt" ] || break
+	echo "# kvmbox: attempt $attempt: the box stalled; $(head -n 1 "$OUTDIR/stall.txt")"
+	sed 's/^/#   | /' "$OUTDIR/stall.txt" | sed -n '2,24p'
+	cp "$OUTDIR/stall.txt" "$OUTDIR/stall-$attempt.txt"
+	echo "# kvmbox: attempt $attempt's TAP so far:"
+	sed 's/^/#   | /' "$OUTDIR/tap.txt"
+	cp "$LOG" "$LOG.stalled-$attempt"
+	[ "$attempt" -le "$RETRIES" ] || break
+	attempt=$((attempt + 1))
+	echo "# kvmbox: booting the box again (attempt $attempt; console of the stalled one: $LOG.stalled-$((attempt - 1)))"
+	T_BUILT=$(now_ms)
+done
+cat "$OUTDIR/tap.txt"
 T_END=$(now_ms)
 QRC=$(cat "$OUTDIR/qemu.rc" 2>/dev/null || echo 255)
 echo "# kvmbox: QEMU exit status $QRC; box run $(secs "$T_BUILT" "$T_END")s," \
@@ -191,7 +272,9 @@ fi
 
 # No summary: the box died.  Say why, then close the TAP stream.
 ran=$(tr -d '\r' <"$LOG" | grep -cE 'KVMBOX-TAP: (not )?ok ' || true)
-if [ "$QRC" -eq 124 ] || [ "$QRC" -eq 137 ]; then
+if [ -f "$OUTDIR/stall.txt" ]; then
+	why="the box stalled $attempt time(s): $(head -n 1 "$OUTDIR/stall.txt")"
+elif [ "$QRC" -eq 124 ] || [ "$QRC" -eq 137 ]; then
 	why="timed out after ${TIMEOUT}s"
 elif grep -q 'Kernel panic' "$LOG"; then
 	why="box kernel panic"
