@@ -91,6 +91,29 @@ pid_t itest_start_guest(const char *log, const char *vmm, const char *elf, const
 bool itest_linux_skip(const char *linux_dir, int want_npt);
 pid_t itest_start_linux(const char *log, const char *vmm, const char *linux_dir, const char *addr,
 			unsigned timeout_s);
+/*
+ * The frame of a Linux test: itest_linux_setup parses "TEST KVMI_VM
+ * LINUX_DIR", takes the timeout from test->timeout_env (default
+ * test->timeout_s), skips as itest_linux_skip does and makes the scratch
+ * socket; it returns -1 to go on, or the exit status to end with.
+ * itest_linux_start boots the guest; itest_linux_end_run checks the VMM's
+ * exit status (its log on failure) and closes the listener;
+ * itest_linux_done removes the socket and ends the TAP stream.
+ */
+struct itest_linux_test {
+	const char *name, *sock_name, *timeout_env;
+	unsigned timeout_s;
+	int want_npt;
+};
+struct itest_linux {
+	const char *vmm, *linux_dir;
+	char sock_path[256], addr[280];
+	unsigned timeout_s;
+};
+int itest_linux_setup(struct itest_linux *t, int argc, char **argv, const struct itest_linux_test *test);
+pid_t itest_linux_start(const struct itest_linux *t, const char *log);
+void itest_linux_end_run(int status, const char *log, struct kvmi_listener *l);
+int itest_linux_done(const struct itest_linux *t);
 /* vmm is kvmi-qemu (the guest runs under stock QEMU, $KVMI_TEST_QEMU or
  * qemu-system-x86_64), not kvmi-vm.  Exit statuses are kvmi-vm's either way. */
 bool itest_is_qemu(const char *vmm);

@@ -5,10 +5,12 @@
  * nested paging as asked, the guest's kernel and initramfs) and the guest's
  * start under either frontend: kvmi-vm, or kvmi-qemu with stock QEMU (the
  * distro box) booting the same kernel, initramfs, command line and RAM (a
- * memfd); the guest's reset (reboot -f) ends QEMU (-no-reboot).
+ * memfd); the guest's reset (reboot -f) ends QEMU (-no-reboot); the
+ * frame both tests share (arguments, scratch socket, the VMM's exit).
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -82,4 +84,44 @@ pid_t itest_start_linux(const char *log, const char *vmm, const char *linux_dir,
 		_exit(127);
 	}
 	return pid;
+}
+
+int itest_linux_setup(struct itest_linux *t, int argc, char **argv, const struct itest_linux_test *test)
+{
+	const char *env = getenv(test->timeout_env);
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s KVMI_VM LINUX_DIR\n", argv[0]);
+		return ITEST_EXIT_USAGE;
+	}
+	t->vmm = argv[1];
+	t->linux_dir = argv[2];
+	t->timeout_s = env && atoi(env) > 0 ? (unsigned)atoi(env) : test->timeout_s;
+	if (itest_linux_skip(t->linux_dir, test->want_npt))
+		return ITEST_EXIT_PASS;
+	if (itest_init(test->name) || !itest_path(t->sock_path, sizeof(t->sock_path), test->sock_name)) {
+		printf("1..0 # SKIP no scratch directory\n");
+		return ITEST_EXIT_SETUP;
+	}
+	snprintf(t->addr, sizeof(t->addr), "unix:%s", t->sock_path);
+	return -1;
+}
+
+pid_t itest_linux_start(const struct itest_linux *t, const char *log)
+{
+	return itest_start_linux(log, t->vmm, t->linux_dir, t->addr, t->timeout_s);
+}
+
+void itest_linux_end_run(int status, const char *log, struct kvmi_listener *l)
+{
+	ok(status == KVMI_VM_EXIT_OK, "the VMM ends with status 0 (got %d)", status);
+	if (status != 0)
+		itest_show_log(log, NULL, 40);
+	kvmi_listener_close(l);
+}
+
+int itest_linux_done(const struct itest_linux *t)
+{
+	unlink(t->sock_path);
+	return itest_done();
 }

@@ -55,8 +55,7 @@
 #define MAX_VCPUS       8
 #define MAX_CR3         4096            /* distinct values recorded */
 
-static const char *vmm, *linux_dir;
-static char sock_path[256], addr[280];
+static struct itest_linux lt;           /* arguments, socket, timeout */
 
 
 static double now_s(void)
@@ -65,11 +64,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static pid_t start_vmm(const char *log, unsigned timeout_s)
-{
-	return itest_start_linux(log, vmm, linux_dir, addr, timeout_s);
 }
 
 /* What the tool saw. */
@@ -342,14 +336,14 @@ static void test_linux(unsigned timeout_s)
 		ok(0, "memory");
 		return;
 	}
-	ret = kvmi_listener_open(addr, NULL, &l);
-	ok(ret == 0, "listen on %s", addr);
+	ret = kvmi_listener_open(lt.addr, NULL, &l);
+	ok(ret == 0, "listen on %s", lt.addr);
 	if (ret) {
 		free(s);
 		return;
 	}
 	t0 = now_s();
-	pid = start_vmm(log, timeout_s);
+	pid = itest_linux_start(&lt, log);
 	ret = kvmi_listener_accept(l, 60000, &dom);
 	ok(ret == 0 && dom, "the VMM (Linux guest, %s vCPUs) connects (%d)", ITEST_LINUX_VCPUS, ret);
 	if (ret || !dom) {
@@ -416,33 +410,20 @@ static void test_linux(unsigned timeout_s)
 	   GUEST_MARKER, t1 - t0);
 	itest_show_log(log, "reached /init", 1);
 out:
-	ok(status == KVMI_VM_EXIT_OK, "the VMM ends with status 0 (got %d)", status);
-	if (status != 0)
-		itest_show_log(log, NULL, 40);
-	kvmi_listener_close(l);
+	itest_linux_end_run(status, log, l);
 	free(s);
 }
 
 int main(int argc, char **argv)
 {
-	const char *env = getenv("KVMI_LINUX_CR3_TIMEOUT");
-	unsigned timeout_s = env && atoi(env) > 0 ? (unsigned)atoi(env) : 400;
+	static const struct itest_linux_test test = {
+		"test_linux_cr3", "lcr3.sock", "KVMI_LINUX_CR3_TIMEOUT", 400, 0,
+	};
+	int rc = itest_linux_setup(&lt, argc, argv, &test);
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s KVMI_VM LINUX_DIR\n", argv[0]);
-		return ITEST_EXIT_USAGE;
-	}
-	vmm = argv[1];
-	linux_dir = argv[2];
-	if (itest_linux_skip(linux_dir, 0))
-		return ITEST_EXIT_PASS;
-	if (itest_init("test_linux_cr3") || !itest_path(sock_path, sizeof(sock_path), "lcr3.sock")) {
-		printf("1..0 # SKIP no scratch directory\n");
-		return ITEST_EXIT_SETUP;
-	}
-	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
-	diag("nested paging off; kvmi-vm --timeout %u", timeout_s);
-	test_linux(timeout_s);
-	unlink(sock_path);
-	return itest_done();
+	if (rc >= 0)
+		return rc;
+	diag("nested paging off; kvmi-vm --timeout %u", lt.timeout_s);
+	test_linux(lt.timeout_s);
+	return itest_linux_done(&lt);
 }

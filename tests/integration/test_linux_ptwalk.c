@@ -60,8 +60,7 @@
 #define MAX_VCPUS       8
 #define PAGE            4096
 
-static const char *vmm, *linux_dir;
-static char sock_path[256], addr[280];
+static struct itest_linux lt;           /* arguments, socket, timeout */
 
 static double now_s(void)
 {
@@ -69,11 +68,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static pid_t start_vmm(const char *log, unsigned timeout_s)
-{
-	return itest_start_linux(log, vmm, linux_dir, addr, timeout_s);
 }
 
 static int write_file(const char *path, const char *text)
@@ -423,8 +417,8 @@ static void test_linux(unsigned timeout_s, const char *mode)
 	int ret, status;
 
 	ok(s && init_pgt, "init_top_pgt in /proc/kallsyms (pa %#llx)", (unsigned long long)init_pgt);
-	if (!s || !init_pgt || kvmi_listener_open(addr, NULL, &l)) {
-		ok(0, "listen on %s", addr);
+	if (!s || !init_pgt || kvmi_listener_open(lt.addr, NULL, &l)) {
+		ok(0, "listen on %s", lt.addr);
 		free(s);
 		return;
 	}
@@ -432,7 +426,7 @@ static void test_linux(unsigned timeout_s, const char *mode)
 	if (write_file("/proc/sys/kernel/bpf_stats_enabled", "1\n"))
 		diag("cannot enable BPF statistics");
 	t0 = now_s();
-	pid = start_vmm(log, timeout_s);
+	pid = itest_linux_start(&lt, log);
 	ret = kvmi_listener_accept(l, 60000, &dom);
 	ok(ret == 0 && dom, "the VMM (Linux guest, %s vCPUs, KVMI_PTWALK=%s) connects (%d)", ITEST_LINUX_VCPUS, mode, ret);
 	if (ret || !dom) {
@@ -463,34 +457,21 @@ static void test_linux(unsigned timeout_s, const char *mode)
 	itest_show_log(log, "reached /init", 1);
 	itest_show_log(log, "page-walk hook detached", 3);
 out:
-	ok(status == KVMI_VM_EXIT_OK, "the VMM ends with status 0 (got %d)", status);
-	if (status != 0)
-		itest_show_log(log, NULL, 40);
-	kvmi_listener_close(l);
+	itest_linux_end_run(status, log, l);
 	free(s);
 }
 
 int main(int argc, char **argv)
 {
-	const char *env = getenv("KVMI_LINUX_PTWALK_TIMEOUT");
+	static const struct itest_linux_test test = {
+		"test_linux_ptwalk", "lptw.sock", "KVMI_LINUX_PTWALK_TIMEOUT", 300, 1,
+	};
 	const char *mode = getenv("KVMI_PTWALK");
-	unsigned timeout_s = env && atoi(env) > 0 ? (unsigned)atoi(env) : 300;
+	int rc = itest_linux_setup(&lt, argc, argv, &test);
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s KVMI_VM LINUX_DIR\n", argv[0]);
-		return ITEST_EXIT_USAGE;
-	}
-	vmm = argv[1];
-	linux_dir = argv[2];
-	if (itest_linux_skip(linux_dir, 1))
-		return ITEST_EXIT_PASS;
-	if (itest_init("test_linux_ptwalk") || !itest_path(sock_path, sizeof(sock_path), "lptw.sock")) {
-		printf("1..0 # SKIP no scratch directory\n");
-		return ITEST_EXIT_SETUP;
-	}
-	snprintf(addr, sizeof(addr), "unix:%s", sock_path);
-	diag("nested paging on; kvmi-vm --timeout %u; KVMI_PTWALK=%s", timeout_s, mode ? mode : "(unset)");
-	test_linux(timeout_s, mode && *mode ? mode : "auto");
-	unlink(sock_path);
-	return itest_done();
+	if (rc >= 0)
+		return rc;
+	diag("nested paging on; kvmi-vm --timeout %u; KVMI_PTWALK=%s", lt.timeout_s, mode ? mode : "(unset)");
+	test_linux(lt.timeout_s, mode && *mode ? mode : "auto");
+	return itest_linux_done(&lt);
 }
