@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,12 +30,31 @@ static void timespec_from_deadline(struct timespec *ts, int64_t deadline)
 	ts->tv_nsec = (deadline % 1000) * 1000000;
 }
 
-/* Wait on dom->cond until @deadline (-1: forever).  Caller holds dom->lock. */
-/* Every change a waiter may look for (dom->lock held). */
+/* Every change a waiter may look for (dom->lock held), including a waiter
+ * in poll() on the event descriptor. */
 void kc_notify(struct kvmi_dom *dom)
 {
 	atomic_fetch_add_explicit(&dom->changes, 1, memory_order_release);
 	pthread_cond_broadcast(&dom->cond);
+	kc_event_fd_sync(dom);
+}
+
+void kc_event_fd_sync(struct kvmi_dom *dom)
+{
+	uint64_t one = 1;
+	bool want;
+
+	if (dom->ev_fd < 0)
+		return;
+	want = dom->ev_count || dom->bad_events || !dom->connected;
+	if (want == dom->ev_fd_set)
+		return;
+	/* A non-blocking eventfd: neither call can block or fail here. */
+	if (want)
+		(void)!write(dom->ev_fd, &one, sizeof(one));
+	else
+		(void)!read(dom->ev_fd, &one, sizeof(one));
+	dom->ev_fd_set = want;
 }
 
 /*
@@ -78,6 +98,7 @@ static struct kvmi_dom *dom_alloc(int fd, const struct kvmi_config *cfg)
 		return NULL;
 	}
 	dom->fd = fd;
+	dom->ev_fd = -1;
 	atomic_init(&dom->seq, 0);
 	pthread_mutex_init(&dom->cmd_lock, NULL);
 	pthread_mutex_init(&dom->send_lock, NULL);
@@ -103,6 +124,8 @@ static void dom_free(struct kvmi_dom *dom)
 	free(dom->reply.payload);
 	kc_msg_close_fd(&dom->reply);
 	kc_rx_free(dom);
+	if (dom->ev_fd >= 0)
+		close(dom->ev_fd);
 	pthread_cond_destroy(&dom->cond);
 	pthread_mutex_destroy(&dom->lock);
 	pthread_mutex_destroy(&dom->send_lock);
@@ -454,6 +477,7 @@ int kvmi_dom_wait_event(struct kvmi_dom *dom, int timeout_ms)
 		err = 0;
 	} else if (dom->bad_events) {
 		dom->bad_events = 0;
+		kc_event_fd_sync(dom);
 		err = -EBADMSG;
 	} else if (!dom->connected) {
 		err = -ENOTCONN;
@@ -477,6 +501,7 @@ int kvmi_dom_pop_event(struct kvmi_dom *dom, struct kvmi_event_msg **out)
 		if (!dom->ev_head)
 			dom->ev_tail = NULL;
 		dom->ev_count--;
+		kc_event_fd_sync(dom);
 	}
 	pthread_mutex_unlock(&dom->lock);
 	if (!n)
@@ -484,6 +509,28 @@ int kvmi_dom_pop_event(struct kvmi_dom *dom, struct kvmi_event_msg **out)
 	*out = n->ev;
 	free(n);
 	return 0;
+}
+
+int kvmi_dom_event_fd(struct kvmi_dom *dom)
+{
+	int fd;
+
+	pthread_mutex_lock(&dom->lock);
+	if (dom->ev_fd < 0) {
+		dom->ev_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (dom->ev_fd < 0) {
+			fd = -errno;
+			pthread_mutex_unlock(&dom->lock);
+			return fd;
+		}
+		kc_event_fd_sync(dom);
+		/* From now on the reader thread reads whenever no API thread
+		 * does (recv.c): nobody else may be waiting on the socket. */
+		pthread_cond_signal(&dom->rcond);
+	}
+	fd = dom->ev_fd;
+	pthread_mutex_unlock(&dom->lock);
+	return fd;
 }
 
 unsigned int kvmi_dom_pending_events(struct kvmi_dom *dom)

@@ -84,6 +84,8 @@ struct kvmi_dom {
 	struct kc_event_node *ev_head, *ev_tail;
 	unsigned int ev_count;
 	unsigned int bad_events;           /* malformed events dropped, not yet reported */
+	int ev_fd;                         /* kvmi_dom_event_fd()'s eventfd, -1: none yet */
+	bool ev_fd_set;                    /* it holds a count (polls readable) */
 	unsigned long stray_msgs;          /* non-event messages nobody waited for */
 
 	struct kc_bulk *bulk;              /* pipelined READ_PHYSICAL in flight (bulk.c) */
@@ -125,6 +127,9 @@ int kc_handshake(struct kvmi_dom *dom);
 uint32_t kc_next_seq(struct kvmi_dom *dom);
 /* dom->lock held: wake waiters / wait for a change (spinning first). */
 void kc_notify(struct kvmi_dom *dom);
+/* dom->lock held: the event descriptor polls readable exactly while an
+ * event is queued, a malformed one is to be reported or the VMM is gone. */
+void kc_event_fd_sync(struct kvmi_dom *dom);
 int kc_cond_wait(struct kvmi_dom *dom, int64_t deadline);
 /* The leader, dom->lock held: takes a reply of the bulk read in flight
  * (sets dom->rx_notify when the bulk reader should look). */

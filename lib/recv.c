@@ -25,6 +25,10 @@
  *     while the tool does something else.  When an API thread starts waiting while
  *     the reader thread leads, it follows for that message (one hand-over)
  *     and the reader thread parks again.
+ *   - Once the tool asked for the event descriptor (kvmi_dom_event_fd()),
+ *     its thread sleeps in poll() on that descriptor, not on the socket:
+ *     the reader thread then leads whenever no API thread waits, without
+ *     the grace period, and an API thread that stops waiting wakes it.
  *
  * The leader reads into a per-domain buffer, so pipelined messages cost one
  * system call.  Messages are dispatched in stream order, each consumed
@@ -495,6 +499,8 @@ int kc_wait(struct kvmi_dom *dom, int64_t deadline, kc_done_fn done, const void 
 	dom->api_last_ns = kvmi_spin_now_ns();
 	if (dom->closing)
 		kc_notify(dom);         /* kc_wait_quiesce() */
+	else if (dom->ev_fd >= 0 && !dom->api_waiters && !dom->leading)
+		pthread_cond_signal(&dom->rcond);       /* back to the reader thread */
 	return err;
 }
 
@@ -538,7 +544,8 @@ static void *reader_main(void *arg)
 		uint64_t now = kvmi_spin_now_ns();
 		struct timespec ts;
 
-		if (!dom->leading && !dom->api_waiters && now - dom->api_last_ns >= RX_GRACE_NS) {
+		if (!dom->leading && !dom->api_waiters &&
+		    (dom->ev_fd >= 0 || now - dom->api_last_ns >= RX_GRACE_NS)) {
 			reader_lead(dom);
 			park = RX_GRACE_NS;
 			continue;

@@ -307,6 +307,25 @@ int kvmi_dom_next_event(struct kvmi_dom *dom, int timeout_ms, struct kvmi_event_
 unsigned int kvmi_dom_pending_events(struct kvmi_dom *dom);
 void kvmi_event_free(struct kvmi_event_msg *ev);
 
+/*
+ * Since 0.4 (KVMI_CLIENT_0.4): one thread waiting on many domains.  A
+ * descriptor (an eventfd, owned by the domain, closed by kvmi_dom_close())
+ * that polls readable (POLLIN, EPOLLIN) exactly while kvmi_dom_pop_event()
+ * has an event to give, a malformed event is to be reported, or the VMM is
+ * gone; kvmi_dom_next_event(dom, 0, &ev) then says which.  Never read or
+ * write it: the library keeps its level.  Put the descriptors of all the
+ * domains in one poll()/epoll set and take one event per readiness (the
+ * level stays up while more are queued).
+ *
+ * From the first call on, the domain's background reader thread reads the
+ * socket whenever no API call waits (without it, only after 2 ms of API
+ * idleness): every event then costs a wake-up of that thread and one of
+ * the thread in poll().  A single domain served by one thread is faster
+ * with kvmi_dom_next_event() alone.  Returns the descriptor (the same one
+ * on every call) or a negative errno.
+ */
+int kvmi_dom_event_fd(struct kvmi_dom *dom);
+
 /* True for events the VMM waits a reply for (all but UNHOOK, CMD_ERROR). */
 bool kvmi_event_needs_reply(const struct kvmi_event_msg *ev);
 

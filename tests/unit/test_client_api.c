@@ -6,6 +6,7 @@
 #include "test_client_fake.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1129,6 +1130,101 @@ out:
 	conn_done(&c);
 }
 
+/* Which of @n event descriptors poll readable within @ms, as a bit mask. */
+static unsigned int readable(const int *fds, unsigned int n, int ms)
+{
+	struct pollfd p[4];
+	unsigned int mask = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+	if (poll(p, n, ms) <= 0)
+		return 0;
+	for (unsigned int i = 0; i < n; i++)
+		if (p[i].revents & POLLIN)
+			mask |= 1u << i;
+	return mask;
+}
+
+/* Pops the next event (it must be there: its descriptor polled readable)
+ * and, with @reply, answers CONTINUE. */
+static bool pop_reply(struct kvmi_dom *dom, uint32_t seq, bool reply)
+{
+	struct kvmi_event_msg *ev = NULL;
+	bool ok = kvmi_dom_pop_event(dom, &ev) == 0 && ev->seq == seq &&
+		  (!reply || kvmi_dom_reply_event(dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0) == 0);
+
+	if (!ok)
+		failf("expected to pop and answer event seq %u, got %s %u", seq, ev ? "seq" : "none",
+		      ev ? ev->seq : 0);
+	kvmi_event_free(ev);
+	return ok;
+}
+
+/* One thread polls the event descriptors of two domains: each is readable
+ * exactly while its events are queued (read by the reader threads, no API
+ * call waiting), a command in between still gets its reply, and a VMM that
+ * goes away leaves its descriptor readable with -ENOTCONN to say why. */
+static void t_event_fd_many(void)
+{
+	struct kvmi_get_guest_info_reply gi = { .vcpu_count = 1 };
+	struct kvmi_event_msg *ev = NULL;
+	struct conn a, b;
+	uint8_t blob[2048];
+	uint32_t n = 0;
+	int fds[2];
+	size_t o;
+
+	conn_init(&a);
+	conn_init(&b);
+	fake_gate(&a.f);
+	send_event(&a.f, 50, 0, KVMI_EVENT_PAUSE_VCPU, NULL, 0);
+	expect_event_reply(&a.f, 50, 0, KVMI_EVENT_PAUSE_VCPU, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+	expect_msg(&a.f, KVMI_GET_GUEST_INFO, 2, NULL, 0);
+	send_reply(&a.f, KVMI_GET_GUEST_INFO, 2, 0, &gi, sizeof(gi));
+	fake_gate(&a.f);
+	send_event(&a.f, 51, 0, KVMI_EVENT_PAUSE_VCPU, NULL, 0);
+	fake_sleep(&a.f, 5);
+	fake_shutdown(&a.f);
+	fake_gate(&b.f);
+	o = build_event(blob, 60, 0, KVMI_EVENT_PAUSE_VCPU);
+	o += build_event(blob + o, 61, 0, KVMI_EVENT_PAUSE_VCPU);
+	fake_send(&b.f, blob, o, "two events");
+	expect_event_reply(&b.f, 60, 0, KVMI_EVENT_PAUSE_VCPU, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+	expect_event_reply(&b.f, 61, 0, KVMI_EVENT_PAUSE_VCPU, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+	fake_expect_eof(&b.f);
+	if (conn_open(&a) || conn_open(&b))
+		goto out;
+	fds[0] = kvmi_dom_event_fd(a.dom);
+	fds[1] = kvmi_dom_event_fd(b.dom);
+	CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[0] != fds[1], "event descriptors %d, %d", fds[0], fds[1]);
+	CHECK(kvmi_dom_event_fd(a.dom) == fds[0], "a second call gave another descriptor");
+	CHECK(readable(fds, 2, 30) == 0, "readable before any event");
+	fake_open_gate(&b.f);
+	CHECK(readable(fds, 2, 3000) == 2, "B's events did not make (only) B readable");
+	if (!pop_reply(b.dom, 60, true))
+		goto out;
+	CHECK(readable(fds, 2, 0) == 2, "B not readable with its second event queued");
+	if (!pop_reply(b.dom, 61, true))
+		goto out;
+	CHECK(readable(fds, 2, 0) == 0, "readable with the queues empty");
+	fake_open_gate(&a.f);
+	CHECK(readable(fds, 2, 3000) == 1, "A's event did not make (only) A readable");
+	if (!pop_reply(a.dom, 50, true))
+		goto out;
+	CHECK_RET(kvmi_dom_get_guest_info(a.dom, &n), 0);
+	CHECK(n == 1 && readable(fds, 2, 0) == 0, "a command left the descriptor up");
+	fake_open_gate(&a.f);
+	CHECK(readable(fds, 2, 3000) == 1, "A's event after a command was not seen");
+	if (!pop_reply(a.dom, 51, false))
+		goto out;
+	CHECK(readable(fds, 2, 3000) == 1, "a VMM that went away left its descriptor down");
+	CHECK_RET(kvmi_dom_next_event(a.dom, 0, &ev), -ENOTCONN);
+out:
+	conn_done(&a);
+	conn_done(&b);
+}
+
 /* A descriptor-carrying reply right behind other messages: the descriptor
  * stays with its reply, however the reads were cut. */
 static void map_reply(uint8_t *out, size_t *len, uint32_t seq, uint64_t offset)
@@ -1432,6 +1528,7 @@ int main(void)
 	run("the reader thread reads when idle, hands over, reports the disconnect",
 	    t_reader_takes_over);
 	run("shutdown wakes the reading and the following thread", t_shutdown_wakes_all);
+	run("one thread polls the event descriptors of two domains", t_event_fd_many);
 	run("a descriptor stays with its reply behind pipelined messages", t_fd_after_pipelined);
 	run("a descriptor stays with its reply while another thread reads",
 	    t_fd_while_other_thread_reads);
