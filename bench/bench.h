@@ -72,6 +72,7 @@ struct vmm {
 	double tsc_hz;          /* guest TSC rate, calibrated against CLOCK_MONOTONIC */
 	struct kvmi_listener *l;
 	struct kvmi_dom *dom;   /* NULL without a tool */
+	bool exiting;           /* BENCH_CMD_EXIT posted */
 };
 
 struct vmm_opts {
@@ -84,16 +85,20 @@ struct vmm_opts {
 	unsigned nr_vcpus;
 	bool introspect;        /* connect a tool (our client library) */
 	bool verbose;           /* -vv: debug log (memslot changes) */
+	double tsc_hz;          /* the guest TSC rate if known (another VM's): no calibration */
 };
 
 /* VMM_KVMI_QEMU for a path named kvmi-qemu, else VMM_KVMI_VM. */
 enum vmm_kind vmm_kind_of(const char *path);
 const char *vmm_kind_name(enum vmm_kind k);
 /* Starts the VMM, accepts its connection when @introspect, waits for the
- * guest's mailbox and calibrates the TSC.  Exits the program on failure
- * (the VMM dies with it). */
+ * guest's mailbox and calibrates the TSC (unless o->tsc_hz gives it).
+ * Exits the program on failure (the VMM dies with it). */
 void vmm_start(struct vmm *v, const struct vmm_opts *o);
-/* BENCH_CMD_EXIT, closes the tool, waits for the VMM's clean exit. */
+/* BENCH_CMD_EXIT (unless vmm_stop_begin() posted it), closes the tool,
+ * waits for the VMM's clean exit.  vmm_stop_begin() first on many VMs
+ * lets them end at once. */
+void vmm_stop_begin(struct vmm *v);
 void vmm_stop(struct vmm *v);
 
 void gmem_read(struct vmm *v, uint64_t gpa, void *buf, size_t len);

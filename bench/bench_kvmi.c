@@ -8,6 +8,7 @@
  *   bench-kvmi memory    VMM GUEST TMPDIR   READ_PHYSICAL, mapped reads, process_vm_readv, memcpy
  *   bench-kvmi pagetrack VMM GUEST TMPDIR   SET_PAGE_ACCESS cost per page
  *   bench-kvmi quiet     VMM GUEST TMPDIR   a ring-3 workload with and without a tool
+ *   bench-kvmi scale     VMM GUEST TMPDIR   one tool thread serving 1..32 guests (kvmi-vm)
  *
  * VMM is the path of kvmi-vm or of kvmi-qemu (then QEMU is $BENCH_QEMU,
  * default qemu-system-x86_64, booting GUEST's .bios image); GUEST is
@@ -29,7 +30,7 @@ int main(int argc, char **argv)
 	const char *qemu = getenv("BENCH_QEMU");
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: %s events|memory|pagetrack|quiet KVMI_VM|KVMI_QEMU GUEST_ELF TMPDIR\n",
+		fprintf(stderr, "usage: %s events|memory|pagetrack|quiet|scale KVMI_VM|KVMI_QEMU GUEST_ELF TMPDIR\n",
 			argv[0]);
 		return 2;
 	}
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
 		bench_pagetrack();
 	else if (!strcmp(argv[1], "quiet"))
 		bench_quiet();
+	else if (!strcmp(argv[1], "scale") && opts.kind == VMM_KVMI_VM)
+		bench_scale();
 	else
 		die("unknown mode %s for %s", argv[1], vmm_kind_name(opts.kind));
 	return 0;

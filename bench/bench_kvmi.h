@@ -17,5 +17,6 @@ void bench_events(void);        /* events.c */
 void bench_memory(void);        /* memory.c */
 void bench_pagetrack(void);     /* pagetrack.c */
 void bench_quiet(void);         /* quiet.c */
+void bench_scale(void);         /* scale.c: one tool, many guests */
 
 #endif

@@ -7,7 +7,7 @@
 # env:   BENCH_QEMU   QEMU binary (default qemu-system-x86_64): the gdbstub
 #                     peer and the QEMU frontend's VMs (through kvmi-qemu)
 #        BENCH_PHASES phases to run (default "events nospin memory pagetrack
-#                     quiet qemu-events qemu-memory qemu-quiet gdbstub")
+#                     quiet scale qemu-events qemu-memory qemu-quiet gdbstub")
 #
 # Nothing here judges a time as pass/fail for the test suite; the targets
 # are written down as met / missed / not measurable, with their reasons.
@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 case "$build" in /*) ;; *) build="$(pwd)/$build" ;; esac
 qemu=${BENCH_QEMU:-qemu-system-x86_64}
-phases=${BENCH_PHASES:-events nospin memory pagetrack quiet qemu-events qemu-memory qemu-quiet gdbstub}
+phases=${BENCH_PHASES:-events nospin memory pagetrack quiet scale qemu-events qemu-memory qemu-quiet gdbstub}
 
 kvmi_vm="$build/kvmi-vm"
 bench_kvmi="$build/bench/bench-kvmi"
@@ -72,6 +72,8 @@ unset KVMI_SPIN_US BENCH_EVENT_VCPUS BENCH_ID_SUFFIX
 run_phase memory    180 "$bench_kvmi" memory "$kvmi_vm" "$guest" "$work"
 run_phase pagetrack 180 "$bench_kvmi" pagetrack "$kvmi_vm" "$guest" "$work"
 run_phase quiet     180 "$bench_kvmi" quiet "$kvmi_vm" "$guest" "$work"
+# One tool thread serving 1..32 guests at once (issue 15, item 4).
+run_phase scale     150 "$bench_kvmi" scale "$kvmi_vm" "$guest" "$work"
 # The QEMU frontend (issue 11): stock QEMU through kvmi-qemu runs the same
 # guest (bench_guest.bios, next to the ELF); event and memory figures carry
 # the suffix _qemu, the quiet ones name their variant (stock QEMU, the
@@ -109,7 +111,8 @@ cp "$BENCH_OUT/results.tsv" "$here/results.tsv"
 
 # ------------------------------------------------------------------ RESULTS.md
 # The report program; report-qemu.awk adds the QEMU frontend's section
-# (qemu_section) and uses its helpers.
+# (qemu_section), report-scale.awk the scale phase's (scale_section); both
+# use its helpers.
 cat >"$work/report.awk" <<'AWK'
 function has(id) { return (id in med) }
 function m(id) { return med[id] + 0 }
@@ -391,6 +394,7 @@ END {
 	print ""
 
 	qemu_section()
+	scale_section()
 
 	# ---------------------------------------------------------------- missing
 	print "## Not measurable yet"
@@ -428,7 +432,8 @@ AWK
 awk -F '\t' -v uname="$(uname -a)" -v cpu="$cpu" -v ncpu="$ncpu" -v mem="$mem" \
 	-v kernel="$(uname -r)" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v hyp="$hyp" \
 	-v qver="$qver" -v rev="$rev" -v elapsed="$elapsed" -v failed="$failed" -v spinus="${KVMI_SPIN_US:-50}" \
-	-f "$work/report.awk" -f "$here/report-qemu.awk" "$BENCH_OUT/results.tsv" >"$here/RESULTS.md"
+	-f "$work/report.awk" -f "$here/report-qemu.awk" -f "$here/report-scale.awk" \
+	"$BENCH_OUT/results.tsv" >"$here/RESULTS.md"
 
 # ------------------------------------------------------------------ plot
 s="$BENCH_OUT/samples"
@@ -486,7 +491,8 @@ fi
 
 echo
 echo "Targets (from $here/RESULTS.md):"
-sed -n -e '/^## Targets/,/^## 1\./p' -e '/^### Targets of issue 11/,/^### Event/p' "$here/RESULTS.md" |
+sed -n -e '/^## Targets/,/^## 1\./p' -e '/^### Targets of issue 11/,/^### Event/p' \
+	-e '/^### Targets of issue 15/,/^One tool process/p' "$here/RESULTS.md" |
 	grep '^| ' | grep -v '^| target' |
 	sed -e 's/\*\*//g' -e 's/^| //' -e 's/ |$//' -e 's/ | /  →  /g' | cut -c1-160
 echo "wrote $here/RESULTS.md, $here/latency.svg, $here/results.tsv (${elapsed} s)"

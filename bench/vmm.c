@@ -288,19 +288,23 @@ static pid_t spawn(const char *const *argv, const char *log)
 	return pid;
 }
 
-/* The guest's RAM in the VMM, its mailbox, the TSC rate. */
-static void wait_guest(struct vmm *v)
+/* The guest's RAM in the VMM, its mailbox, the TSC rate (@tsc_hz if known).
+ * Polls every 5 ms for 10 and 20 s. */
+static void wait_guest(struct vmm *v, double tsc_hz)
 {
-	for (int i = 0; i < 200 && !find_ram(v); i++)
-		sleep_us(50000);
+	for (int i = 0; i < 2000 && !find_ram(v); i++)
+		sleep_us(5000);
 	if (!v->ram_hva)
 		die("no guest RAM memfd mapping in /proc/%d/maps (log: %s)", (int)v->pid, v->log);
-	for (int i = 0; i < 400 && gmem_read64(v, MBOX_FIELD(magic)) != BENCH_MAGIC; i++)
-		sleep_us(50000);
+	for (int i = 0; i < 4000 && gmem_read64(v, MBOX_FIELD(magic)) != BENCH_MAGIC; i++)
+		sleep_us(5000);
 	if (gmem_read64(v, MBOX_FIELD(magic)) != BENCH_MAGIC)
 		die("the benchmark guest did not start (log: %s)", v->log);
 	v->seq = gmem_read64(v, MBOX_FIELD(seq));
-	calibrate(v);
+	if (tsc_hz > 0)
+		v->tsc_hz = tsc_hz;
+	else
+		calibrate(v);
 }
 
 void vmm_start(struct vmm *v, const struct vmm_opts *o)
@@ -335,20 +339,27 @@ void vmm_start(struct vmm *v, const struct vmm_opts *o)
 		if (ret)
 			die("%s did not connect: %s (log: %s)", vmm_kind_name(o->kind), kvmi_strerror(ret), v->log);
 	}
-	wait_guest(v);
+	wait_guest(v, o->tsc_hz);
 }
 
 /* kvmi-vm ends with 0 after GUEST_DONE; QEMU with (0 << 1) | 1 through
  * isa-debug-exit (tests/guest/README.md). */
+void vmm_stop_begin(struct vmm *v)
+{
+	mbox_post(v, BENCH_CMD_EXIT, NULL);
+	v->exiting = true;
+}
+
 void vmm_stop(struct vmm *v)
 {
 	int st = -1, ok = v->kind == VMM_KVMI_VM ? 0 : 1;
 	char serial[600];
 	pid_t r = 0;
 
-	mbox_post(v, BENCH_CMD_EXIT, NULL);
-	for (int i = 0; i < 300 && (r = waitpid(v->pid, &st, WNOHANG)) == 0; i++)
-		sleep_us(100000);
+	if (!v->exiting)
+		vmm_stop_begin(v);
+	for (int i = 0; i < 3000 && (r = waitpid(v->pid, &st, WNOHANG)) == 0; i++)
+		sleep_us(10000);
 	if (r != v->pid) {
 		kill(v->pid, SIGKILL);
 		waitpid(v->pid, NULL, 0);
