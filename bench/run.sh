@@ -7,7 +7,8 @@
 # env:   BENCH_QEMU   QEMU binary (default qemu-system-x86_64): the gdbstub
 #                     peer and the QEMU frontend's VMs (through kvmi-qemu)
 #        BENCH_PHASES phases to run (default "events nospin memory pagetrack
-#                     quiet scale qemu-events qemu-memory qemu-quiet gdbstub")
+#                     quiet scale scale-nospin qemu-events qemu-memory
+#                     qemu-quiet gdbstub")
 #
 # Nothing here judges a time as pass/fail for the test suite; the targets
 # are written down as met / missed / not measurable, with their reasons.
@@ -17,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
 case "$build" in /*) ;; *) build="$(pwd)/$build" ;; esac
 qemu=${BENCH_QEMU:-qemu-system-x86_64}
-phases=${BENCH_PHASES:-events nospin memory pagetrack quiet scale qemu-events qemu-memory qemu-quiet gdbstub}
+phases=${BENCH_PHASES:-events nospin memory pagetrack quiet scale scale-nospin qemu-events qemu-memory qemu-quiet gdbstub}
 
 kvmi_vm="$build/kvmi-vm"
 bench_kvmi="$build/bench/bench-kvmi"
@@ -72,8 +73,12 @@ unset KVMI_SPIN_US BENCH_EVENT_VCPUS BENCH_ID_SUFFIX
 run_phase memory    180 "$bench_kvmi" memory "$kvmi_vm" "$guest" "$work"
 run_phase pagetrack 180 "$bench_kvmi" pagetrack "$kvmi_vm" "$guest" "$work"
 run_phase quiet     180 "$bench_kvmi" quiet "$kvmi_vm" "$guest" "$work"
-# One tool thread serving 1..32 guests at once (issue 15, item 4).
+# One tool thread serving 1..32 guests at once (issue 15, item 4), then
+# the same with every wait sleeping (figures with the suffix _nospin).
 run_phase scale     150 "$bench_kvmi" scale "$kvmi_vm" "$guest" "$work"
+export KVMI_SPIN_US=0 BENCH_ID_SUFFIX=_nospin
+run_phase scale-nospin 150 "$bench_kvmi" scale "$kvmi_vm" "$guest" "$work"
+unset KVMI_SPIN_US BENCH_ID_SUFFIX
 # The QEMU frontend (issue 11): stock QEMU through kvmi-qemu runs the same
 # guest (bench_guest.bios, next to the ELF); event and memory figures carry
 # the suffix _qemu, the quiet ones name their variant (stock QEMU, the
@@ -106,6 +111,8 @@ ncpu=$(getconf _NPROCESSORS_ONLN)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 qver=$("$qemu" --version 2>/dev/null | head -n 1 || echo "QEMU not found")
 rev=$(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The BPF events (CR, XSETBV, HYPERCALL) are a build option: say which.
+bpf=$(meson configure "$build" 2>/dev/null | awk '$1 == "bpf" { print $2 }')
 
 cp "$BENCH_OUT/results.tsv" "$here/results.tsv"
 
@@ -159,6 +166,7 @@ END {
 	print "| hypervisor | " hyp " |"
 	print "| peer | " qver " |"
 	print "| kvmi revision | " rev " (working tree as built) |"
+	print "| build | `" build "`, meson option bpf=" bpf " |"
 	print "| run time | " elapsed " s |"
 	if (failed != "")
 		print "| **failed phases** |" failed " |"
@@ -431,7 +439,7 @@ function prow(name, id) {
 AWK
 awk -F '\t' -v uname="$(uname -a)" -v cpu="$cpu" -v ncpu="$ncpu" -v mem="$mem" \
 	-v kernel="$(uname -r)" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v hyp="$hyp" \
-	-v qver="$qver" -v rev="$rev" -v elapsed="$elapsed" -v failed="$failed" -v spinus="${KVMI_SPIN_US:-50}" \
+	-v qver="$qver" -v rev="$rev" -v build="$(basename "$build")" -v bpf="${bpf:-unknown}" -v elapsed="$elapsed" -v failed="$failed" -v spinus="${KVMI_SPIN_US:-50}" \
 	-f "$work/report.awk" -f "$here/report-qemu.awk" -f "$here/report-scale.awk" \
 	"$BENCH_OUT/results.tsv" >"$here/RESULTS.md"
 

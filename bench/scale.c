@@ -348,12 +348,14 @@ static double scale_round(const char *tag, unsigned first, unsigned n)
 
 /* ================================================================= memory */
 
-static double median_d(double *v, size_t n)
+/* RSS figures of several VMs (sorted in place): median, min, max, n. */
+static void rss_result(const char *id, double *v, size_t n, const char *what)
 {
-	struct stats s;
+	struct stats st;
 
-	stats_of(v, n, &s);
-	return s.p50;
+	stats_of(v, n, &st);
+	result_add(id, "KiB", &st, "%s: RssAnon + RssFile, median of %zu VMs (%.0f … %.0f KiB)", what, n, st.min,
+		   st.max);
 }
 
 /* kvmi-vm without a tool: the same guest and RAM, one store loop run. */
@@ -374,21 +376,18 @@ static void rss_without_tool(void)
 		rss[i] = rss_kib(v.pid);
 		vmm_stop(&v);
 	}
-	result_value("scale_vm_rss_none", "KiB", median_d(rss, SCALE_NONE_VMS),
-		     "kvmi-vm without --introspector, 1 vCPU, %s RAM: RssAnon + RssFile, median of %u VMs (%.0f … %.0f KiB)",
-		     SCALE_MEMORY, SCALE_NONE_VMS, rss[0], rss[SCALE_NONE_VMS - 1]);
+	rss_result("scale_vm_rss_none", rss, SCALE_NONE_VMS,
+		   "kvmi-vm without --introspector, 1 vCPU, " SCALE_MEMORY " RAM, after the same store loop");
 }
 
 static void rss_with_tool(double tool_rss0)
 {
-	double rss[SCALE_GUESTS], med;
+	double rss[SCALE_GUESTS];
 
 	for (unsigned i = 0; i < SCALE_GUESTS; i++)
 		rss[i] = rss_kib(guests[i].v.pid);
-	med = median_d(rss, SCALE_GUESTS);
-	result_value("scale_vm_rss_tool", "KiB", med,
-		     "kvmi-vm with a tool that served its PF events (page tracked, PF enabled, a PAUSE_VCPU event held): RssAnon + RssFile, median of %u VMs (%.0f … %.0f KiB)",
-		     SCALE_GUESTS, rss[0], rss[SCALE_GUESTS - 1]);
+	rss_result("scale_vm_rss_tool", rss, SCALE_GUESTS,
+		   "kvmi-vm with a tool that served its PF events (page write-protected, PF enabled, a PAUSE_VCPU event held)");
 	result_value("scale_tool_rss_per_guest", "KiB", (rss_kib(0) - tool_rss0) / SCALE_GUESTS,
 		     "the tool's RssAnon + RssFile with %u guests served, less the same before the first guest, per guest",
 		     SCALE_GUESTS);
@@ -412,9 +411,7 @@ void bench_scale(void)
 		snprintf(tag, sizeof(tag), "1%c", 'a' + k);
 		alone[k] = scale_round(tag, k, 1);
 	}
-	result_value("scale_alone", "ev/s", median_d(alone, 3),
-		     "one guest alone: the median of 3 runs on different guests (%.0f, %.0f, %.0f ev/s)", alone[0],
-		     alone[1], alone[2]);
+	result_samples("scale_alone", "ev/s", alone, 3, "one guest alone, three runs on three guests");
 	for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
 		snprintf(tag, sizeof(tag), "%u", ns[k]);
 		scale_round(tag, 0, ns[k]);
