@@ -15,6 +15,8 @@ extern struct vmm_opts opts;
 void bench_baselines(void);     /* baselines.c: IPC and ioctl floors, no VM */
 void bench_events(void);        /* events.c */
 void bench_memory(void);        /* memory.c */
+struct vmm;
+void bench_commands(struct vmm *v);     /* commands.c: with vCPU 0 paused */
 void bench_pagetrack(void);     /* pagetrack.c */
 void bench_quiet(void);         /* quiet.c */
 
