@@ -183,6 +183,25 @@ out:
 	return (uint64_t)done * n;
 }
 
+/* CONTINUE to every event until the guest acknowledged command @seq;
+ * returns how many of them were @event. */
+static uint64_t continue_until_done(struct vmm *v, uint64_t seq, unsigned event)
+{
+	uint64_t events = 0;
+
+	for (;;) {
+		struct kvmi_event_msg *ev = next_event(v, 50);
+
+		if (ev) {
+			events += ev->event == event;
+			reply_continue(v, ev);
+			continue;
+		}
+		if (mbox_done(v, seq, 0))
+			return events;
+	}
+}
+
 /*
  * PF events: a page protected with SET_PAGE_ACCESS; every vCPU accesses it
  * in ring 3, timing each access with rdtsc; the tool answers each PF event
@@ -213,7 +232,7 @@ static uint64_t run_pf(struct vmm *v, const struct event_bench *e)
 {
 	const struct pf_kind *k = &pf_kinds[e->variant];
 	unsigned n = v->nr_vcpus;
-	uint64_t count = how_many(v, 3000, 1500, 800), args[4] = { count }, seq, events = 0, gpa = k->gpa;
+	uint64_t count = how_many(v, 3000, 1500, 800), args[4] = { count }, seq, events, gpa = k->gpa;
 	uint8_t rights = k->rights, rwx = KVMI_PAGE_ACCESS_R | KVMI_PAGE_ACCESS_W | KVMI_PAGE_ACCESS_X;
 	double *all = xmalloc_d(count * n);
 	size_t total = 0;
@@ -229,17 +248,7 @@ static uint64_t run_pf(struct vmm *v, const struct event_bench *e)
 	if (ret)
 		die("SET_PAGE_ACCESS: %s", kvmi_strerror(ret));
 	seq = mbox_post(v, k->cmd, args);
-	for (;;) {
-		struct kvmi_event_msg *ev = next_event(v, 50);
-
-		if (ev) {
-			events += ev->event == KVMI_EVENT_PF;
-			reply_continue(v, ev);
-			continue;
-		}
-		if (mbox_done(v, seq, 0))
-			break;
-	}
+	events = continue_until_done(v, seq, KVMI_EVENT_PF);
 	ret = kvmi_dom_set_page_access(v->dom, &gpa, &rwx, 1, 0);
 	for (unsigned i = 0; i < n && !ret; i++)
 		ret = kvmi_dom_control_events(v->dom, (uint16_t)i, KVMI_EVENT_PF, false);
@@ -417,7 +426,7 @@ static uint64_t run_singlestep(struct vmm *v, const struct event_bench *e)
 static uint64_t run_breakpoint(struct vmm *v, const struct event_bench *e)
 {
 	unsigned n = v->nr_vcpus;
-	uint64_t count = how_many(v, 2000, 1000, 500), args[4] = { count }, seq, events = 0;
+	uint64_t count = how_many(v, 2000, 1000, 500), args[4] = { count }, seq, events;
 	double *all = xmalloc_d(count * n);
 	size_t total = 0;
 	char id[64];
@@ -436,17 +445,7 @@ static uint64_t run_breakpoint(struct vmm *v, const struct event_bench *e)
 	if (ret)
 		die("CONTROL_EVENTS BREAKPOINT: %s", kvmi_strerror(ret));
 	seq = mbox_post(v, BENCH_CMD_INT3_0, args);
-	for (;;) {
-		struct kvmi_event_msg *ev = next_event(v, 50);
-
-		if (ev) {
-			events += ev->event == KVMI_EVENT_BREAKPOINT;
-			reply_continue(v, ev);
-			continue;
-		}
-		if (mbox_done(v, seq, 0))
-			break;
-	}
+	events = continue_until_done(v, seq, KVMI_EVENT_BREAKPOINT);
 	for (unsigned i = 0; i < n && !ret; i++)
 		ret = kvmi_dom_control_events(v->dom, (uint16_t)i, KVMI_EVENT_BREAKPOINT, false);
 	if (ret)

@@ -152,7 +152,9 @@ static void cmd_fill(void)
 		p[off / 8] = bench_pattern(BENCH_DATA_GPA + off);
 }
 
-static void cmd_stores(unsigned vcpu, uint64_t n)
+/* Stores to (or loads from) this vCPU's 64 words of the page PF write
+ * (read) benchmarks protect, each timed. */
+static void cmd_accesses(unsigned vcpu, uint64_t n, bool write)
 {
 	volatile uint64_t *page = (volatile uint64_t *)(uintptr_t)BENCH_PF_PAGE_GPA;
 	uint64_t *s = samples(vcpu);
@@ -160,26 +162,13 @@ static void cmd_stores(unsigned vcpu, uint64_t n)
 	if (n > BENCH_SAMPLES_SIZE / 8)
 		n = BENCH_SAMPLES_SIZE / 8;
 	for (uint64_t i = 0; i < n; i++) {
+		volatile uint64_t *w = &page[(vcpu * 64 + i % 64) % 512];
 		uint64_t t0 = rdtsc();
 
-		page[(vcpu * 64 + i % 64) % 512] = i;
-		s[i] = rdtsc() - t0;
-	}
-	MBOX->v[vcpu].nsamples = n;
-}
-
-/* Loads from the page PF read benchmarks protect. */
-static void cmd_loads(unsigned vcpu, uint64_t n)
-{
-	volatile uint64_t *page = (volatile uint64_t *)(uintptr_t)BENCH_PF_PAGE_GPA;
-	uint64_t *s = samples(vcpu);
-
-	if (n > BENCH_SAMPLES_SIZE / 8)
-		n = BENCH_SAMPLES_SIZE / 8;
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t t0 = rdtsc();
-
-		(void)page[(vcpu * 64 + i % 64) % 512];
+		if (write)
+			*w = i;
+		else
+			(void)*w;
 		s[i] = rdtsc() - t0;
 	}
 	MBOX->v[vcpu].nsamples = n;
@@ -239,10 +228,8 @@ static uint64_t command_loop(void *p)
 				cmd_fill();
 			break;
 		case BENCH_CMD_STORES:
-			cmd_stores(a->vcpu, MBOX->arg[0]);
-			break;
 		case BENCH_CMD_LOADS:
-			cmd_loads(a->vcpu, MBOX->arg[0]);
+			cmd_accesses(a->vcpu, MBOX->arg[0], cmd == BENCH_CMD_STORES);
 			break;
 		case BENCH_CMD_CALLS:
 			cmd_calls(a->vcpu, MBOX->arg[0]);
