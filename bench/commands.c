@@ -5,7 +5,9 @@
  * READ_PHYSICAL ones are memory.c's), and sixteen commands at once, as a
  * batch of the client library (kvmi_batch_*: CONTROL_CMD_RESPONSE around
  * them, one reply) and as sixteen pipelined READ_PHYSICAL of 4 KiB
- * (kvmi_dom_read_physical_bulk), each next to one command of its kind.
+ * (kvmi_dom_read_physical_bulk), each next to one command of its kind;
+ * and, for the census of events.c, a number of one kind of them run while
+ * vCPU 0 is paused (their vCPU ioctls are counted before its next entry).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,7 @@
 
 #define BATCH 16
 
-enum command {
+enum command {          /* the census (events.c) names the first two by number */
 	CMD_GET_REGISTERS,
 	CMD_TRANSLATE_GVA,
 	CMD_CONTROL_EVENTS,             /* one, as the batch's commands */
@@ -69,10 +71,38 @@ static void timed(struct vmm *v, enum command c, unsigned n, const char *id, con
 		if (ret)
 			die("%s: %s", what, ret < 0 ? kvmi_strerror(ret) : "wrong answer");
 	}
-	result_samples(id, "us", lat, n, "%s", what);
+	if (id)         /* NULL: the census, no figure */
+		result_samples(id, "us", lat, n, "%s", what);
 	kvmi_batch_destroy(b);
 	free(buf);
 	free(lat);
+}
+
+/* Census: pauses vCPU 0, runs @n commands of kind @which (CMD_*), lets
+ * the vCPU go on and waits until it runs again; returns @n. */
+uint64_t bench_commands_census(struct vmm *v, unsigned which, unsigned n)
+{
+	struct kvmi_event_msg *ev;
+	uint64_t c[BENCH_MAX_VCPUS], c2[BENCH_MAX_VCPUS], args[4] = { (uint64_t)(v->tsc_hz * 2e-6) }, seq;
+	int ret;
+
+	seq = mbox_post(v, BENCH_CMD_SPIN, args);
+	sleep_us(20000);
+	ret = kvmi_dom_pause_vcpu(v->dom, 0, false);
+	ev = ret ? NULL : next_event(v, 5000);
+	if (!ev || ev->event != KVMI_EVENT_PAUSE_VCPU)
+		die("census of commands: no PAUSE_VCPU event");
+	read_counts(v, c);
+	timed(v, (enum command)which, n, NULL, "census");
+	reply_continue(v, ev);
+	do {
+		sleep_us(1000);
+		read_counts(v, c2);
+	} while (c2[0] == c[0]);
+	gmem_write64(v, MBOX_FIELD(stop), seq);
+	if (!mbox_done(v, seq, 10000))
+		die("guest did not stop spinning (log: %s)", v->log);
+	return n;
 }
 
 /* With vCPU 0 paused (its PAUSE_VCPU event held). */

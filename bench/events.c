@@ -573,10 +573,18 @@ static uint64_t bare_exits(struct vmm *v, const struct event_bench *e)
 	return (uint64_t)census_n * v->nr_vcpus;
 }
 
+/* Commands a paused vCPU runs, for the census. */
+static uint64_t census_commands(struct vmm *v, const struct event_bench *e)
+{
+	return bench_commands_census(v, e->variant, census_n);
+}
+
 static const struct event_bench census_bare[] = {
 	{ "floor_pio3", "bare port-I/O exit, ring 3", 0, bare_exits, NULL, BENCH_CMD_PIO3 },
 	{ "floor_pio0", "bare port-I/O exit, ring 0", 0, bare_exits, NULL, BENCH_CMD_PIO0 },
 	{ "int3_noevent", "int3, BREAKPOINT off", KVMI_EVENT_BREAKPOINT, bare_exits, NULL, BENCH_CMD_INT3_0 },
+	{ "cmd_get_registers", "GET_REGISTERS", 0, census_commands, NULL, 0 },
+	{ "cmd_translate_gva", "TRANSLATE_GVA", 0, census_commands, NULL, 1 },
 };
 
 static void census_events(void)

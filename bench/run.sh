@@ -504,7 +504,7 @@ fi
 echo
 echo "Targets (from $here/RESULTS.md):"
 sed -n -e '/^## Targets/,/^## 1\./p' -e '/^### Targets of issue 11/,/^### Event/p' "$here/RESULTS.md" |
-	grep '^| ' | grep -v '^| target' |
+	grep '^| ' | grep -v -E '^\| (target|event|command|sixteen commands) \|' |
 	sed -e 's/\*\*//g' -e 's/^| //' -e 's/ |$//' -e 's/ | /  →  /g' | cut -c1-160
 echo "wrote $here/RESULTS.md, $here/latency.svg, $here/results.tsv (${elapsed} s)"
 [ -z "$failed" ]
