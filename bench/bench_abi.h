@@ -28,6 +28,7 @@
 #define BENCH_WORK_GPA      0x2000000ull         /* 32 MiB: the workload's buffer */
 #define BENCH_WORK_SIZE     0x40000ull           /* 256 KiB: stays in L2 */
 #define BENCH_PF_PAGE_GPA   0x3000000ull         /* 48 MiB: the page PF benchmarks protect */
+#define BENCH_EXEC_PAGE_GPA 0x3001000ull         /* a function (one ret) for PF exec */
 
 /* A port nobody claims: not the VMM's bus, not KVM's in-kernel devices. */
 #define BENCH_IDLE_PORT     0xe0
@@ -70,6 +71,15 @@ enum bench_cmd {
 	/* Ring 0: publish seq in v.result[0], then spin until mbox.stop ==
 	 * seq (single-step needs ring 0 on software-hypervisor hosts). */
 	BENCH_CMD_SPIN0 = 9,
+	/* Ring 3, every vCPU: arg[0] 8-byte loads from its own 64 words of the
+	 * page at BENCH_PF_PAGE_GPA, each timed. */
+	BENCH_CMD_LOADS = 10,
+	/* Ring 3, every vCPU: arg[0] calls of the function at
+	 * BENCH_EXEC_PAGE_GPA (a single ret), each timed. */
+	BENCH_CMD_CALLS = 11,
+	/* Ring 0, every vCPU: arg[0] int3 instructions, each timed (the guest's
+	 * #BP handler counts them in v.result[1]). */
+	BENCH_CMD_INT3_0 = 12,
 };
 
 struct bench_gap {

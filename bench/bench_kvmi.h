@@ -15,6 +15,11 @@ extern struct vmm_opts opts;
 void bench_baselines(void);     /* baselines.c: IPC and ioctl floors, no VM */
 void bench_events(void);        /* events.c */
 void bench_memory(void);        /* memory.c */
+struct vmm;
+void bench_commands(struct vmm *v);     /* commands.c: with vCPU 0 paused */
+/* commands.c: @n GET_REGISTERS (@which 0) or TRANSLATE_GVA (1) with vCPU 0
+ * paused, for the census of events.c; returns @n. */
+uint64_t bench_commands_census(struct vmm *v, unsigned which, unsigned n);
 void bench_pagetrack(void);     /* pagetrack.c */
 void bench_quiet(void);         /* quiet.c */
 void bench_scale(void);         /* scale.c: one tool, many guests */

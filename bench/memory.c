@@ -3,7 +3,8 @@
  * bench-kvmi memory: reading guest RAM with the vCPU paused, under kvmi-vm
  * or QEMU through kvmi-qemu: READ_PHYSICAL one at a time and pipelined,
  * mapped reads (KVMI_X_MAP_MEMORY), and the floors of the same run:
- * process_vm_readv of the VMM and memcpy between host buffers.
+ * process_vm_readv of the VMM and memcpy between host buffers; the other
+ * commands' round trips (commands.c) while the vCPU is paused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -218,6 +219,7 @@ void bench_memory(void)
 
 	read_latency(&v, BY_KVMI, 8, 20000, "read_phys_8b", "READ_PHYSICAL");
 	read_latency(&v, BY_KVMI, 4096, 5000, "read_phys_4k", "READ_PHYSICAL");
+	bench_commands(&v);
 	read_bulk(&v, BY_KVMI, 4096, 3, dst, "read_phys_64m", "READ_PHYSICAL");
 	{
 		/* Pipelined: kvmi_dom_read_physical_bulk() keeps up to 64 page

@@ -76,9 +76,13 @@ function qemu_events() {
 	qrow("bare port-I/O exit, ring 0 (floor)", "floor_pio0_1v", "")
 	qrow("PAUSE_VCPU", "event_pause_1v", "floor_pio3_1v")
 	qrow("pre-write PF", "event_pf_write_1v", "floor_pio3_1v")
+	qrow("pre-read PF", "event_pf_read_1v", "floor_pio3_1v")
+	qrow("pre-exec PF", "event_pf_exec_1v", "floor_pio3_1v")
 	qrow("MSR write", "event_msr_1v", "floor_pio0_1v")
 	qrow("single-step (timed by the tool)", "event_singlestep_1v", "floor_pio0_1v")
-	qrow("breakpoint", "event_breakpoint_1v", "")
+	qrow("ring-0 int3, BREAKPOINT off (floor)", "int3_noevent_1v", "")
+	qrow("breakpoint", "event_breakpoint_1v", "int3_noevent_1v")
+	qrow("CR write", "event_cr_1v", "")
 	print ""
 	qemu_exit_note()
 }

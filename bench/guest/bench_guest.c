@@ -76,6 +76,30 @@ static void timed_wrmsrs(unsigned vcpu, uint64_t n, uint32_t msr)
 	MBOX->v[vcpu].nsamples = n;
 }
 
+/* Ring 0 only: every int3 goes through the guest's #BP handler
+ * (on_breakpoint), as a debugger's breakpoint reinjected would. */
+static void timed_int3s(unsigned vcpu, uint64_t n)
+{
+	uint64_t *s = samples(vcpu);
+
+	if (n > BENCH_SAMPLES_SIZE / 8)
+		n = BENCH_SAMPLES_SIZE / 8;
+	MBOX->v[vcpu].result[1] = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t t0 = rdtsc();
+
+		__asm__ volatile("int3" : : : "memory");
+		s[i] = rdtsc() - t0;
+	}
+	MBOX->v[vcpu].nsamples = n;
+}
+
+static void on_breakpoint(struct guest_regs *regs)
+{
+	(void)regs;
+	MBOX->v[guest_vcpu_id()].result[1]++;
+}
+
 /* Ring 0 only: a loop to single-step. */
 static void spin_ring0(unsigned vcpu, uint64_t seq)
 {
@@ -128,7 +152,9 @@ static void cmd_fill(void)
 		p[off / 8] = bench_pattern(BENCH_DATA_GPA + off);
 }
 
-static void cmd_stores(unsigned vcpu, uint64_t n)
+/* Stores to (or loads from) this vCPU's 64 words of the page PF write
+ * (read) benchmarks protect, each timed. */
+static void cmd_accesses(unsigned vcpu, uint64_t n, bool write)
 {
 	volatile uint64_t *page = (volatile uint64_t *)(uintptr_t)BENCH_PF_PAGE_GPA;
 	uint64_t *s = samples(vcpu);
@@ -136,9 +162,31 @@ static void cmd_stores(unsigned vcpu, uint64_t n)
 	if (n > BENCH_SAMPLES_SIZE / 8)
 		n = BENCH_SAMPLES_SIZE / 8;
 	for (uint64_t i = 0; i < n; i++) {
+		volatile uint64_t *w = &page[(vcpu * 64 + i % 64) % 512];
 		uint64_t t0 = rdtsc();
 
-		page[(vcpu * 64 + i % 64) % 512] = i;
+		if (write)
+			*w = i;
+		else
+			(void)*w;
+		s[i] = rdtsc() - t0;
+	}
+	MBOX->v[vcpu].nsamples = n;
+}
+
+/* Calls into the page PF exec benchmarks protect: one instruction (ret),
+ * so one fetch, one event per call. */
+static void cmd_calls(unsigned vcpu, uint64_t n)
+{
+	void (*fn)(void) = (void (*)(void))BENCH_EXEC_PAGE_GPA;
+	uint64_t *s = samples(vcpu);
+
+	if (n > BENCH_SAMPLES_SIZE / 8)
+		n = BENCH_SAMPLES_SIZE / 8;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t t0 = rdtsc();
+
+		fn();
 		s[i] = rdtsc() - t0;
 	}
 	MBOX->v[vcpu].nsamples = n;
@@ -180,9 +228,14 @@ static uint64_t command_loop(void *p)
 				cmd_fill();
 			break;
 		case BENCH_CMD_STORES:
-			cmd_stores(a->vcpu, MBOX->arg[0]);
+		case BENCH_CMD_LOADS:
+			cmd_accesses(a->vcpu, MBOX->arg[0], cmd == BENCH_CMD_STORES);
+			break;
+		case BENCH_CMD_CALLS:
+			cmd_calls(a->vcpu, MBOX->arg[0]);
 			break;
 		case BENCH_CMD_PIO0:
+		case BENCH_CMD_INT3_0:
 		case BENCH_CMD_WRMSR0:
 		case BENCH_CMD_SPIN0:
 		case BENCH_CMD_EXIT:
@@ -201,6 +254,8 @@ void guest_main(unsigned nr_vcpus, unsigned vcpu)
 	GUEST_ASSERT(nr_vcpus <= BENCH_MAX_VCPUS);
 	guest_ring3_allow_port(BENCH_IDLE_PORT, true);
 	if (vcpu == 0) {
+		*(volatile uint8_t *)(uintptr_t)BENCH_EXEC_PAGE_GPA = 0xc3;      /* ret */
+		guest_install_handler(VEC_BP, on_breakpoint);
 		MBOX->nr_vcpus = nr_vcpus;
 		MBOX->seq = 0;
 		MBOX->stop = 0;
@@ -216,6 +271,8 @@ void guest_main(unsigned nr_vcpus, unsigned vcpu)
 			timed_outs(vcpu, MBOX->arg[0]);
 		else if (cmd == BENCH_CMD_WRMSR0)
 			timed_wrmsrs(vcpu, MBOX->arg[0], (uint32_t)MBOX->arg[1]);
+		else if (cmd == BENCH_CMD_INT3_0)
+			timed_int3s(vcpu, MBOX->arg[0]);
 		else if (cmd == BENCH_CMD_SPIN0)
 			spin_ring0(vcpu, a.last);
 		__atomic_store_n(&MBOX->v[vcpu].ack, a.last, __ATOMIC_RELEASE);

@@ -16,6 +16,7 @@
 #include <linux/kvm.h>
 #include <unistd.h>
 
+__thread struct kvm_ioctl_tally kvm_ioctl_tally;
 int vmm_log_level = LOG_INFO;
 const char *vmm_log_name = "kvmi-vm";
 

@@ -22,6 +22,7 @@
 
 #include <bpf/bpf.h>
 
+#include "bpf_events.h"
 #include "bpf_internal.h"
 #include "probe.h"
 #include "util.h"
@@ -295,7 +296,9 @@ static void *selftest_thread(void *arg)
 	if (scratch_create(&be->e->cfg, &sc))
 		goto out;
 	/* A watchdog: some software hypervisors never come back from a
-	 * hypercall at ring 0; the timer's signal ends KVM_RUN. */
+	 * hypercall at ring 0; the timer's signal ends KVM_RUN (this thread
+	 * started with every signal blocked: let that one through). */
+	bpf_thread_init();
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid /* glibc < 2.35 */
 #endif

@@ -14,6 +14,7 @@
 
 #include "boot/boot.h"
 #include "engine.h"
+#include "kvm_ioctl.h"
 #include "util.h"
 #include "vm.h"
 
@@ -376,6 +377,23 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
  * One trip into the guest and back.  The engine (when a tool may attach)
  * is asked first and sees every exit first.  False: leave the loop.
  */
+/*
+ * Debug level: the KVM ioctls the engine issued on this thread since the
+ * previous entry (kvm_ioctl.h's tally: the vCPU ioctls of one exit's
+ * events, a step's set-up, the jobs it ran), when there were any.  The
+ * benchmarks count an event's ioctls and their cost from these lines.
+ */
+static void log_engine_ioctls(struct vcpu *vcpu)
+{
+	static __thread struct kvm_ioctl_tally seen;
+	struct kvm_ioctl_tally now = kvm_ioctl_tally;
+
+	if (now.n != seen.n)
+		pr_debug("vcpu %u: engine ioctls before this entry: %llu, %llu ns", vcpu->id,
+			 (unsigned long long)(now.n - seen.n), (unsigned long long)(now.ns - seen.ns));
+	seen = now;
+}
+
 static bool run_once(struct vcpu *vcpu)
 {
 	enum kvmi_run_action a = vcpu->intro ? kvmi_engine_pre_run(vcpu->intro) : KVMI_RUN_ENTER;
@@ -383,6 +401,8 @@ static bool run_once(struct vcpu *vcpu)
 
 	if (a == KVMI_RUN_STOP || (vcpu->intro && vm_stopping(vcpu->vm)))
 		return false;
+	if (vcpu->intro && vmm_log_level >= LOG_DEBUG)
+		log_engine_ioctls(vcpu);
 	if (a == KVMI_RUN_FINISH)
 		__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 	ret = ioctl(vcpu->fd, KVM_RUN, 0);
