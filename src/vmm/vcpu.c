@@ -374,10 +374,6 @@ static bool vcpu_wait_runnable(struct vcpu *vcpu)
 }
 
 /*
- * One trip into the guest and back.  The engine (when a tool may attach)
- * is asked first and sees every exit first.  False: leave the loop.
- */
-/*
  * Debug level: the KVM ioctls the engine issued on this thread since the
  * previous entry (kvm_ioctl.h's tally: the vCPU ioctls of one exit's
  * events, a step's set-up, the jobs it ran), when there were any.  The
@@ -394,6 +390,10 @@ static void log_engine_ioctls(struct vcpu *vcpu)
 	seen = now;
 }
 
+/*
+ * One trip into the guest and back.  The engine (when a tool may attach)
+ * is asked first and sees every exit first.  False: leave the loop.
+ */
 static bool run_once(struct vcpu *vcpu)
 {
 	enum kvmi_run_action a = vcpu->intro ? kvmi_engine_pre_run(vcpu->intro) : KVMI_RUN_ENTER;
