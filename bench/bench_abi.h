@@ -80,6 +80,9 @@ enum bench_cmd {
 	/* Ring 0, every vCPU: arg[0] int3 instructions, each timed (the guest's
 	 * #BP handler counts them in v.result[1]). */
 	BENCH_CMD_INT3_0 = 12,
+	/* Ring 0, every vCPU: arg[0] writes of CR4 with the value it holds,
+	 * each timed. */
+	BENCH_CMD_WRCR4_0 = 13,
 };
 
 struct bench_gap {

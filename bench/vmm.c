@@ -393,9 +393,19 @@ struct kvmi_event_msg *next_event(struct vmm *v, int timeout_ms)
 	return ev;
 }
 
+/* CONTINUE; an MSR or CR write goes through with the value the guest wrote
+ * (those replies carry it). */
 void reply_continue(struct vmm *v, struct kvmi_event_msg *ev)
 {
-	int ret = kvmi_dom_reply_event(v->dom, ev, KVMI_EVENT_ACTION_CONTINUE, NULL, 0);
+	struct kvmi_event_msr_reply rpl = { 0 };
+	size_t len = 0;
+	int ret;
+
+	if (ev->event == KVMI_EVENT_MSR || ev->event == KVMI_EVENT_CR) {
+		rpl.new_val = ev->event == KVMI_EVENT_MSR ? ev->specific.msr.new_value : ev->specific.cr.new_value;
+		len = sizeof(rpl);
+	}
+	ret = kvmi_dom_reply_event(v->dom, ev, KVMI_EVENT_ACTION_CONTINUE, len ? &rpl : NULL, len);
 
 	if (ret)
 		die("event reply: %s", kvmi_strerror(ret));

@@ -76,6 +76,23 @@ static void timed_wrmsrs(unsigned vcpu, uint64_t n, uint32_t msr)
 	MBOX->v[vcpu].nsamples = n;
 }
 
+/* Ring 0 only: MOV to CR4 of the value it holds (KVM intercepts it). */
+static void timed_cr4_writes(unsigned vcpu, uint64_t n)
+{
+	uint64_t *s = samples(vcpu), cr4;
+
+	if (n > BENCH_SAMPLES_SIZE / 8)
+		n = BENCH_SAMPLES_SIZE / 8;
+	__asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t t0 = rdtsc();
+
+		__asm__ volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");
+		s[i] = rdtsc() - t0;
+	}
+	MBOX->v[vcpu].nsamples = n;
+}
+
 /* Ring 0 only: every int3 goes through the guest's #BP handler
  * (on_breakpoint), as a debugger's breakpoint reinjected would. */
 static void timed_int3s(unsigned vcpu, uint64_t n)
@@ -237,6 +254,7 @@ static uint64_t command_loop(void *p)
 		case BENCH_CMD_PIO0:
 		case BENCH_CMD_INT3_0:
 		case BENCH_CMD_WRMSR0:
+		case BENCH_CMD_WRCR4_0:
 		case BENCH_CMD_SPIN0:
 		case BENCH_CMD_EXIT:
 			return cmd;
@@ -273,6 +291,8 @@ void guest_main(unsigned nr_vcpus, unsigned vcpu)
 			timed_wrmsrs(vcpu, MBOX->arg[0], (uint32_t)MBOX->arg[1]);
 		else if (cmd == BENCH_CMD_INT3_0)
 			timed_int3s(vcpu, MBOX->arg[0]);
+		else if (cmd == BENCH_CMD_WRCR4_0)
+			timed_cr4_writes(vcpu, MBOX->arg[0]);
 		else if (cmd == BENCH_CMD_SPIN0)
 			spin_ring0(vcpu, a.last);
 		__atomic_store_n(&MBOX->v[vcpu].ack, a.last, __ATOMIC_RELEASE);
