@@ -37,7 +37,8 @@ int ks_h_pause_vcpu(struct kvmi_cmd *cmd)
 	const struct kvmi_pause_vcpu *req = cmd->req;
 	struct kvmi_server *srv = cmd->srv;
 	struct kvmi_vcpu_state *v = &srv->vcpus[cmd->vcpu];
-	bool hold_reply = req->wait && srv->ops->pause_wait;
+	/* without wait too while others are held: the replies keep their order */
+	bool hold_reply = srv->ops->pause_wait && (req->wait || srv->nr_pause_replies);
 	int err = 0;
 
 	if (hold_reply && srv->nr_pause_replies == KS_PAUSE_BATCH) {
