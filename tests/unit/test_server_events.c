@@ -339,6 +339,13 @@ static void test_threaded(void)
 	fake_destroy(&fake);
 }
 
+/* One PAUSE_VCPU message. */
+struct pause_req {
+	struct kvmi_msg_hdr h;
+	struct kvmi_vcpu_hdr v;
+	struct kvmi_pause_vcpu p;
+};
+
 static void test_pauses(void)
 {
 	struct kvmi_backend fake;
@@ -348,18 +355,13 @@ static void test_pauses(void)
 	struct kvmi_fake_batch {
 		struct kvmi_msg_hdr h1;
 		struct kvmi_control_cmd_response off;
-		struct kvmi_msg_hdr h2;
-		struct kvmi_vcpu_hdr v2;
-		struct kvmi_pause_vcpu p2;
-		struct kvmi_msg_hdr h3;
-		struct kvmi_vcpu_hdr v3;
-		struct kvmi_pause_vcpu p3;
+		struct pause_req p2, p3;
 		struct kvmi_msg_hdr h4;
 		struct kvmi_control_cmd_response on;
 	} b = {
 		{ KVMI_CONTROL_CMD_RESPONSE, 8, 2 }, { 0, 1, 0, 0, 0 },
-		{ KVMI_PAUSE_VCPU, 16, 3 }, { 1, 0, 0 }, { 1, 0, 0, 0 },
-		{ KVMI_PAUSE_VCPU, 16, 4 }, { 1, 0, 0 }, { 1, 0, 0, 0 },
+		{ { KVMI_PAUSE_VCPU, 16, 3 }, { 1, 0, 0 }, { 1, 0, 0, 0 } },
+		{ { KVMI_PAUSE_VCPU, 16, 4 }, { 1, 0, 0 }, { 1, 0, 0, 0 } },
 		{ KVMI_CONTROL_CMD_RESPONSE, 8, 5 }, { 1, 1, 0, 0, 0 },
 	};
 	static uint8_t payload[65536];
@@ -413,20 +415,10 @@ static void test_pause_batch(void)
 {
 	struct kvmi_backend fake;
 	struct harness h;
-	struct {
-		struct kvmi_msg_hdr h1;
-		struct kvmi_vcpu_hdr v1;
-		struct kvmi_pause_vcpu p1;
-		struct kvmi_msg_hdr h2;
-		struct kvmi_vcpu_hdr v2;
-		struct kvmi_pause_vcpu p2;
-		struct kvmi_msg_hdr h3;
-		struct kvmi_vcpu_hdr v3;
-		struct kvmi_pause_vcpu p3;
-	} b = {
-		{ KVMI_PAUSE_VCPU, 16, 10 }, { 0, 0, 0 }, { 1, 0, 0, 0 },
-		{ KVMI_PAUSE_VCPU, 16, 11 }, { 1, 0, 0 }, { 1, 0, 0, 0 },
-		{ KVMI_PAUSE_VCPU, 16, 12 }, { 2, 0, 0 }, { 0, 0, 0, 0 },
+	const struct pause_req b[] = {
+		{ { KVMI_PAUSE_VCPU, 16, 10 }, { 0, 0, 0 }, { 1, 0, 0, 0 } },
+		{ { KVMI_PAUSE_VCPU, 16, 11 }, { 1, 0, 0 }, { 1, 0, 0, 0 } },
+		{ { KVMI_PAUSE_VCPU, 16, 12 }, { 2, 0, 0 }, { 0, 0, 0, 0 } },
 	};
 	static uint8_t payload[65536];
 	struct kvmi_msg_hdr r1, r2, r3;
