@@ -280,9 +280,13 @@ END {
 		v = vc[k]
 		print "| bare port-I/O exit, ring 3 | " v " | " row3("floor_pio3_" v "v") " | | |"
 		print "| bare port-I/O exit, ring 0 | " v " | " row3("floor_pio0_" v "v") " | | |"
-		evrow("PAUSE_VCPU", "event_pause_" v "v", v, "floor_pio3_" v "v")
-		evrow("pause-all, tool side (sent → first event)", "event_pause_" v "v_first", v, "")
-		evrow("pause-all, tool side (sent → last event)", "event_pause_" v "v_tool", v, "")
+		evrow(v == 1 ? "PAUSE_VCPU (one command, no wait)" : "PAUSE_VCPU (pause-all)", "event_pause_" v "v", v, "floor_pio3_" v "v")
+		evrow("… tool side: sent → first event", "event_pause_" v "v_first", v, "")
+		evrow("… tool side: sent → last event", "event_pause_" v "v_tool", v, "")
+		if (v == 1) {
+			evrow("PAUSE_VCPU (pause-all)", "event_pauseall_1v", v, "floor_pio3_1v")
+			evrow("… tool side: sent → last event", "event_pauseall_1v_tool", v, "")
+		}
 		evrow("pre-write PF", "event_pf_write_" v "v", v, "floor_pio3_" v "v")
 		evrow("pre-read PF", "event_pf_read_" v "v", v, "floor_pio3_" v "v")
 		evrow("pre-exec PF (a call of a one-instruction function)", "event_pf_exec_" v "v", v, "floor_pio3_" v "v")
