@@ -152,8 +152,14 @@ static int be_control_vm_events(struct kvmi_backend *b, unsigned id, bool enable
 	return 0;
 }
 
+/* PAUSE_VCPU with wait: a job that only says the vCPU thread got out of
+ * guest mode (jobs run only outside KVM_RUN).  Armed by be_pause_vcpu on
+ * every vCPU of a pipelined pause-all first, waited for by be_pause_wait
+ * (e->pause_acks: introspection thread only). */
 struct pause_ack {
 	struct vcpu_job job;
+	struct pause_ack *next;
+	unsigned idx;
 	struct kvmi_mutex lock;       /* a leaf: nothing is taken under it */
 	pthread_cond_t cond;
 	bool ran, abandoned;
@@ -181,16 +187,13 @@ static void pause_ack_run(struct kvmi_engine_vcpu *v, void *ctx)
 		pause_ack_free(a);
 }
 
-/* True when the job ran in time; else the vCPU frees it when it gets there. */
-static bool pause_ack_wait(struct pause_ack *a)
+/* True when the job ran by ts; else the vCPU frees it when it gets there. */
+static bool pause_ack_wait(struct pause_ack *a, const struct timespec *ts)
 {
-	struct timespec ts;
 	bool ran;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += PAUSE_WAIT_TIMEOUT_MS / 1000;
 	kvmi_mutex_lock(&a->lock);
-	while (!a->ran && kvmi_cond_timedwait(&a->cond, &a->lock, &ts) != ETIMEDOUT)
+	while (!a->ran && kvmi_cond_timedwait(&a->cond, &a->lock, ts) != ETIMEDOUT)
 		;
 	ran = a->ran;
 	if (!ran)
@@ -212,8 +215,7 @@ static int be_pause_vcpu(struct kvmi_backend *b, unsigned idx, bool wait)
 		eng_kick(v);
 		return 0;
 	}
-	/* "Out of guest mode" = the vCPU thread ran a job: jobs run only
-	 * outside KVM_RUN, and the pause request was counted before. */
+	/* The pause request was counted before: the job runs first. */
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -KVM_ENOMEM;
@@ -221,13 +223,34 @@ static int be_pause_vcpu(struct kvmi_backend *b, unsigned idx, bool wait)
 	pthread_cond_init(&a->cond, NULL);
 	a->job.fn = pause_ack_run;
 	a->job.ctx = a;
+	a->idx = idx;
 	if (eng_queue_job(v, &a->job)) {
 		pause_ack_free(a);
 		return -KVM_EAGAIN;
 	}
-	if (!pause_ack_wait(a))
-		pr_warn("introspection: vCPU %u did not leave guest mode within %d ms", idx, PAUSE_WAIT_TIMEOUT_MS);
+	a->next = E(b)->pause_acks;
+	E(b)->pause_acks = a;
 	return 0;
+}
+
+/* Every armed acknowledgement, within one time-out for all of them. */
+static void be_pause_wait(struct kvmi_backend *b)
+{
+	struct pause_ack *a = E(b)->pause_acks;
+	struct timespec ts;
+
+	E(b)->pause_acks = NULL;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += PAUSE_WAIT_TIMEOUT_MS / 1000;
+	while (a) {
+		struct pause_ack *next = a->next;
+		unsigned idx = a->idx;
+
+		if (!pause_ack_wait(a, &ts))
+			pr_warn("introspection: vCPU %u did not leave guest mode within %d ms", idx,
+				PAUSE_WAIT_TIMEOUT_MS);
+		a = next;
+	}
 }
 
 static int be_read_physical(struct kvmi_backend *b, uint64_t gpa, void *buf, size_t size)
@@ -377,6 +400,7 @@ const struct kvmi_backend_ops eng_backend_ops = {
 	.control_vm_events = be_control_vm_events,
 	.session_end = eng_session_end,
 	.pause_vcpu = be_pause_vcpu,
+	.pause_wait = be_pause_wait,
 	.read_physical = be_read_physical,
 	.write_physical = be_write_physical,
 	.get_max_gfn = be_get_max_gfn,

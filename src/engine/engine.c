@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bpf_events.h"
 #include "util.h"
@@ -142,10 +144,44 @@ err:
 	return err;
 }
 
+/*
+ * The introspection thread wakes for every command and event reply and runs
+ * for microseconds.  With vCPU threads busy in guest mode on every CPU,
+ * EEVDF lets a woken thread wait until the running one's slice is used up
+ * (up to a scheduler tick, 4 ms here).  A short slice (Linux 6.12 and later:
+ * sched_runtime of a SCHED_OTHER thread) lets it preempt at once; older
+ * kernels ignore the field.  Policy and nice stay as the VMM set them.
+ */
+#define INTRO_SLICE_NS 100000ull
+
+struct slice_attr {              /* struct sched_attr, as far as we set it */
+	uint32_t size, policy;
+	uint64_t flags;
+	int32_t nice;
+	uint32_t priority;
+	uint64_t runtime, deadline, period;
+};
+
+static void short_slice(void)
+{
+	struct slice_attr a;
+
+	if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0) < 0 || a.policy != 0 /* SCHED_OTHER */)
+		return;
+	a.size = sizeof(a);
+	a.runtime = INTRO_SLICE_NS;
+	if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+		pr_debug("introspection: no short scheduler slice for the introspection thread: %s",
+			 strerror(errno));
+}
+
 static void *intro_thread(void *arg)
 {
 	struct kvmi_engine *e = arg;
-	int err = kvmi_server_run(e->srv, &e->cfg.addr);
+	int err;
+
+	short_slice();
+	err = kvmi_server_run(e->srv, &e->cfg.addr);
 
 	if (err)
 		pr_err("introspection: connection loop failed: %s", strerror(-err));

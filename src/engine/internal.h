@@ -36,6 +36,7 @@
 #define RFLAGS_TF     (1ull << 8)
 
 struct bpf_events;
+struct pause_ack;
 
 struct vcpu_job {
 	struct vcpu_job *next;
@@ -146,6 +147,10 @@ struct kvmi_engine {
 	struct pagetrack pt;
 	struct ram_region *regions;
 	unsigned nr_regions;
+	/* KVM_SET_USER_MEMORY_REGION calls asked of the frontend, and the
+	 * time they took (pt_lock, for the debug log). */
+	unsigned long slot_ioctls;
+	uint64_t slot_ioctl_ns;
 	/* The page an execute step opened and its real rights (pt_lock).
 	 * step_vcpu < 0: no opening pending; the step's end restores
 	 * step_orig only while step_vcpu still names it.  Whatever sets the
@@ -160,6 +165,10 @@ struct kvmi_engine {
 	struct kvmi_mutex msr_lock;
 	struct kvm_msr_filter *host_filter; /* the frontend's, NULL: none */
 	uint8_t *filter_bits;             /* the merged filter's bitmaps */
+
+	/* PAUSE_VCPU acknowledgements armed, not waited for yet (commands.c;
+	 * introspection thread only). */
+	struct pause_ack *pause_acks;
 
 	atomic_bool in_session;
 	atomic_uint sessions;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bpf_events.h"
+#include "spin_wait.h"
 #include "util.h"
 
 /* ---- finding RAM ---------------------------------------------------- */
@@ -178,16 +179,21 @@ static size_t layout_find(const struct pt_segment *v, size_t n, const struct pt_
 	return lo < n && same_segment(&v[lo], s) ? lo : n;
 }
 
-/* The region's own id serves its first slot; more come from the host. */
-static int take_id(struct kvmi_engine *e, struct ram_region *r, const uint32_t *ids, size_t n, uint32_t *id)
+/* Does a slot the region keeps use the region's own id? */
+static bool own_id_kept(const struct ram_region *r)
 {
-	bool own_used = false;
-
 	for (size_t i = 0; i < r->nr_layout; i++)
-		own_used |= r->slot_ids[i] == r->r.slot_id;
-	for (size_t i = 0; i < n; i++)
-		own_used |= ids[i] == r->r.slot_id;
-	if (!own_used) {
+		if (r->slot_ids[i] == r->r.slot_id)
+			return true;
+	return false;
+}
+
+/* The region's own id serves its first slot (*own_used: taken already);
+ * more come from the host. */
+static int take_id(struct kvmi_engine *e, struct ram_region *r, bool *own_used, uint32_t *id)
+{
+	if (!*own_used) {
+		*own_used = true;
 		*id = r->r.slot_id;
 		return 0;
 	}
@@ -200,9 +206,22 @@ static void put_id(struct kvmi_engine *e, struct ram_region *r, uint32_t id)
 		e->ops->slot_free(e->host, id);
 }
 
+/* Every KVM_SET_USER_MEMORY_REGION the engine asks for goes through here,
+ * counted and timed for the debug log (pt_lock held for writing). */
+static int slot_set(struct kvmi_engine *e, struct ram_region *r, const struct pt_segment *s, uint32_t id,
+		    uint32_t flags, uint64_t size)
+{
+	uint64_t t0 = kvmi_spin_now_ns();
+	int err = e->ops->slot_set(e->host, id, flags, s->gpa, size, seg_hva(r, s));
+
+	e->slot_ioctls++;
+	e->slot_ioctl_ns += kvmi_spin_now_ns() - t0;
+	return err;
+}
+
 static int slot_del(struct kvmi_engine *e, struct ram_region *r, const struct pt_segment *s, uint32_t id)
 {
-	int err = e->ops->slot_set(e->host, id, 0, s->gpa, 0, seg_hva(r, s));
+	int err = slot_set(e, r, s, id, 0, 0);
 
 	if (!err)
 		put_id(e, r, id);
@@ -214,15 +233,17 @@ static uint32_t slot_flags(const struct ram_region *r, const struct pt_segment *
 	return r->r.flags | (s->kind == PT_MAP_RO ? KVM_MEM_READONLY : 0);
 }
 
-static int slot_add(struct kvmi_engine *e, struct ram_region *r, const struct pt_segment *s,
-		    const uint32_t *ids, size_t n, uint32_t *id)
+static int slot_add(struct kvmi_engine *e, struct ram_region *r, const struct pt_segment *s, bool *own_used,
+		    uint32_t *id)
 {
-	int err = take_id(e, r, ids, n, id);
+	int err = take_id(e, r, own_used, id);
 
 	if (err)
 		return err;
-	err = e->ops->slot_set(e->host, *id, slot_flags(r, s), s->gpa, s->size, seg_hva(r, s));
+	err = slot_set(e, r, s, *id, slot_flags(r, s), s->size);
 	if (err) {
+		if (*id == r->r.slot_id)
+			*own_used = false;
 		put_id(e, r, *id);
 		*id = UINT32_MAX;
 	}
@@ -250,6 +271,7 @@ static int apply_region(struct kvmi_engine *e, struct ram_region *r, unsigned *r
 {
 	struct pt_segment *nl;
 	uint32_t *ids;
+	bool own_used;
 	size_t n;
 	int err;
 
@@ -272,6 +294,7 @@ static int apply_region(struct kvmi_engine *e, struct ram_region *r, unsigned *r
 		r->slot_ids[i] = UINT32_MAX;
 		(*removed)++;
 	}
+	own_used = own_id_kept(r);
 	for (size_t i = 0; i < n; i++) {
 		size_t j;
 
@@ -282,7 +305,7 @@ static int apply_region(struct kvmi_engine *e, struct ram_region *r, unsigned *r
 			ids[i] = r->slot_ids[j];        /* kept from the old layout */
 			continue;
 		}
-		err = slot_add(e, r, &nl[i], ids, n, &ids[i]);
+		err = slot_add(e, r, &nl[i], &own_used, &ids[i]);
 		if (err)
 			goto fail;
 		(*added)++;
@@ -351,6 +374,8 @@ static int track(struct kvmi_engine *e, const struct pt_entry *pe, size_t n)
 static int set_access_locked(struct kvmi_engine *e, const struct pt_entry *pe, size_t n)
 {
 	unsigned removed = 0, added = 0;
+	unsigned long ioctls = e->slot_ioctls;
+	uint64_t ioctl_ns = e->slot_ioctl_ns;
 	int err = eng_ptwalk_guard(e, pe, n);
 
 	if (!err)
@@ -361,7 +386,8 @@ static int set_access_locked(struct kvmi_engine *e, const struct pt_entry *pe, s
 	}
 	if (!err)
 		pr_debug("introspection: SET_PAGE_ACCESS %zu entries: %u slots removed, %u added, %zu tracked pages, "
-			 "memslots in use %u", n, removed, added, e->pt.n, slots_in_use(e));
+			 "memslots in use %u; %lu memslot ioctls in %.1f us", n, removed, added, e->pt.n,
+			 slots_in_use(e), e->slot_ioctls - ioctls, (double)(e->slot_ioctl_ns - ioctl_ns) / 1e3);
 	return err;
 }
 
@@ -516,8 +542,7 @@ int kvmi_engine_region_set_dirty_log(struct kvmi_engine *e, uint64_t gpa, bool o
 			const struct pt_segment *s = &r->layout[k];
 
 			if (r->slot_ids[k] != UINT32_MAX)
-				err = e->ops->slot_set(e->host, r->slot_ids[k], slot_flags(r, s), s->gpa, s->size,
-						       seg_hva(r, s));
+				err = slot_set(e, r, s, r->slot_ids[k], slot_flags(r, s), s->size);
 		}
 	}
 	kvmi_rwlock_unlock(&e->pt_lock);

@@ -14,6 +14,9 @@
 
 #include "lockorder.h"
 
+/* PAUSE_VCPU replies held at most (a longer pause-all waits in parts). */
+#define KS_PAUSE_BATCH 64
+
 /* Handler result: close the connection (after any reply already sent). */
 #define KVMI_CLOSE (-100000)
 
@@ -137,6 +140,11 @@ struct kvmi_server {
 	bool replies_enabled;           /* introspection thread only */
 	bool error_events;              /* introspection thread only */
 	atomic_uint_least64_t vm_events;
+	/* Replies to PAUSE_VCPU commands with wait, held until the vCPUs
+	 * left guest mode (pause.c; ops->pause_wait).  Introspection thread
+	 * only. */
+	struct kvmi_reply_ctx pause_replies[KS_PAUSE_BATCH];
+	unsigned nr_pause_replies;
 
 	struct kvmi_mutex send_lock;    /* one whole message at a time */
 	/*
@@ -178,6 +186,11 @@ struct kvmi_server {
 
 /* Gathered replies of one batch of pipelined requests (see srv->out). */
 #define KS_OUT_SIZE (256 * 1024)
+
+/* pause.c: waits for the vCPUs of the PAUSE_VCPU commands whose replies
+ * are held, then sends the replies (introspection thread, without
+ * rx_lock: a vCPU that read the stream may need it to get out). */
+int ks_pause_flush(struct kvmi_server *srv);
 
 /* server.c */
 void ks_log(struct kvmi_server *srv, enum kvmi_srv_log_level lvl, const char *fmt, ...)

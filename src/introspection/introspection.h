@@ -105,6 +105,14 @@ struct kvmi_backend_ops {
 	 * return only once it is out of guest mode. The server counts the
 	 * requests; the vCPU sends the events through kvmi_vcpu_handle_pauses(). */
 	int (*pause_vcpu)(struct kvmi_backend *b, unsigned vcpu, bool wait);
+	/* Optional: with it, pause_vcpu with wait only starts the wait (the
+	 * kick, an acknowledgement armed) and returns, and pause_wait waits
+	 * for every vCPU started so (within the backend's own time-out).
+	 * The server answers those commands only after it, and calls it
+	 * before any other message and before it waits for more bytes: the
+	 * vCPUs of a pipelined pause-all leave guest mode together instead
+	 * of one after another. */
+	void (*pause_wait)(struct kvmi_backend *b);
 	/* CONTROL_VM_EVENTS, after validation and policy (CREATE_VCPU, UNHOOK,
 	 * CMD_ERROR). The server keeps the enable bits itself. May be NULL. */
 	int (*control_vm_events)(struct kvmi_backend *b, unsigned id, bool enable);

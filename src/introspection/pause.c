@@ -4,7 +4,10 @@
  * (so "pause the VM" is N commands, complete when the last reply is out):
  * it counts a request and asks the backend to kick the vCPU. The vCPU
  * thread later sends one PAUSE_VCPU event per request through
- * kvmi_vcpu_handle_pauses(), after its other work.
+ * kvmi_vcpu_handle_pauses(), after its other work.  With wait and a
+ * backend that can start a wait (ops->pause_wait), the replies are held
+ * until ks_pause_flush(): every vCPU of a pipelined pause-all is kicked
+ * before the first one is waited for.
  */
 #include "commands.h"
 
@@ -34,8 +37,15 @@ int ks_h_pause_vcpu(struct kvmi_cmd *cmd)
 	const struct kvmi_pause_vcpu *req = cmd->req;
 	struct kvmi_server *srv = cmd->srv;
 	struct kvmi_vcpu_state *v = &srv->vcpus[cmd->vcpu];
+	/* without wait too while others are held: the replies keep their order */
+	bool hold_reply = srv->ops->pause_wait && (req->wait || srv->nr_pause_replies);
 	int err = 0;
 
+	if (hold_reply && srv->nr_pause_replies == KS_PAUSE_BATCH) {
+		err = ks_pause_flush(srv);
+		if (err)
+			return err;
+	}
 	kvmi_mutex_lock(&srv->lock);
 	if (v->pauses >= KVMI_MAX_PAUSE_REQUESTS)
 		err = -KVM_EBUSY;
@@ -53,7 +63,28 @@ int ks_h_pause_vcpu(struct kvmi_cmd *cmd)
 		kvmi_mutex_unlock(&srv->lock);
 		return err;
 	}
+	if (hold_reply) {
+		srv->pause_replies[srv->nr_pause_replies++] = cmd->rctx;
+		return 0;
+	}
 	return ks_reply(srv, &cmd->rctx, 0, NULL, 0);
+}
+
+int ks_pause_flush(struct kvmi_server *srv)
+{
+	int err = 0;
+
+	if (!srv->nr_pause_replies)
+		return 0;
+	srv->ops->pause_wait(srv->b);
+	for (unsigned i = 0; i < srv->nr_pause_replies; i++) {
+		int e = ks_reply(srv, &srv->pause_replies[i], 0, NULL, 0);
+
+		if (!err)
+			err = e;
+	}
+	srv->nr_pause_replies = 0;
+	return err;
 }
 
 unsigned kvmi_vcpu_pending_pauses(struct kvmi_server *srv, unsigned vcpu)

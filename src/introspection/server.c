@@ -270,6 +270,15 @@ static void session_end(struct kvmi_server *srv)
 	pthread_cond_broadcast(&srv->cond);
 	kvmi_mutex_unlock(&srv->lock);
 }
+/* rx_lock held: is the next message, already read whole, a PAUSE_VCPU? */
+static bool next_is_pause(struct kvmi_server *srv)
+{
+	struct kvmi_msg_hdr next;
+	const uint8_t *payload;
+
+	return ks_rx_head(srv, &next, &payload) && next.id == KVMI_PAUSE_VCPU;
+}
+
 int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 {
 	bool corked = false;     /* this thread's replies are being gathered */
@@ -285,7 +294,7 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 	kvmi_mutex_unlock(&srv->lock);
 	for (;;) {
 		struct kvmi_msg_hdr hdr;
-		bool more = false;
+		bool more = false, flush;
 		int err;
 
 		err = ks_next_message(srv, rfd, &hdr, &more);
@@ -300,7 +309,15 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 			corked = true;
 		}
 		err = ks_dispatch(srv, &hdr, srv->rbuf);
+		/* held PAUSE_VCPU replies wait for nothing but more PAUSE_VCPU */
+		flush = srv->nr_pause_replies && !next_is_pause(srv);
 		kvmi_mutex_unlock(&srv->rx_lock);
+		if (flush) {
+			int ferr = ks_pause_flush(srv);
+
+			if (!err)
+				err = ferr;
+		}
 		if (!more && corked) {
 			ks_set_cork(srv, false);
 			corked = false;
@@ -320,6 +337,7 @@ int kvmi_server_serve(struct kvmi_server *srv, int rfd, int wfd)
 		if (err)
 			break;
 	}
+	ks_pause_flush(srv);
 	ks_set_cork(srv, false);
 	session_end(srv);
 	return ret;

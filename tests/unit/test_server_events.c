@@ -339,6 +339,13 @@ static void test_threaded(void)
 	fake_destroy(&fake);
 }
 
+/* One PAUSE_VCPU message. */
+struct pause_req {
+	struct kvmi_msg_hdr h;
+	struct kvmi_vcpu_hdr v;
+	struct kvmi_pause_vcpu p;
+};
+
 static void test_pauses(void)
 {
 	struct kvmi_backend fake;
@@ -348,18 +355,13 @@ static void test_pauses(void)
 	struct kvmi_fake_batch {
 		struct kvmi_msg_hdr h1;
 		struct kvmi_control_cmd_response off;
-		struct kvmi_msg_hdr h2;
-		struct kvmi_vcpu_hdr v2;
-		struct kvmi_pause_vcpu p2;
-		struct kvmi_msg_hdr h3;
-		struct kvmi_vcpu_hdr v3;
-		struct kvmi_pause_vcpu p3;
+		struct pause_req p2, p3;
 		struct kvmi_msg_hdr h4;
 		struct kvmi_control_cmd_response on;
 	} b = {
 		{ KVMI_CONTROL_CMD_RESPONSE, 8, 2 }, { 0, 1, 0, 0, 0 },
-		{ KVMI_PAUSE_VCPU, 16, 3 }, { 1, 0, 0 }, { 1, 0, 0, 0 },
-		{ KVMI_PAUSE_VCPU, 16, 4 }, { 1, 0, 0 }, { 1, 0, 0, 0 },
+		{ { KVMI_PAUSE_VCPU, 16, 3 }, { 1, 0, 0 }, { 1, 0, 0, 0 } },
+		{ { KVMI_PAUSE_VCPU, 16, 4 }, { 1, 0, 0 }, { 1, 0, 0, 0 } },
 		{ KVMI_CONTROL_CMD_RESPONSE, 8, 5 }, { 1, 1, 0, 0, 0 },
 	};
 	static uint8_t payload[65536];
@@ -402,6 +404,41 @@ static void test_pauses(void)
 	shutdown(h.tool, SHUT_RDWR);
 	h_join(&h);
 	tap_ok(kvmi_vcpu_pending_pauses(h.srv, 2) == 0, "disconnect drops pending pauses");
+	h_stop(&h);
+	fake_destroy(&fake);
+}
+
+/* A pipelined pause-all: every vCPU is kicked before the one wait, the
+ * replies follow it in order, and a command behind the pauses runs after
+ * it. */
+static void test_pause_batch(void)
+{
+	struct kvmi_backend fake;
+	struct harness h;
+	const struct pause_req b[] = {
+		{ { KVMI_PAUSE_VCPU, 16, 10 }, { 0, 0, 0 }, { 1, 0, 0, 0 } },
+		{ { KVMI_PAUSE_VCPU, 16, 11 }, { 1, 0, 0 }, { 1, 0, 0, 0 } },
+		{ { KVMI_PAUSE_VCPU, 16, 12 }, { 2, 0, 0 }, { 0, 0, 0, 0 } },
+	};
+	static uint8_t payload[65536];
+	struct kvmi_msg_hdr r1, r2, r3;
+	char order[FAKE_MAX_CALLS + 1];
+	unsigned n = 0;
+
+	fake_init(&fake);
+	h_start(&h, &fake, NULL);
+	h_send(&h, &b, sizeof(b));
+	tap_ok(h_recv(&h, &r1, payload) == 0 && h_recv(&h, &r2, payload) == 0 && h_recv(&h, &r3, payload) == 0,
+	       "pause-all batch: three replies");
+	tap_ok(r1.seq == 10 && r2.seq == 11 && r3.seq == 12, "replies in request order (%u %u %u)", r1.seq,
+	       r2.seq, r3.seq);
+	for (unsigned i = 0; i < fake.ncalls; i++)
+		if (fake.calls[i].op == FOP_PAUSE || fake.calls[i].op == FOP_PAUSE_WAIT)
+			order[n++] = fake.calls[i].op == FOP_PAUSE ? (char)('0' + fake.calls[i].vcpu) : 'w';
+	order[n] = 0;
+	tap_ok(!strcmp(order, "012w"), "every vCPU kicked before the one wait (%s)", order);
+	shutdown(h.tool, SHUT_RDWR);
+	h_join(&h);
 	h_stop(&h);
 	fake_destroy(&fake);
 }
@@ -737,6 +774,7 @@ int main(void)
 	test_disconnect_mid_event();
 	test_threaded();
 	test_pauses();
+	test_pause_batch();
 	test_reply_and_command_in_one_write();
 	test_late_reply_sleeps();
 	test_unhook_and_vm_events();

@@ -200,6 +200,13 @@ static void f_session_end(struct kvmi_backend *b)
 static int f_pause_vcpu(struct kvmi_backend *b, unsigned vcpu, bool wait)
 { SIMPLE(pause, FOP_PAUSE, vcpu, wait, 0, 0, 0); }
 
+static void f_pause_wait(struct kvmi_backend *b)
+{
+	pthread_mutex_lock(&b->lock);
+	record(b, FOP_PAUSE_WAIT, 0, 0, 0, 0, 0);
+	pthread_mutex_unlock(&b->lock);
+}
+
 static int f_control_vm_events(struct kvmi_backend *b, unsigned id, bool enable)
 { SIMPLE(cve, FOP_CONTROL_VM_EVENTS, 0, id, enable, 0, 0); }
 
@@ -546,6 +553,7 @@ void fake_init(struct kvmi_backend *f)
 		.session_start = f_session_start,
 		.session_end = f_session_end,
 		.pause_vcpu = f_pause_vcpu,
+		.pause_wait = f_pause_wait,
 		.control_vm_events = f_control_vm_events,
 		.read_physical = f_read_physical,
 		.write_physical = f_write_physical,
