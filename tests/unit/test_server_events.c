@@ -432,13 +432,15 @@ static void test_pause_batch(void)
 	       "pause-all batch: three replies");
 	tap_ok(r1.seq == 10 && r2.seq == 11 && r3.seq == 12, "replies in request order (%u %u %u)", r1.seq,
 	       r2.seq, r3.seq);
+	/* the calls are read once the server thread has ended (it records
+	 * the session's end too) */
+	shutdown(h.tool, SHUT_RDWR);
+	h_join(&h);
 	for (unsigned i = 0; i < fake.ncalls; i++)
 		if (fake.calls[i].op == FOP_PAUSE || fake.calls[i].op == FOP_PAUSE_WAIT)
 			order[n++] = fake.calls[i].op == FOP_PAUSE ? (char)('0' + fake.calls[i].vcpu) : 'w';
 	order[n] = 0;
 	tap_ok(!strcmp(order, "012w"), "every vCPU kicked before the one wait (%s)", order);
-	shutdown(h.tool, SHUT_RDWR);
-	h_join(&h);
 	h_stop(&h);
 	fake_destroy(&fake);
 }
